@@ -1,0 +1,2 @@
+//! cairn
+fn main() {}
