@@ -46,7 +46,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NoReturn
 
 # --------------------------------------------------------------------------------------------
 # The `.wandb` container: a 7-byte file header, then the LevelDB log format.
@@ -69,6 +69,7 @@ class LogContents:
 
     records: list[bytes] = field(default_factory=list)
     chunks: int = 0
+    chunk_types: collections.Counter = field(default_factory=collections.Counter)  # by type name
     zero_length_chunks: list[tuple[int, str]] = field(default_factory=list)  # (offset, type)
     multi_chunk_records: int = 0  # records split over several chunks, i.e. across blocks
     largest_record: int = 0
@@ -131,6 +132,7 @@ def read_log(path: Path) -> LogContents:
             )
 
         out.chunks += 1
+        out.chunk_types[CHUNK_TYPE_NAMES[kind]] += 1
         if length == 0:
             out.zero_length_chunks.append((pos, CHUNK_TYPE_NAMES[kind]))
         if kind in (FULL, FIRST) and pending is not None:
@@ -411,6 +413,48 @@ run.finish()
 }
 
 
+def _kinds(logs: list[DecodedLog]) -> collections.Counter:
+    return collections.Counter(kind for log in logs for kind in log.kinds)
+
+
+def _exit_codes(logs: list[DecodedLog]) -> set[int]:
+    return {r["exit"].get("exit_code", 0) for log in logs for r in log.records if "exit" in r}
+
+
+def coverage_problems(scenario: str, logs: list[DecodedLog]) -> list[str]:
+    """What a scenario was meant to put in its logs but did not.
+
+    Guards against a change in the SDK's behaviour quietly turning a scenario into a weaker
+    test (say, big values that no longer make records larger than a block).
+    """
+    kinds = _kinds(logs)
+    problems = []
+    if scenario == "large":
+        if not any(log.contents.chunk_types["MIDDLE"] for log in logs):
+            problems.append("no record spans three or more chunks (no MIDDLE chunk)")
+        history_sizes = [len(p) for log in logs for p, k in zip(log.contents.records, log.kinds) if k == "history"]
+        if max(history_sizes, default=0) <= 2 * BLOCK_SIZE:
+            problems.append("no history record larger than two blocks")
+        if kinds["history"] < 20_000:
+            problems.append(f"only {kinds['history']} history records (want 20,000)")
+    elif scenario == "stats":
+        if kinds["stats"] < 2:
+            problems.append(f"only {kinds['stats']} stats records (want 2 or more)")
+        if not kinds["output_raw"]:
+            problems.append("no console output records")
+    elif scenario == "types":
+        problems += [f"no {kind} record" for kind in ("metric", "alert", "config", "artifact", "files") if not kinds[kind]]
+    elif scenario == "artifact":
+        if kinds["artifact"] < 2:
+            problems.append(f"only {kinds['artifact']} artifact records (want 2)")
+    elif scenario == "tags":
+        if len(logs) != 2:
+            problems.append(f"{len(logs)} logs (want 2: a run and its resume-like successor)")
+        if 3 not in _exit_codes(logs):
+            problems.append("no exit record with exit_code 3")
+    return problems
+
+
 def scenario_env(workdir: Path, scenario_dir: Path) -> dict[str, str]:
     """Environment for one scenario: offline, quiet, everything W&B writes kept in workdir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
@@ -459,7 +503,8 @@ def generate(workdir: Path, names: Iterable[str], timeout: float = 300.0) -> dic
                 timeout=timeout,
             )
         except subprocess.TimeoutExpired as exc:
-            fail(f"scenario {name!r} did not finish within {timeout:.0f} s\n{exc.stderr or ''}")
+            stderr = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+            fail(f"scenario {name!r} did not finish within {timeout:.0f} s; its stderr:\n{stderr}")
         elapsed = time.monotonic() - started
         if proc.returncode != 0:
             fail(f"scenario {name!r} exited with {proc.returncode}; its stderr:\n{proc.stderr}")
@@ -471,7 +516,8 @@ def generate(workdir: Path, names: Iterable[str], timeout: float = 300.0) -> dic
     return produced
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
+    """Stop the whole script: something other than a cairn mismatch went wrong."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
 
@@ -499,12 +545,13 @@ def self_check(root: Path) -> None:
     for log in logs:
         decoded = decode_log(log)
         expected = load_jsonl(expectation_for(log).read_text(encoding="utf-8"), str(expectation_for(log)))
-        # Strict: same number of records and identical parsed values (dict equality is exact,
-        # and these values come from the same JSON mapping, so no number leniency is needed).
-        bad = [i for i, (e, a) in enumerate(zip(expected, decoded.records)) if e != a]
-        if bad or len(expected) != len(decoded.records):
-            where = f"first differing record {bad[0]}" if bad else f"{len(decoded.records)} records vs {len(expected)}"
-            fail(f"reader self-check failed on {log}: {where}")
+        # Same number of records and the same parsed values, by the rules used for cairn.
+        for index, (e, a) in enumerate(zip(expected, decoded.records)):
+            diff = first_difference(e, a)
+            if diff:
+                fail(f"reader self-check failed on {log}, record {index}: {diff.replace('cairn', 'our reader')}")
+        if len(expected) != len(decoded.records):
+            fail(f"reader self-check failed on {log}: our reader finds {len(decoded.records)} records, expected {len(expected)}")
         torn = f", torn tail ignored: {decoded.contents.torn_tail}" if decoded.contents.torn_tail else ""
         print(f"self-check ok  {log.relative_to(root)}  ({len(expected)} records{torn})")
 
@@ -549,7 +596,9 @@ def describe_framing(decoded: DecodedLog) -> str:
     parts = [
         f"{size} bytes",
         f"{-(-size // BLOCK_SIZE)} block(s)",
-        f"{len(c.records)} records in {c.chunks} chunks",
+        f"{len(c.records)} records in {c.chunks} chunks ("
+        + " ".join(f"{name} {c.chunk_types[name]}" for name in CHUNK_TYPE_NAMES.values() if c.chunk_types[name])
+        + ")",
         f"{c.multi_chunk_records} spanning blocks",
         f"largest {c.largest_record} B",
     ]
@@ -564,38 +613,50 @@ def describe_framing(decoded: DecodedLog) -> str:
 
 def print_kind_counts(title: str, kinds: collections.Counter) -> None:
     listing = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
-    print(f"  {title}: {sum(kinds.values())} records: {listing}")
+    print(f"== {title}: {sum(kinds.values())} records: {listing}")
 
 
 def run_comparisons(cairn: str, groups: dict[str, list[Path]], expectations: str, root: Path) -> tuple[int, int]:
     """Compare cairn with the expectation for every log; print coverage; return (passed, failed).
 
-    expectations is "reader" (our own decoder, for fresh logs, which must be clean) or
-    "jsonl" (the `.records.jsonl` beside each fixture log, torn tails allowed).
+    expectations is "reader" (our own decoder, for fresh logs, which must be clean and must
+    cover what their scenario is for) or "jsonl" (the `.records.jsonl` beside each fixture
+    log; torn tails allowed).
     """
     passed = failed = 0
     all_kinds: collections.Counter = collections.Counter()
     for group, logs in groups.items():
-        group_kinds: collections.Counter = collections.Counter()
+        decoded_logs: list[DecodedLog] = []
         for log in logs:
-            label = str(log.relative_to(root))
             try:
-                decoded = decode_log(log)
+                decoded_logs.append(decode_log(log))
             except LogFormatError as exc:
-                print(f"FAIL {label}: our reader rejects it: {exc}")
+                print(f"FAIL {log.relative_to(root)}: our reader rejects it: {exc}")
                 failed += 1
+        group_kinds = _kinds(decoded_logs)
+        print_kind_counts(group, group_kinds)
+        all_kinds.update(group_kinds)
+        if expectations == "reader":
+            problems = coverage_problems(group, decoded_logs)
+            if problems:
+                # The logs do not exercise what the scenario is for: they prove nothing.
+                print(f"FAIL scenario {group} lacks coverage: " + "; ".join(problems))
+                failed += len(decoded_logs)
                 continue
-            group_kinds.update(decoded.kinds)
+
+        for decoded in decoded_logs:
+            label = str(decoded.path.relative_to(root))
             print(f"{label}: {describe_framing(decoded)}")
             if expectations == "jsonl":
-                expected = load_jsonl(expectation_for(log).read_text(encoding="utf-8"), str(expectation_for(log)))
+                jsonl = expectation_for(decoded.path)
+                expected = load_jsonl(jsonl.read_text(encoding="utf-8"), str(jsonl))
             else:
                 expected = decoded.records
                 if decoded.contents.torn_tail:
                     print(f"FAIL {label}: a fresh log must be clean, but it has a torn tail")
                     failed += 1
                     continue
-            actual, note = cairn_dump(cairn, log, allow_failure=bool(decoded.contents.torn_tail))
+            actual, note = cairn_dump(cairn, decoded.path, allow_failure=bool(decoded.contents.torn_tail))
             if actual is None:
                 print(f"FAIL {label}: {note}")
                 failed += 1
@@ -605,8 +666,6 @@ def run_comparisons(cairn: str, groups: dict[str, list[Path]], expectations: str
             else:
                 print(f"FAIL {label}")
                 failed += 1
-        print_kind_counts(f"{group}", group_kinds)
-        all_kinds.update(group_kinds)
     print_kind_counts("all logs", all_kinds)
     return passed, failed
 

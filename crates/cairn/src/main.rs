@@ -1,2 +1,43 @@
-//! cairn
-fn main() {}
+//! `cairn`: the one binary of the cairn experiment tracker.
+//!
+//! Parses the command line, runs one command, and maps its outcome to an exit status:
+//! 0 for success, 2 for bad input (a missing, foreign or damaged file), 1 for anything
+//! else. Commands print results on stdout and problems on stderr, one line each.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+
+/// An open experiment tracker that speaks Weights & Biases' protocols.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the records of a `.wandb` transaction log as JSON lines.
+    Dump(commands::dump::DumpArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Dump(args) => commands::dump::run(&args),
+    };
+    match outcome {
+        Ok(status) => status.into(),
+        Err(err) => {
+            // One line: the error and its causes, outermost first.
+            #[allow(clippy::print_stderr, reason = "the binary reports its own errors")]
+            {
+                eprintln!("cairn: {err:#}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
