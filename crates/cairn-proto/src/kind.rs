@@ -55,7 +55,9 @@ mod tests {
             .find(|o| o.name() == "record_type")
             .unwrap();
         for field in oneof.fields() {
-            let mut msg = prost_reflect::DynamicMessage::new(json::descriptor("wandb_internal.Record").unwrap());
+            let mut msg = prost_reflect::DynamicMessage::new(
+                json::descriptor("wandb_internal.Record").unwrap(),
+            );
             msg.set_field(&field, field.default_value());
             let record: Record = msg.transcode_to().unwrap();
             assert_eq!(record.kind(), field.name());

@@ -21,8 +21,6 @@
 pub mod json;
 mod kind;
 
-
-
 /// Generated message types (package `wandb_internal`).
 #[allow(
     missing_docs,

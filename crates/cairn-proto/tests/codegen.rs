@@ -53,5 +53,9 @@ fn generated_code_is_up_to_date() {
     let checked_in = std::fs::read_to_string(&code_path).unwrap_or_default();
     assert!(checked_in == fresh_code, "{} {stale}", code_path.display());
     let checked_in = std::fs::read(&descriptor_path).unwrap_or_default();
-    assert!(checked_in == descriptor, "{} {stale}", descriptor_path.display());
+    assert!(
+        checked_in == descriptor,
+        "{} {stale}",
+        descriptor_path.display()
+    );
 }

@@ -75,7 +75,10 @@ mod tests {
     #[test]
     fn header_magic_is_low_bits_of_crc_of_the_name() {
         let crc = crc32fast::hash(b"Weights & Biases");
-        assert_eq!((crc & 0xFFFF) as u16, u16::from_le_bytes([FILE_HEADER[4], FILE_HEADER[5]]));
+        assert_eq!(
+            (crc & 0xFFFF) as u16,
+            u16::from_le_bytes([FILE_HEADER[4], FILE_HEADER[5]])
+        );
     }
 
     #[test]

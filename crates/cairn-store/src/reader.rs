@@ -161,23 +161,31 @@ impl fmt::Display for Damage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let at = self.offset;
         match self.kind {
-            DamageKind::TornTail => write!(f, "torn tail at byte {at}: the log ends inside a record")?,
+            DamageKind::TornTail => {
+                write!(f, "torn tail at byte {at}: the log ends inside a record")?
+            }
             DamageKind::Checksum => write!(f, "checksum mismatch in chunk at byte {at}")?,
-            DamageKind::Overrun { len } => {
-                write!(f, "chunk at byte {at} claims {len} bytes, past the end of its block")?
+            DamageKind::Overrun { len } => write!(
+                f,
+                "chunk at byte {at} claims {len} bytes, past the end of its block"
+            )?,
+            DamageKind::BadType { byte } => {
+                write!(f, "chunk at byte {at} has unknown type {byte}")?
             }
-            DamageKind::BadType { byte } => write!(f, "chunk at byte {at} has unknown type {byte}")?,
             DamageKind::Zeroed => write!(f, "zeroed chunk header at byte {at}")?,
-            DamageKind::Orphan => {
-                write!(f, "chunk at byte {at} continues a record that never started")?
-            }
-            DamageKind::Unfinished => {
-                write!(f, "record at byte {at} is unfinished: a new record starts before its end")?
-            }
+            DamageKind::Orphan => write!(
+                f,
+                "chunk at byte {at} continues a record that never started"
+            )?,
+            DamageKind::Unfinished => write!(
+                f,
+                "record at byte {at} is unfinished: a new record starts before its end"
+            )?,
             DamageKind::Header => write!(f, "damaged file header")?,
-            DamageKind::Version { version } => {
-                write!(f, "unknown store version {version} in the header (read as version 0)")?
-            }
+            DamageKind::Version { version } => write!(
+                f,
+                "unknown store version {version} in the header (read as version 0)"
+            )?,
         }
         if let Some(resumed) = self.resumed_at {
             write!(f, "; resumed at byte {resumed}")?;
@@ -287,7 +295,9 @@ impl<R: Read> LogReader<R> {
         match differing {
             0 => {}
             1 => self.header_damage.push(Damage {
-                offset: (0..magic).find(|&i| found[i] != FILE_HEADER[i]).unwrap_or(0) as u64,
+                offset: (0..magic)
+                    .find(|&i| found[i] != FILE_HEADER[i])
+                    .unwrap_or(0) as u64,
                 kind: DamageKind::Header,
                 resumed_at: Some(FILE_HEADER_LEN as u64),
             }),
@@ -349,7 +359,10 @@ impl<R: Read> LogReader<R> {
     }
 
     /// The next record, or the next problem, in file order; `None` at the end.
-    #[allow(clippy::should_implement_trait, reason = "a lending iterator: items borrow the reader")]
+    #[allow(
+        clippy::should_implement_trait,
+        reason = "a lending iterator: items borrow the reader"
+    )]
     pub fn next(&mut self) -> Option<Result<RecordRef<'_>, ReadError>> {
         if !self.header_damage.is_empty() {
             let damage = self.header_damage.remove(0);
@@ -538,11 +551,14 @@ impl<R: Read> Iterator for Records<R> {
     fn next(&mut self) -> Option<Self::Item> {
         let path = self.inner.path.clone();
         Some(match self.inner.next()? {
-            Ok(rec) => rec.decode().map(|r| (rec.offset, r)).map_err(|source| ReadError::Decode {
-                path,
-                offset: rec.offset,
-                source,
-            }),
+            Ok(rec) => rec
+                .decode()
+                .map(|r| (rec.offset, r))
+                .map_err(|source| ReadError::Decode {
+                    path,
+                    offset: rec.offset,
+                    source,
+                }),
             Err(e) => Err(e),
         })
     }

@@ -32,9 +32,7 @@ use std::time::{Duration, Instant};
 use cairn_proto::Record;
 use prost::Message;
 
-use crate::format::{
-    BLOCK_SIZE, CHUNK_HEADER_LEN, ChunkType, FILE_HEADER, block_left, chunk_crc,
-};
+use crate::format::{BLOCK_SIZE, CHUNK_HEADER_LEN, ChunkType, FILE_HEADER, block_left, chunk_crc};
 
 /// Pushed bytes beyond this are handed to the OS without waiting for `commit`, which
 /// bounds the writer's memory whatever the batch size.

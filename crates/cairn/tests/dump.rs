@@ -15,7 +15,12 @@ fn fixture(name: &str) -> PathBuf {
         .join("../../testdata/wandb-0.31")
         .join(name)
         .join("wandb");
-    let run = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    let run = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::read_dir(&run)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -37,10 +42,16 @@ fn expected(log: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn dump_equals_records_jsonl_for_every_fixture() {
-    for name in ["basic", "rich", "artifact", "media", "failed", "unicode", "stats", "multi"] {
+    for name in [
+        "basic", "rich", "artifact", "media", "failed", "unicode", "stats", "multi",
+    ] {
         let log = fixture(name);
         let out = cairn(&["dump", log.to_str().unwrap()]);
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.stderr.is_empty(), "{name}");
         assert_eq!(json_lines(&out.stdout), expected(&log), "{name}");
     }
@@ -88,8 +99,16 @@ fn damaged_log_prints_what_survives_and_names_the_offset() {
     assert_eq!(out.status.code(), Some(2));
     let got = json_lines(&out.stdout);
     let all = expected(&log);
-    assert!(!got.is_empty() && got.len() < all.len(), "{} of {}", got.len(), all.len());
-    assert!(all.ends_with(&got[got.len() - 1..]), "the last record is recovered");
+    assert!(
+        !got.is_empty() && got.len() < all.len(),
+        "{} of {}",
+        got.len(),
+        all.len()
+    );
+    assert!(
+        all.ends_with(&got[got.len() - 1..]),
+        "the last record is recovered"
+    );
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("run-damaged.wandb"), "{stderr}");
     assert!(stderr.contains("resumed at byte 32768"), "{stderr}");

@@ -10,7 +10,11 @@ fn check<M: prost::Message + prost::Name + Default + PartialEq>(msg: M, expect: 
     let value = to_value(&msg).unwrap();
     assert_eq!(value, expect, "to_value of {}", M::full_name());
     let back: M = from_str(&to_string(&msg).unwrap()).unwrap();
-    assert!(back == msg, "{} did not survive a JSON round trip", M::full_name());
+    assert!(
+        back == msg,
+        "{} did not survive a JSON round trip",
+        M::full_name()
+    );
 }
 
 #[test]

@@ -109,11 +109,18 @@ fn a_bad_checksum_costs_the_block_and_reading_resumes() {
     // Records entirely outside block 1 survive.
     let survivors: Vec<_> = records.iter().map(|(_, p)| p.clone()).collect();
     let per_block = BLOCK_SIZE / 207;
-    assert!(survivors.len() >= payloads.len() - per_block - 2, "{}", survivors.len());
+    assert!(
+        survivors.len() >= payloads.len() - per_block - 2,
+        "{}",
+        survivors.len()
+    );
     // In order, each one of the originals, and all of those past the damaged block.
     let mut originals = payloads.iter();
     for s in &survivors {
-        assert!(originals.any(|p| p == s), "a survivor that was never written");
+        assert!(
+            originals.any(|p| p == s),
+            "a survivor that was never written"
+        );
     }
     assert_eq!(survivors.last(), payloads.last());
 }
@@ -125,7 +132,13 @@ fn zeroed_space_is_reported_once_per_block() {
     bytes.resize(3 * BLOCK_SIZE, 0); // preallocated tail
     let (records, damage) = read(&bytes);
     assert_eq!(records.len(), 10);
-    assert_eq!(damage.iter().filter(|d| d.kind == DamageKind::Zeroed).count(), 3);
+    assert_eq!(
+        damage
+            .iter()
+            .filter(|d| d.kind == DamageKind::Zeroed)
+            .count(),
+        3
+    );
 }
 
 #[test]
@@ -147,9 +160,18 @@ fn header_damage() {
     let mut two = bytes.clone();
     two[0] = b'x';
     two[1] = b'y';
-    assert!(matches!(LogReader::new(&two[..]), Err(OpenError::NotALog { .. })));
-    assert!(matches!(LogReader::new(&b""[..]), Err(OpenError::NotALog { .. })));
-    assert!(matches!(LogReader::new(&b"PK\x03\x04 zip"[..]), Err(OpenError::NotALog { .. })));
+    assert!(matches!(
+        LogReader::new(&two[..]),
+        Err(OpenError::NotALog { .. })
+    ));
+    assert!(matches!(
+        LogReader::new(&b""[..]),
+        Err(OpenError::NotALog { .. })
+    ));
+    assert!(matches!(
+        LogReader::new(&b"PK\x03\x04 zip"[..]),
+        Err(OpenError::NotALog { .. })
+    ));
     // A log cut inside its header is torn, not foreign.
     let (records, damage) = read(&bytes[..4]);
     assert!(records.is_empty());
@@ -161,7 +183,13 @@ fn orphans_and_unfinished_records() {
     // A LAST chunk with no record in progress, then a FIRST that never finishes before a
     // FULL: both reported, the FULL records around them kept.
     let mut bytes = FILE_HEADER.to_vec();
-    for (ty, payload) in [(1u8, &b"a"[..]), (4, b"orphan"), (1, b"b"), (2, b"unf"), (1, b"c")] {
+    for (ty, payload) in [
+        (1u8, &b"a"[..]),
+        (4, b"orphan"),
+        (1, b"b"),
+        (2, b"unf"),
+        (1, b"c"),
+    ] {
         bytes.extend_from_slice(&chunk_crc(ty, payload).to_le_bytes());
         bytes.extend_from_slice(&(payload.len() as u16).to_le_bytes());
         bytes.push(ty);
@@ -182,7 +210,9 @@ fn orphans_and_unfinished_records() {
 fn damage_messages_name_the_file_and_offset() {
     let mut bytes = build(&[vec![1; 10], vec![2; 10]]);
     bytes[33] ^= 1; // payload of the second record, whose chunk starts at 24
-    let mut reader = LogReader::new(&bytes[..]).unwrap().with_path("runs/run-x.wandb");
+    let mut reader = LogReader::new(&bytes[..])
+        .unwrap()
+        .with_path("runs/run-x.wandb");
     let mut messages = Vec::new();
     while let Some(item) = reader.next() {
         if let Err(e) = item {

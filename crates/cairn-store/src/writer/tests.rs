@@ -48,7 +48,10 @@ fn chunks(bytes: &[u8]) -> Vec<(usize, usize, u8)> {
     while at < bytes.len() {
         let left = BLOCK_SIZE - at % BLOCK_SIZE;
         if left < CHUNK_HEADER_LEN {
-            assert!(bytes[at..at + left].iter().all(|b| *b == 0), "padding at {at} is zero");
+            assert!(
+                bytes[at..at + left].iter().all(|b| *b == 0),
+                "padding at {at} is zero"
+            );
             at += left;
             continue;
         }
@@ -56,7 +59,11 @@ fn chunks(bytes: &[u8]) -> Vec<(usize, usize, u8)> {
         let ty = bytes[at + 6];
         let crc = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
         let payload = &bytes[at + 7..at + 7 + len];
-        assert_eq!(crc, crate::format::chunk_crc(ty, payload), "crc of chunk at {at}");
+        assert_eq!(
+            crc,
+            crate::format::chunk_crc(ty, payload),
+            "crc of chunk at {at}"
+        );
         out.push((at, len, ty));
         at += CHUNK_HEADER_LEN + len;
     }
@@ -74,7 +81,7 @@ fn write_all(payloads: &[Vec<u8>]) -> Vec<u8> {
 #[test]
 fn worked_example_of_a_small_record() {
     let payload: Vec<u8> = (0..10).collect();
-    let bytes = write_all(&[payload.clone()]);
+    let bytes = write_all(std::slice::from_ref(&payload));
     assert_eq!(bytes.len(), 24);
     assert_eq!(&bytes[..7], b":W&B\xe1\xbe\x00");
     assert_eq!(&bytes[8 + 3..14], &[10, 0, 1]);
@@ -87,7 +94,10 @@ fn a_record_larger_than_a_block_is_split() {
     // A 40000-byte record after a 10-byte one starts at offset 24: FIRST of 32737 bytes,
     // then LAST of 7263 at the block boundary.
     let bytes = write_all(&[vec![1; 10], vec![2; 40_000]]);
-    assert_eq!(chunks(&bytes), vec![(7, 10, 1), (24, 32_737, 2), (32_768, 7263, 4)]);
+    assert_eq!(
+        chunks(&bytes),
+        vec![(7, 10, 1), (24, 32_737, 2), (32_768, 7263, 4)]
+    );
     assert_eq!(bytes.len(), 32_768 + 7 + 7263);
 }
 
@@ -96,7 +106,11 @@ fn a_record_spanning_three_blocks_has_a_middle() {
     let bytes = write_all(&[vec![3; 70_000]]);
     assert_eq!(
         chunks(&bytes),
-        vec![(7, 32_754, 2), (32_768, 32_761, 3), (65_536, 70_000 - 32_754 - 32_761, 4)]
+        vec![
+            (7, 32_754, 2),
+            (32_768, 32_761, 3),
+            (65_536, 70_000 - 32_754 - 32_761, 4)
+        ]
     );
 }
 
@@ -116,7 +130,11 @@ fn fewer_than_seven_bytes_left_are_zero_padding() {
     for left in 1..7 {
         let n = BLOCK_SIZE - 7 - 7 - left;
         let bytes = write_all(&[vec![6; n], vec![7; 5]]);
-        assert_eq!(chunks(&bytes), vec![(7, n, 1), (BLOCK_SIZE, 5, 1)], "left={left}");
+        assert_eq!(
+            chunks(&bytes),
+            vec![(7, n, 1), (BLOCK_SIZE, 5, 1)],
+            "left={left}"
+        );
     }
 }
 
@@ -167,9 +185,11 @@ fn sync_policies() {
     assert_eq!(writer.sink().syncs, 0);
     assert_eq!(writer.finish().unwrap().syncs, 0);
 
-    let mut writer =
-        LogWriter::new(TestSink::default(), SyncPolicy::Interval(Duration::from_secs(3600)))
-            .unwrap();
+    let mut writer = LogWriter::new(
+        TestSink::default(),
+        SyncPolicy::Interval(Duration::from_secs(3600)),
+    )
+    .unwrap();
     writer.append(&[1]).unwrap();
     assert_eq!(writer.sink().syncs, 0, "interval not yet due");
     assert_eq!(writer.finish().unwrap().syncs, 1, "finish syncs");
@@ -197,7 +217,10 @@ fn a_failed_write_poisons_the_writer() {
 fn create_refuses_an_existing_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run-a.wandb");
-    LogWriter::create(&path, SyncPolicy::Never).unwrap().finish().unwrap();
+    LogWriter::create(&path, SyncPolicy::Never)
+        .unwrap()
+        .finish()
+        .unwrap();
     let err = LogWriter::create(&path, SyncPolicy::Never).unwrap_err();
     assert!(err.to_string().contains("run-a.wandb"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), FILE_HEADER);

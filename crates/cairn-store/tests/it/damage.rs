@@ -22,13 +22,19 @@ fn is_clean_cut(records: &[Read], cut: u64) -> bool {
 fn check_cut(original: &[u8], records: &[Read], cut: usize, name: &str) {
     let bytes = &original[..cut];
     if cut == 0 {
-        assert!(matches!(LogReader::new(bytes), Err(OpenError::NotALog { .. })));
+        assert!(matches!(
+            LogReader::new(bytes),
+            Err(OpenError::NotALog { .. })
+        ));
         return;
     }
     let (got, damage) = read_bytes(bytes);
     let complete = records.iter().take_while(|r| r.end <= cut as u64).count();
     assert_eq!(got.len(), complete, "{name} cut at {cut}: records");
-    assert!(got.iter().zip(records).all(|(a, b)| a == b), "{name} cut at {cut}");
+    assert!(
+        got.iter().zip(records).all(|(a, b)| a == b),
+        "{name} cut at {cut}"
+    );
     if is_clean_cut(records, cut as u64) {
         assert!(damage.is_empty(), "{name} cut at {cut}: {damage:?}");
     } else {
@@ -89,14 +95,21 @@ fn check_flip(original: &[u8], records: &[Read], at: usize, mask: u8, name: &str
     // Everything returned is an original record, in order.
     let mut originals = records.iter();
     for r in &got {
-        assert!(originals.any(|o| o == r), "{ctx}: a record that was never written");
+        assert!(
+            originals.any(|o| o == r),
+            "{ctx}: a record that was never written"
+        );
     }
     // Every record outside the damaged block survives.
     let block = at as u64 / B;
     for r in records {
         let touches = r.start / B <= block && block <= (r.end - 1) / B;
         if !touches {
-            assert!(got.contains(r), "{ctx}: lost the record at {} (block {block})", r.start);
+            assert!(
+                got.contains(r),
+                "{ctx}: lost the record at {} (block {block})",
+                r.start
+            );
         }
     }
     // The reader says where, unless the byte was padding or the torn tail's.
@@ -106,7 +119,10 @@ fn check_flip(original: &[u8], records: &[Read], at: usize, mask: u8, name: &str
     });
     let last_end = records.last().map_or(7, |r| r.end);
     if at == 6 {
-        assert!(matches!(damage[0].kind, DamageKind::Version { .. }), "{ctx}");
+        assert!(
+            matches!(damage[0].kind, DamageKind::Version { .. }),
+            "{ctx}"
+        );
     } else if !in_padding && (at as u64) < last_end {
         let located = damage.iter().any(|d| {
             d.offset <= at as u64 && d.resumed_at.is_none_or(|resumed| resumed > at as u64)

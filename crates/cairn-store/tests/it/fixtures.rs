@@ -22,8 +22,10 @@ fn fixtures_decode_to_their_records_jsonl() {
         }
         let expected_path = log.with_extension("records.jsonl");
         let expected = std::fs::read_to_string(&expected_path).unwrap();
-        let expected: Vec<serde_json::Value> =
-            expected.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let expected: Vec<serde_json::Value> = expected
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(records.len(), expected.len(), "{}", log.display());
         for (i, (record, want)) in records.iter().zip(&expected).enumerate() {
             let got = cairn_proto::json::payload_to_value("wandb_internal.Record", &record.payload)
@@ -51,7 +53,11 @@ fn rewriting_fixture_records_reproduces_the_file() {
             assert_eq!(rewritten.len(), torn_at, "{}", log.display());
             assert!(original.starts_with(&rewritten), "{}", log.display());
         } else {
-            assert!(rewritten == original, "{} differs when rewritten", log.display());
+            assert!(
+                rewritten == original,
+                "{} differs when rewritten",
+                log.display()
+            );
         }
     }
 }

@@ -46,7 +46,11 @@ pub(crate) fn read_bytes(bytes: &[u8]) -> (Vec<Read>, Vec<Damage>) {
             None => break,
             Some(Ok(r)) => (r.offset, r.payload.to_vec()),
             Some(Err(e)) => {
-                damage.push(e.damage().cloned().expect("in-memory reads fail only by damage"));
+                damage.push(
+                    e.damage()
+                        .cloned()
+                        .expect("in-memory reads fail only by damage"),
+                );
                 continue;
             }
         };

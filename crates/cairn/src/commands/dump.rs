@@ -32,7 +32,10 @@ pub(crate) struct DumpArgs {
 
 const RECORD_TYPE: &str = "wandb_internal.Record";
 
-#[allow(clippy::print_stderr, reason = "dump reports problems on stderr by design")]
+#[allow(
+    clippy::print_stderr,
+    reason = "dump reports problems on stderr by design"
+)]
 fn report(problem: impl std::fmt::Display) {
     eprintln!("cairn dump: {problem}");
 }
@@ -75,7 +78,9 @@ pub(crate) fn run(args: &DumpArgs) -> Result<Status> {
         match printed {
             Ok(()) => {
                 records += 1;
-                if !args.kinds && let Err(err) = out.write_all(b"\n") {
+                if !args.kinds
+                    && let Err(err) = out.write_all(b"\n")
+                {
                     return finish_output(Err(err));
                 }
             }
@@ -111,6 +116,8 @@ pub(crate) fn run(args: &DumpArgs) -> Result<Status> {
 fn finish_output(result: io::Result<()>) -> Result<Status> {
     match result {
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(Status::Success),
-        other => other.context("cannot write to stdout").map(|()| Status::Success),
+        other => other
+            .context("cannot write to stdout")
+            .map(|()| Status::Success),
     }
 }
