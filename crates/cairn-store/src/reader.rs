@@ -215,9 +215,10 @@ impl RecordRef<'_> {
 pub struct LogReader<R> {
     src: R,
     path: Option<PathBuf>,
-    /// Bytes `[buf_start, buf_start + buf.len())` of the file; always whole blocks but at
-    /// the end of the file.
-    buf: Vec<u8>,
+    /// Holds bytes `[buf_start, buf_start + buf_len)` of the file: always whole blocks but
+    /// at the end of the file. Allocated once; never shrinks or grows.
+    buf: Box<[u8]>,
+    buf_len: usize,
     buf_start: u64,
     /// The source returned end-of-file.
     eof: bool,
@@ -255,7 +256,8 @@ impl<R: Read> LogReader<R> {
         let mut reader = Self {
             src,
             path,
-            buf: Vec::with_capacity(READ_BLOCKS * BLOCK_SIZE),
+            buf: vec![0; READ_BLOCKS * BLOCK_SIZE].into_boxed_slice(),
+            buf_len: 0,
             buf_start: 0,
             eof: false,
             pos: FILE_HEADER_LEN as u64,
@@ -274,7 +276,7 @@ impl<R: Read> LogReader<R> {
     }
 
     fn check_header(&mut self) -> Result<(), OpenError> {
-        let n = self.buf.len().min(FILE_HEADER_LEN);
+        let n = self.buf_len.min(FILE_HEADER_LEN);
         let found = &self.buf[..n];
         if n < FILE_HEADER_LEN {
             // A log cut inside its header: a torn tail if what is there matches.
@@ -336,25 +338,19 @@ impl<R: Read> LogReader<R> {
 
     /// Replaces the buffer's contents with the next whole blocks of the source.
     fn fill(&mut self) -> io::Result<()> {
-        self.buf_start += self.buf.len() as u64;
-        self.buf.clear();
-        self.buf.resize(READ_BLOCKS * BLOCK_SIZE, 0);
-        let mut filled = 0;
-        while filled < self.buf.len() {
-            match self.src.read(&mut self.buf[filled..]) {
+        self.buf_start += self.buf_len as u64;
+        self.buf_len = 0;
+        while self.buf_len < self.buf.len() {
+            match self.src.read(&mut self.buf[self.buf_len..]) {
                 Ok(0) => {
                     self.eof = true;
                     break;
                 }
-                Ok(n) => filled += n,
+                Ok(n) => self.buf_len += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.buf.truncate(filled);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
-        self.buf.truncate(filled);
         Ok(())
     }
 
@@ -443,7 +439,7 @@ impl<R: Read> LogReader<R> {
                 self.pos += left as u64;
                 continue;
             }
-            let buf_end = self.buf_start + self.buf.len() as u64;
+            let buf_end = self.buf_start + self.buf_len as u64;
             if self.pos >= buf_end {
                 if self.eof {
                     // A short final block may end in padding past the end of the file.
@@ -458,7 +454,7 @@ impl<R: Read> LogReader<R> {
                 continue;
             }
             let at = (self.pos - self.buf_start) as usize;
-            let avail = self.buf.len() - at;
+            let avail = self.buf_len - at;
             if avail < CHUNK_HEADER_LEN {
                 // Only the final, short block can end mid-header.
                 return Ok(self.torn_tail());
@@ -549,18 +545,19 @@ impl<R: Read> Iterator for Records<R> {
     type Item = Result<(u64, Record), ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let path = self.inner.path.clone();
-        Some(match self.inner.next()? {
-            Ok(rec) => rec
-                .decode()
-                .map(|r| (rec.offset, r))
+        let (offset, decoded) = match self.inner.next()? {
+            Ok(rec) => (rec.offset, rec.decode()),
+            Err(e) => return Some(Err(e)),
+        };
+        Some(
+            decoded
+                .map(|r| (offset, r))
                 .map_err(|source| ReadError::Decode {
-                    path,
-                    offset: rec.offset,
+                    path: self.inner.path.clone(),
+                    offset,
                     source,
                 }),
-            Err(e) => Err(e),
-        })
+        )
     }
 }
 

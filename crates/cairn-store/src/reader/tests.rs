@@ -224,3 +224,28 @@ fn damage_messages_name_the_file_and_offset() {
         ["runs/run-x.wandb: checksum mismatch in chunk at byte 24; resumed at byte 32768"]
     );
 }
+
+#[test]
+fn typed_records_report_payloads_that_do_not_decode() {
+    use prost::Message;
+    let good = Record {
+        num: 1,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let bytes = build(&[good.clone(), vec![0xFF, 0xFF], good]);
+    let items: Vec<_> = LogReader::new(&bytes[..]).unwrap().records().collect();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0].as_ref().unwrap().1.num, 1);
+    let err = items[1].as_ref().unwrap_err();
+    assert!(
+        matches!(err, ReadError::Decode { offset, .. } if *offset == 7 + 7 + good_len(&items)),
+        "{err}"
+    );
+    assert!(items[2].is_ok());
+}
+
+fn good_len(items: &[Result<(u64, Record), ReadError>]) -> u64 {
+    use prost::Message;
+    items[0].as_ref().unwrap().1.encoded_len() as u64
+}
