@@ -6,8 +6,9 @@
 //! checksums and buffering.
 //!
 //! * `write/raw_std_fs`: create a file, write the log's bytes in 64 KiB `write_all`s.
-//! * `write/log_group_commit`: `LogWriter::create`, `push` every record, `commit` every 64
-//!   records (what a writer stage does when records queue up), `finish`.
+//! * `write/log_group_commit`: `LogWriter::create`, `push` every record, `commit` every
+//!   1024 records or 256 KiB (what cairn-core's writer stage does when records queue up),
+//!   `finish`.
 //! * `write/log_append_each`: `LogWriter::create`, `append` every record: one `write`
 //!   syscall per record, the most durable mode.
 //! * `read/raw_std_fs`: read the log file in 64 KiB reads into a reused buffer.
@@ -37,8 +38,12 @@ use criterion::{
 /// Size of the raw benchmarks' `read`/`write` calls.
 const IO_CHUNK: usize = 64 * 1024;
 
-/// Records pushed between two commits in `log_group_commit`.
-const GROUP: usize = 64;
+/// `log_group_commit` commits once this many bytes are pending, as cairn-core's writer
+/// stage does when records queue up (it also commits whenever its queue runs empty).
+const GROUP_BYTES: u64 = 256 * 1024;
+
+/// ... or once this many records are pending.
+const GROUP_RECORDS: usize = 1024;
 
 /// One record size and its data set.
 struct Dataset {
@@ -114,10 +119,13 @@ fn raw_write(path: &Path, bytes: &[u8]) {
 
 fn log_group_commit(path: &Path, set: &Dataset) {
     let mut writer = LogWriter::create(path, SyncPolicy::Never).expect("create log");
-    for (i, record) in set.records().enumerate() {
+    let (mut committed_at, mut pending) = (writer.end_offset(), 0);
+    for record in set.records() {
         writer.push(record).expect("push");
-        if (i + 1) % GROUP == 0 {
+        pending += 1;
+        if pending == GROUP_RECORDS || writer.end_offset() - committed_at >= GROUP_BYTES {
             writer.commit().expect("commit");
+            (committed_at, pending) = (writer.end_offset(), 0);
         }
     }
     writer.finish().expect("finish");

@@ -32,7 +32,7 @@ use prost::Message;
 
 use crate::format::{
     BLOCK_SIZE, CHUNK_HEADER_LEN, ChunkType, FILE_HEADER, FILE_HEADER_LEN, STORE_VERSION,
-    block_left, chunk_crc,
+    block_left,
 };
 
 /// Blocks read from the source at a time.
@@ -409,6 +409,14 @@ impl<R: Read> LogReader<R> {
     /// Drops the record in progress and moves to the next block; returns the damage.
     fn skip_block(&mut self, offset: u64, kind: DamageKind) -> Step {
         let next_block = self.pos + block_left(self.pos) as u64;
+        // Once the source has ended, the buffer ends where the file does: if that is inside
+        // this block, reading resumes (and stops) at the end of the file, not at a block
+        // that does not exist.
+        let resumed_at = if self.eof {
+            next_block.min(self.buf_start + self.buf_len as u64)
+        } else {
+            next_block
+        };
         // The record in progress is lost with this block: report from where it started.
         let offset = self.partial_start.take().unwrap_or(offset);
         self.partial.clear();
@@ -417,7 +425,7 @@ impl<R: Read> LogReader<R> {
         Step::Damage(Damage {
             offset,
             kind,
-            resumed_at: Some(next_block),
+            resumed_at: Some(resumed_at),
         })
     }
 
@@ -478,7 +486,8 @@ impl<R: Read> LogReader<R> {
             }
             let start = at + CHUNK_HEADER_LEN;
             let payload = &self.buf[start..start + len as usize];
-            if chunk_crc(ty_byte, payload) != crc {
+            // The type byte sits right before the payload: one contiguous checksum.
+            if crc32fast::hash(&self.buf[at + CHUNK_HEADER_LEN - 1..start + len as usize]) != crc {
                 return Ok(self.skip_block(chunk_at, DamageKind::Checksum));
             }
             match ty {

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use cairn_proto::Record;
 use prost::Message;
 
-use crate::format::{BLOCK_SIZE, CHUNK_HEADER_LEN, ChunkType, FILE_HEADER, block_left, chunk_crc};
+use crate::format::{BLOCK_SIZE, CHUNK_HEADER_LEN, ChunkType, FILE_HEADER, block_left};
 
 /// Pushed bytes beyond this are handed to the OS without waiting for `commit`, which
 /// bounds the writer's memory whatever the batch size.
@@ -203,11 +203,15 @@ impl<S: LogSink> LogWriter<S> {
             let ty = ChunkType::for_piece(first, tail.is_empty()) as u8;
             // `take` is below BLOCK_SIZE, so it fits the u16 length field.
             let len = take as u16;
-            self.pending
-                .extend_from_slice(&chunk_crc(ty, piece).to_le_bytes());
+            // Header with a checksum placeholder, then the payload; the checksum covers
+            // the type byte and the payload, which are contiguous.
+            let header_at = self.pending.len();
+            self.pending.extend_from_slice(&[0; 4]);
             self.pending.extend_from_slice(&len.to_le_bytes());
             self.pending.push(ty);
             self.pending.extend_from_slice(piece);
+            let crc = crc32fast::hash(&self.pending[header_at + CHUNK_HEADER_LEN - 1..]);
+            self.pending[header_at..header_at + 4].copy_from_slice(&crc.to_le_bytes());
             self.end += (CHUNK_HEADER_LEN + take) as u64;
             rest = tail;
             first = false;

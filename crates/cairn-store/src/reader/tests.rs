@@ -2,6 +2,7 @@
 //! (Real W&B files and exhaustive damage are in `tests/it`.)
 
 use super::*;
+use crate::format::chunk_crc;
 use crate::{LogWriter, SyncPolicy};
 
 fn build(payloads: &[Vec<u8>]) -> Vec<u8> {
@@ -221,7 +222,7 @@ fn damage_messages_name_the_file_and_offset() {
     }
     assert_eq!(
         messages,
-        ["runs/run-x.wandb: checksum mismatch in chunk at byte 24; resumed at byte 32768"]
+        ["runs/run-x.wandb: checksum mismatch in chunk at byte 24; resumed at byte 41"]
     );
 }
 

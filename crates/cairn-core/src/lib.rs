@@ -1,0 +1,23 @@
+//! cairn's core: the internal pipeline of a run.
+//!
+//! A run's records flow through three stages, each a named thread that owns its state and
+//! reads a bounded channel:
+//!
+//! ```text
+//! SDK calls ──▶ handler ──▶ writer ──▶ sender
+//!              steps,        .wandb     files (offline); uploads (online, later)
+//!              summary       log
+//! ```
+//!
+//! This crate never prints: it reports progress as events for the SDK or CLI to draw.
+
+#![warn(missing_docs)]
+
+pub mod console;
+pub mod handler;
+pub mod input;
+pub mod pipeline;
+pub mod sender;
+pub mod system;
+pub mod value;
+pub mod writer;

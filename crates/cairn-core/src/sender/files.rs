@@ -1,0 +1,301 @@
+//! The run's own files under `files/`: `config.yaml`, `wandb-summary.json` and
+//! `wandb-metadata.json`, built from the records that pass through the sender.
+//!
+//! Pure state plus one `write_all` that renders and writes the three files atomically
+//! (temporary file, then rename), so a reader never sees half a file.
+
+use std::path::{Path, PathBuf};
+
+use cairn_proto::record::RecordType;
+use cairn_proto::{ConfigRecord, Record, SummaryRecord};
+
+use crate::value::Value;
+
+/// Config, summary and metadata as the records so far define them.
+#[derive(Debug, Default)]
+pub(crate) struct RunFiles {
+    /// Top-level config keys and values, in first-set order.
+    config: indexmap::IndexMap<String, Value>,
+    /// The summary as a nested map.
+    summary: Vec<(String, Value)>,
+    /// Every environment record merged, as JSON.
+    metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl RunFiles {
+    pub(crate) fn observe(&mut self, record: &Record) {
+        match &record.record_type {
+            Some(RecordType::Run(run)) => {
+                if let Some(config) = &run.config {
+                    self.apply_config(config);
+                }
+            }
+            Some(RecordType::Config(config)) => self.apply_config(config),
+            Some(RecordType::Summary(summary)) => self.apply_summary(summary),
+            Some(RecordType::Environment(env)) => {
+                if let Ok(serde_json::Value::Object(map)) = cairn_proto::json::to_value(env) {
+                    for (k, v) in map {
+                        if k != "writer_id" && k != "_info" {
+                            self.metadata.insert(k, v);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn apply_config(&mut self, config: &ConfigRecord) {
+        for item in &config.update {
+            let path = key_path(&item.key, &item.nested_key);
+            let value = Value::from_json(&item.value_json)
+                .unwrap_or_else(|| Value::Str(item.value_json.clone()));
+            match path.split_first() {
+                Some((top, [])) => {
+                    self.config.insert(top.clone(), value);
+                }
+                Some((top, rest)) => {
+                    let entry = self
+                        .config
+                        .entry(top.clone())
+                        .or_insert(Value::Map(Vec::new()));
+                    set_path(entry, rest, value);
+                }
+                None => {}
+            }
+        }
+        for item in &config.remove {
+            let path = key_path(&item.key, &item.nested_key);
+            if let [top] = path.as_slice() {
+                self.config.shift_remove(top);
+            }
+        }
+    }
+
+    fn apply_summary(&mut self, summary: &SummaryRecord) {
+        let mut root = Value::Map(std::mem::take(&mut self.summary));
+        for item in &summary.update {
+            let path = key_path(&item.key, &item.nested_key);
+            let value = Value::from_json(&item.value_json)
+                .unwrap_or_else(|| Value::Str(item.value_json.clone()));
+            set_path(&mut root, &path, value);
+        }
+        for item in &summary.remove {
+            remove_path(&mut root, &key_path(&item.key, &item.nested_key));
+        }
+        if let Value::Map(entries) = root {
+            self.summary = entries;
+        }
+    }
+
+    /// Writes `config.yaml`, `wandb-summary.json` and `wandb-metadata.json` into `dir`.
+    pub(crate) fn write_all(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        let mut written = Vec::new();
+        let mut yaml = String::new();
+        for (key, value) in &self.config {
+            yaml_key(key, &mut yaml);
+            yaml.push_str(":\n  value:");
+            yaml_value(value, 2, &mut yaml);
+        }
+        written.push(write_atomic(&dir.join("config.yaml"), yaml.as_bytes())?);
+        let mut summary = Value::Map(self.summary.clone()).to_json();
+        summary.push('\n');
+        written.push(write_atomic(
+            &dir.join("wandb-summary.json"),
+            summary.as_bytes(),
+        )?);
+        if !self.metadata.is_empty() {
+            let mut meta = serde_json::to_string_pretty(&self.metadata).unwrap_or_default();
+            meta.push('\n');
+            written.push(write_atomic(
+                &dir.join("wandb-metadata.json"),
+                meta.as_bytes(),
+            )?);
+        }
+        Ok(written)
+    }
+}
+
+fn key_path(key: &str, nested: &[String]) -> Vec<String> {
+    if nested.is_empty() {
+        vec![key.to_owned()]
+    } else {
+        nested.to_vec()
+    }
+}
+
+fn set_path(root: &mut Value, path: &[String], value: Value) {
+    let Some((first, rest)) = path.split_first() else {
+        *root = value;
+        return;
+    };
+    if !matches!(root, Value::Map(_)) {
+        *root = Value::Map(Vec::new());
+    }
+    let Value::Map(entries) = root else { return };
+    let index = match entries.iter().position(|(k, _)| k == first) {
+        Some(i) => i,
+        None => {
+            entries.push((first.clone(), Value::Map(Vec::new())));
+            entries.len() - 1
+        }
+    };
+    set_path(&mut entries[index].1, rest, value);
+}
+
+fn remove_path(root: &mut Value, path: &[String]) {
+    let Value::Map(entries) = root else { return };
+    match path {
+        [] => {}
+        [last] => entries.retain(|(k, _)| k != last),
+        [first, rest @ ..] => {
+            if let Some((_, child)) = entries.iter_mut().find(|(k, _)| k == first) {
+                remove_path(child, rest);
+            }
+        }
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let tmp = path.with_extension("tmp");
+    fs_err::write(&tmp, bytes)?;
+    fs_err::rename(&tmp, path)?;
+    Ok(path.to_owned())
+}
+
+/// A YAML key: plain when it is a simple word, double-quoted (JSON escaping, which YAML
+/// accepts) otherwise.
+fn yaml_key(key: &str, out: &mut String) {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' || c == '/')
+        && !key.starts_with(['-', '.'])
+        && !matches!(
+            key,
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
+        )
+        && key.parse::<f64>().is_err();
+    if plain {
+        out.push_str(key);
+    } else {
+        out.push_str(&Value::Str(key.to_owned()).to_json());
+    }
+}
+
+/// A YAML value after `key:` at `indent` spaces: scalars inline, maps and lists as blocks.
+fn yaml_value(value: &Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent + 2);
+    match value {
+        Value::Map(entries) if !entries.is_empty() => {
+            out.push('\n');
+            for (k, v) in entries {
+                out.push_str(&pad);
+                yaml_key(k, out);
+                out.push(':');
+                yaml_value(v, indent + 2, out);
+            }
+        }
+        Value::List(items) if !items.is_empty() => {
+            out.push('\n');
+            for item in items {
+                out.push_str(&pad);
+                out.push('-');
+                yaml_value(item, indent + 2, out);
+            }
+        }
+        scalar => {
+            out.push(' ');
+            match scalar {
+                Value::Float(f) if f.is_nan() => out.push_str(".nan"),
+                Value::Float(f) if f.is_infinite() => {
+                    out.push_str(if *f > 0.0 { ".inf" } else { "-.inf" })
+                }
+                Value::Map(_) => out.push_str("{}"),
+                Value::List(_) => out.push_str("[]"),
+                other => other.write_json(out),
+            }
+            out.push('\n');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_proto::{ConfigItem, SummaryItem};
+
+    use super::*;
+
+    #[test]
+    fn config_yaml_and_summary_json() {
+        let mut files = RunFiles::default();
+        files.observe(&Record {
+            record_type: Some(RecordType::Config(ConfigRecord {
+                update: vec![
+                    ConfigItem {
+                        key: "lr".into(),
+                        value_json: "0.01".into(),
+                        ..Default::default()
+                    },
+                    ConfigItem {
+                        key: "model".into(),
+                        value_json: r#"{"layers":4,"act":"relu","sizes":[1,2]}"#.into(),
+                        ..Default::default()
+                    },
+                    ConfigItem {
+                        key: "名前 x".into(),
+                        value_json: "\"テスト\"".into(),
+                        ..Default::default()
+                    },
+                    ConfigItem {
+                        key: "gone".into(),
+                        value_json: "NaN".into(),
+                        ..Default::default()
+                    },
+                ],
+                remove: vec![ConfigItem {
+                    key: "gone".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+            ..Default::default()
+        });
+        files.observe(&Record {
+            record_type: Some(RecordType::Summary(SummaryRecord {
+                update: vec![
+                    SummaryItem {
+                        nested_key: vec!["val".into(), "loss".into()],
+                        value_json: r#"{"min":0.5}"#.into(),
+                        ..Default::default()
+                    },
+                    SummaryItem {
+                        key: "acc".into(),
+                        value_json: "NaN".into(),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            })),
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        files.write_all(dir.path()).unwrap();
+        let yaml = std::fs::read_to_string(dir.path().join("config.yaml")).unwrap();
+        insta::assert_snapshot!(yaml, @r#"
+        lr:
+          value: 0.01
+        model:
+          value:
+            act: "relu"
+            layers: 4
+            sizes:
+              - 1
+              - 2
+        "名前 x":
+          value: "テスト"
+        "#);
+        let summary = std::fs::read_to_string(dir.path().join("wandb-summary.json")).unwrap();
+        assert_eq!(summary, "{\"val\":{\"loss\":{\"min\":0.5}},\"acc\":NaN}\n");
+    }
+}

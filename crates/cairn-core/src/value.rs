@@ -1,0 +1,279 @@
+//! Logged values and their JSON text as W&B stores it in `value_json`.
+//!
+//! A [`Value`] is what a user logs, keeps in the summary or puts in the config: scalars,
+//! strings, lists and nested maps. It stays native in memory (the SDK builds it in
+//! nanoseconds; the handler encodes it off the user's thread) and becomes JSON text only
+//! when it enters a record.
+//!
+//! The JSON follows W&B's conventions, not strict JSON: non-finite floats are the bare
+//! tokens `NaN`, `Infinity` and `-Infinity` (what W&B's core writes and reads), floats
+//! print in their shortest round-trip form, and floats with an integral value print
+//! without a fraction (`1`, as W&B's core prints `1.0`). Integers keep all 64 bits.
+
+use std::fmt::Write as _;
+
+/// A logged value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// `None`/`null`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A signed 64-bit integer.
+    Int(i64),
+    /// A float (NaN and infinities allowed).
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// A list of values (kept as one JSON array in history and summary).
+    List(Vec<Value>),
+    /// A map; in history and summary its entries become nested keys.
+    Map(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// The value as a number, if it is one (booleans are not).
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::Int(i) => Some(i as f64),
+            Value::Float(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The value as W&B's `value_json` text.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Appends the value as W&B's `value_json` text.
+    pub fn write_json(&self, out: &mut String) {
+        match self {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Float(f) => write_float(*f, out),
+            Value::Str(s) => write_string(s, out),
+            Value::List(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write_json(out);
+                }
+                out.push(']');
+            }
+            Value::Map(entries) => {
+                out.push('{');
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_string(k, out);
+                    out.push(':');
+                    v.write_json(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    /// Parses W&B's `value_json` text (accepting its `NaN`/`Infinity` tokens).
+    pub fn from_json(text: &str) -> Option<Value> {
+        match text.trim() {
+            "NaN" => return Some(Value::Float(f64::NAN)),
+            "Infinity" => return Some(Value::Float(f64::INFINITY)),
+            "-Infinity" => return Some(Value::Float(f64::NEG_INFINITY)),
+            _ => {}
+        }
+        let parsed: serde_json::Value = serde_json::from_str(text).ok()?;
+        Some(Value::from(parsed))
+    }
+}
+
+/// Floats as W&B's core prints them: shortest round-trip digits, integral values without
+/// a fraction, non-finite values as bare tokens.
+fn write_float(f: f64, out: &mut String) {
+    if f.is_nan() {
+        out.push_str("NaN");
+    } else if f.is_infinite() {
+        out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
+    } else if f.fract() == 0.0 && f.abs() < 1e15 {
+        let _ = write!(out, "{}", f as i64);
+    } else {
+        // `{}` on f64 is the shortest representation that reads back exactly; use
+        // exponent form for very large or small magnitudes as JSON readers expect.
+        if f.abs() >= 1e21 || f.abs() < 1e-6 {
+            let _ = write!(out, "{f:e}");
+        } else {
+            let _ = write!(out, "{f}");
+        }
+    }
+}
+
+fn write_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+impl From<serde_json::Value> for Value {
+    fn from(v: serde_json::Value) -> Self {
+        match v {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(b),
+            serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => Value::Int(i),
+                (None, Some(f)) => Value::Float(f),
+                (None, None) => Value::Null,
+            },
+            serde_json::Value::String(s) => Value::Str(s),
+            serde_json::Value::Array(items) => {
+                Value::List(items.into_iter().map(Value::from).collect())
+            }
+            serde_json::Value::Object(map) => {
+                Value::Map(map.into_iter().map(|(k, v)| (k, Value::from(v))).collect())
+            }
+        }
+    }
+}
+
+macro_rules! from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                Value::Int(i64::from(v))
+            }
+        }
+    )*};
+}
+from_int!(i8, i16, i32, i64, u8, u16, u32);
+
+impl From<u64> for Value {
+    fn from(v: u64) -> Self {
+        i64::try_from(v).map_or(Value::Float(v as f64), Value::Int)
+    }
+}
+
+impl From<usize> for Value {
+    fn from(v: usize) -> Self {
+        Value::from(v as u64)
+    }
+}
+
+impl From<isize> for Value {
+    fn from(v: isize) -> Self {
+        Value::Int(v as i64)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
+    }
+}
+
+impl From<f32> for Value {
+    fn from(v: f32) -> Self {
+        // Through the shortest decimal form, so 0.1f32 logs as 0.1, not 0.10000000149.
+        Value::Float(v.to_string().parse().unwrap_or(f64::from(v)))
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Str(v.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Str(v)
+    }
+}
+
+impl<T: Into<Value>> From<Vec<T>> for Value {
+    fn from(v: Vec<T>) -> Self {
+        Value::List(v.into_iter().map(Into::into).collect())
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(v: impl Into<Value>, expect: &str) {
+        assert_eq!(v.into().to_json(), expect);
+    }
+
+    #[test]
+    fn json_text_as_w_and_b_writes_it() {
+        check(1.0, "1");
+        check(0.5, "0.5");
+        check(0.0003, "0.0003");
+        check(-0.0, "0");
+        check(f64::NAN, "NaN");
+        check(f64::INFINITY, "Infinity");
+        check(f64::NEG_INFINITY, "-Infinity");
+        check(1e300, "1e300");
+        check(1.5e-9, "1.5e-9");
+        check(0.1f32, "0.1");
+        check(9_007_199_254_740_993i64, "9007199254740993");
+        check(u64::MAX, "18446744073709552000");
+        check(true, "true");
+        check(Option::<i32>::None, "null");
+        check("he said \"hi\"\n", r#""he said \"hi\"\n""#);
+        check("\u{1}", r#""\u0001""#);
+        check("テスト🚀", "\"テスト🚀\"");
+        check(vec![vec![1, 2], vec![3, 4]], "[[1,2],[3,4]]");
+        check(
+            Value::Map(vec![("a".into(), 1.into()), ("b".into(), Value::Null)]),
+            r#"{"a":1,"b":null}"#,
+        );
+    }
+
+    #[test]
+    fn json_text_reads_back() {
+        for v in [
+            Value::Float(0.1),
+            Value::Float(1e-300),
+            Value::Float(f64::INFINITY),
+            Value::Int(i64::MIN),
+            Value::Str("x\"y".into()),
+            Value::List(vec![Value::Bool(false), Value::Null]),
+        ] {
+            assert_eq!(Value::from_json(&v.to_json()), Some(v.clone()), "{v:?}");
+        }
+        assert!(matches!(Value::from_json("NaN"), Some(Value::Float(f)) if f.is_nan()));
+        assert_eq!(Value::from_json("{"), None);
+    }
+}

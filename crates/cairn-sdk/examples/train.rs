@@ -1,0 +1,75 @@
+//! Simulates a training loop with cairn's SDK.
+//!
+//! `cargo run --release -p cairn-sdk --example train -- --steps N --metrics K`
+//! (defaults 1000 and 10). Honours W&B's environment (`WANDB_DIR`, `WANDB_PROJECT`,
+//! `WANDB_MODE`, `WANDB_RUN_ID`, ...) and prints the run's folder at the end.
+
+use std::process::ExitCode;
+
+fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{name} needs a number")),
+    }
+}
+
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "an example program"
+)]
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (steps, metrics) = match (arg(&args, "--steps", 1000), arg(&args, "--metrics", 10)) {
+        (Ok(s), Ok(m)) => (s, m),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("train: {e}\nusage: train [--steps N] [--metrics K]");
+            return ExitCode::from(2);
+        }
+    };
+    let run = match cairn_sdk::init()
+        .project("cairn-examples")
+        .config("steps", steps)
+        .config("metrics", metrics)
+        .config("lr", 3e-4)
+        .start()
+    {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("train: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    run.define_metric("loss").summary("min,last").apply().ok();
+    let names: Vec<String> = (0..metrics).map(|k| format!("train/m{k}")).collect();
+    let mut row: Vec<(String, f64)> = Vec::with_capacity(names.len() + 1);
+    for step in 0..steps {
+        row.clear();
+        let loss = 1.0 / (step as f64 + 1.0);
+        row.push(("loss".to_owned(), loss));
+        for (k, name) in names.iter().enumerate().skip(1) {
+            row.push((name.clone(), loss * k as f64));
+        }
+        if let Err(e) = run.log(row.drain(..)) {
+            eprintln!("train: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let dir = run
+        .dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    match run.finish() {
+        Ok(_) => {
+            println!("{dir}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("train: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

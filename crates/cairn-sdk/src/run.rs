@@ -1,0 +1,792 @@
+//! [`Run`] and its builder: the user's handle on one run.
+//!
+//! Every method turns its call into an [`Input`] on the run's bounded queue and returns:
+//! no method waits on the network, and none does more than a channel send on the caller's
+//! thread (values are encoded by the core's handler thread). When the queue is full
+//! because the disk is behind, `log` waits for room rather than drop data.
+//!
+//! A run ends with [`Run::finish`]. Dropping a run without finishing it finishes it too,
+//! with exit code 1 if the thread is panicking and 0 otherwise, so a panic still leaves a
+//! complete, readable log.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cairn_core::console::{ConsoleCapture, Stream};
+use cairn_core::handler::HandlerConfig;
+use cairn_core::input::{ConfigChange, Input, LogCall, Query, SummaryChange};
+use cairn_core::pipeline::{
+    DEFAULT_QUEUE_CAPACITY, Event, FinishReport, LifecycleError, Pipeline, PipelineConfig,
+    RunInput, StartError,
+};
+use cairn_core::system::SystemConfig;
+use cairn_core::value::Value;
+use cairn_proto::record::RecordType;
+use cairn_proto::{
+    AlertRecord, ConfigItem, ConfigRecord, FilesItem, FilesRecord, MetricOptions, MetricRecord,
+    MetricSummary, Record, RunPreemptingRecord, RunRecord, TelemetryRecord,
+};
+use cairn_store::SyncPolicy;
+
+use crate::settings::{self, DEFAULT_FINISH_DEADLINE, DEFAULT_PROJECT, Mode, RunLayout};
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// `WANDB_MODE` (or the mode given) is not one of online, offline, disabled.
+    #[error("unknown mode `{0}` (expected online, offline or disabled)")]
+    BadMode(String),
+    /// The run id cannot name a folder.
+    #[error("invalid run id `{0}`: use letters, digits, `-` and `_` (at most 128)")]
+    BadRunId(String),
+    /// The run's folder or log could not be created.
+    #[error("cannot start run `{id}` in {}: {source}", dir.display())]
+    Start {
+        /// The run id.
+        id: String,
+        /// The run folder.
+        dir: PathBuf,
+        /// What failed.
+        #[source]
+        source: StartError,
+    },
+}
+
+/// Why a call on a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The run has finished; nothing more can be logged.
+    #[error("the run is finished")]
+    Finished,
+    /// A key cannot be logged.
+    #[error("invalid key {0:?}: keys must be at most {MAX_KEY_LEN} bytes")]
+    BadKey(String),
+    /// A value could not be converted.
+    #[error("cannot log value for `{key}`: {reason}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<LifecycleError> for RunError {
+    fn from(_: LifecycleError) -> Self {
+        RunError::Finished
+    }
+}
+
+/// Longest key accepted (W&B's server limit on metric names is in this range).
+pub const MAX_KEY_LEN: usize = 4096;
+
+/// Settings for a new run; build with [`crate::init`] and start with [`RunBuilder::start`].
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct RunBuilder {
+    project: Option<String>,
+    entity: Option<String>,
+    name: Option<String>,
+    id: Option<String>,
+    notes: Option<String>,
+    group: Option<String>,
+    job_type: Option<String>,
+    tags: Option<Vec<String>>,
+    config: Vec<(String, Value)>,
+    mode: Option<String>,
+    dir: Option<PathBuf>,
+    resume: Option<String>,
+    console: Option<bool>,
+    system_interval: Option<Option<Duration>>,
+    sync: Option<SyncPolicy>,
+    finish_deadline: Option<Duration>,
+}
+
+macro_rules! string_setters {
+    ($($(#[$doc:meta])* $name:ident),*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, value: impl Into<String>) -> Self {
+            self.$name = Some(value.into());
+            self
+        }
+    )*};
+}
+
+impl RunBuilder {
+    string_setters!(
+        /// The project (`WANDB_PROJECT`; default `uncategorized`).
+        project,
+        /// The user or team (`WANDB_ENTITY`).
+        entity,
+        /// The display name (`WANDB_NAME`).
+        name,
+        /// The run id (`WANDB_RUN_ID`; default: 8 random characters).
+        id,
+        /// Notes (`WANDB_NOTES`).
+        notes,
+        /// The group (`WANDB_RUN_GROUP`).
+        group,
+        /// The job type (`WANDB_JOB_TYPE`).
+        job_type,
+        /// `online`, `offline` or `disabled` (`WANDB_MODE`; default offline until the
+        /// online sender lands).
+        mode,
+        /// `allow`, `must`, `never` or `auto` (`WANDB_RESUME`).
+        resume
+    );
+
+    /// Tags (`WANDB_TAGS`, comma-separated).
+    pub fn tags<S: Into<String>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
+        self.tags = Some(tags.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// One config value; call again for more.
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.config.push((key.into(), value.into()));
+        self
+    }
+
+    /// Config from anything serialisable to a JSON object (a struct of hyperparameters).
+    pub fn config_from<T: serde::Serialize>(mut self, config: &T) -> Result<Self, RunError> {
+        match serde_json::to_value(config) {
+            Ok(serde_json::Value::Object(map)) => {
+                self.config
+                    .extend(map.into_iter().map(|(k, v)| (k, Value::from(v))));
+                Ok(self)
+            }
+            Ok(_) => Err(RunError::BadValue {
+                key: "config".into(),
+                reason: "the config must serialise to a map".into(),
+            }),
+            Err(e) => Err(RunError::BadValue {
+                key: "config".into(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// The folder runs go under (`WANDB_DIR`; default the current directory).
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Whether to capture stdout and stderr (`WANDB_CONSOLE=off` disables; default on).
+    pub fn console(mut self, on: bool) -> Self {
+        self.console = Some(on);
+        self
+    }
+
+    /// How often to sample system metrics, or `None` for never (default 15 s).
+    pub fn system_metrics(mut self, interval: Option<Duration>) -> Self {
+        self.system_interval = Some(interval);
+        self
+    }
+
+    /// When the transaction log is forced to disk (default: never; the OS decides).
+    pub fn sync_policy(mut self, policy: SyncPolicy) -> Self {
+        self.sync = Some(policy);
+        self
+    }
+
+    /// How long `finish` waits for the sender (default 60 s).
+    pub fn finish_deadline(mut self, deadline: Duration) -> Self {
+        self.finish_deadline = Some(deadline);
+        self
+    }
+
+    /// Starts the run: creates its folder and log and starts the pipeline.
+    pub fn start(self) -> Result<Run, InitError> {
+        let mode_text = self
+            .mode
+            .clone()
+            .or_else(|| settings::env(settings::ENV_MODE));
+        let mode = match &mode_text {
+            Some(text) => Mode::parse(text).ok_or_else(|| InitError::BadMode(text.clone()))?,
+            None => Mode::Offline,
+        };
+        let id = self
+            .id
+            .clone()
+            .or_else(|| settings::env(settings::ENV_RUN_ID))
+            .unwrap_or_else(settings::generate_run_id);
+        if !settings::valid_run_id(&id) {
+            return Err(InitError::BadRunId(id));
+        }
+        if mode == Mode::Disabled {
+            return Ok(Run::disabled(id));
+        }
+        let dir = self
+            .dir
+            .clone()
+            .or_else(|| settings::env(settings::ENV_DIR).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("."));
+        let started = SystemTime::now();
+        let layout = RunLayout::new(dir, &id, true, started);
+        let console = self
+            .console
+            .unwrap_or_else(|| settings::env(settings::ENV_CONSOLE).is_none_or(|v| v != "off"));
+        let system = match self.system_interval {
+            Some(None) => None,
+            Some(Some(interval)) => Some(system_config(interval)),
+            None => Some(system_config(cairn_core::system::DEFAULT_INTERVAL)),
+        };
+        let config = PipelineConfig {
+            log_path: layout.log_path.clone(),
+            files_dir: layout.files_dir.clone(),
+            handler: HandlerConfig {
+                stream_id: id.clone(),
+                ..HandlerConfig::default()
+            },
+            sync: self.sync.unwrap_or_default(),
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            system,
+        };
+        let (pipeline, events) = Pipeline::start(config).map_err(|source| InitError::Start {
+            id: id.clone(),
+            dir: layout.run_dir.clone(),
+            source,
+        })?;
+        link_latest(&layout);
+        let input = pipeline.input().clone();
+        let run_record = self.run_record(&id, started);
+        // The queue is empty: these cannot fail.
+        let _ = input.send(Input::Record(Box::new(Record {
+            record_type: Some(RecordType::Run(run_record)),
+            ..Default::default()
+        })));
+        let _ = input.send(Input::Record(Box::new(telemetry_record(mode))));
+        let _ = input.send(Input::Record(Box::new(environment_record(started))));
+        let capture = if console {
+            start_capture(input.clone())
+        } else {
+            None
+        };
+        Ok(Run {
+            id,
+            layout: Some(layout),
+            inner: Some(Inner {
+                pipeline,
+                input,
+                capture,
+                events,
+            }),
+            deadline: self.finish_deadline.unwrap_or(DEFAULT_FINISH_DEADLINE),
+        })
+    }
+
+    fn run_record(&self, id: &str, started: SystemTime) -> RunRecord {
+        let pick = |code: &Option<String>, var: &str| code.clone().or_else(|| settings::env(var));
+        let mut config_items = vec![ConfigItem {
+            key: "_wandb".into(),
+            value_json: "{}".into(),
+            ..Default::default()
+        }];
+        config_items.extend(self.config.iter().map(|(k, v)| ConfigItem {
+            key: k.clone(),
+            value_json: v.to_json(),
+            ..Default::default()
+        }));
+        let since_epoch = started.duration_since(UNIX_EPOCH).unwrap_or_default();
+        RunRecord {
+            run_id: id.to_owned(),
+            project: pick(&self.project, settings::ENV_PROJECT)
+                .unwrap_or_else(|| DEFAULT_PROJECT.to_owned()),
+            entity: pick(&self.entity, settings::ENV_ENTITY).unwrap_or_default(),
+            display_name: pick(&self.name, settings::ENV_NAME).unwrap_or_default(),
+            notes: pick(&self.notes, settings::ENV_NOTES).unwrap_or_default(),
+            run_group: pick(&self.group, settings::ENV_RUN_GROUP).unwrap_or_default(),
+            job_type: pick(&self.job_type, settings::ENV_JOB_TYPE).unwrap_or_default(),
+            tags: self.tags.clone().unwrap_or_else(|| {
+                settings::env(settings::ENV_TAGS)
+                    .map(|t| {
+                        t.split(',')
+                            .map(|s| s.trim().to_owned())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }),
+            host: hostname(),
+            start_time: Some(prost_types::Timestamp {
+                seconds: since_epoch.as_secs() as i64,
+                nanos: since_epoch.subsec_nanos() as i32,
+            }),
+            config: Some(ConfigRecord {
+                update: config_items,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+fn system_config(interval: Duration) -> SystemConfig {
+    SystemConfig {
+        pid: std::process::id(),
+        disk_paths: vec![PathBuf::from("/")],
+        interval,
+        gpu: true,
+    }
+}
+
+fn hostname() -> String {
+    fs_hostname().unwrap_or_default()
+}
+
+fn fs_hostname() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    Some(text.trim().to_owned())
+}
+
+fn telemetry_record(mode: Mode) -> Record {
+    let mut telemetry = TelemetryRecord {
+        cli_version: format!("cairn-{}", env!("CARGO_PKG_VERSION")),
+        platform: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+        ..Default::default()
+    };
+    if mode == Mode::Offline {
+        telemetry.feature = Some(cairn_proto::Feature {
+            offline: true,
+            ..Default::default()
+        });
+    }
+    Record {
+        record_type: Some(RecordType::Telemetry(telemetry)),
+        ..Default::default()
+    }
+}
+
+fn environment_record(started: SystemTime) -> Record {
+    let mut env = cairn_core::system::probe_environment();
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(program) = args.first() {
+        env.program = program.clone();
+    }
+    env.args = args.into_iter().skip(1).collect();
+    if let Ok(exe) = std::env::current_exe() {
+        env.executable = exe.display().to_string();
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        env.root = cwd.display().to_string();
+    }
+    let since_epoch = started.duration_since(UNIX_EPOCH).unwrap_or_default();
+    env.started_at = Some(prost_types::Timestamp {
+        seconds: since_epoch.as_secs() as i64,
+        nanos: since_epoch.subsec_nanos() as i32,
+    });
+    Record {
+        record_type: Some(RecordType::Environment(env)),
+        ..Default::default()
+    }
+}
+
+/// Points `<dir>/wandb/latest-run` at the new run folder (best effort, as W&B does).
+fn link_latest(layout: &RunLayout) {
+    let link = layout.wandb_dir.join("latest-run");
+    let _ = std::fs::remove_file(&link);
+    #[cfg(unix)]
+    {
+        if let Some(name) = layout.run_dir.file_name() {
+            let _ = std::os::unix::fs::symlink(name, &link);
+        }
+    }
+}
+
+fn start_capture(input: RunInput) -> Option<ConsoleCapture> {
+    ConsoleCapture::start(move |stream: Stream, bytes: &[u8], at: SystemTime| {
+        let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let record = Record {
+            record_type: Some(RecordType::OutputRaw(cairn_proto::OutputRawRecord {
+                output_type: stream.output_type() as i32,
+                line: String::from_utf8_lossy(bytes).into_owned(),
+                timestamp: Some(prost_types::Timestamp {
+                    seconds: since_epoch.as_secs() as i64,
+                    nanos: since_epoch.subsec_nanos() as i32,
+                }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        // Console output waits for room like any other input.
+        let _ = input.send(Input::Record(Box::new(record)));
+    })
+    .ok()
+}
+
+#[derive(Debug)]
+struct Inner {
+    pipeline: Pipeline,
+    input: RunInput,
+    capture: Option<ConsoleCapture>,
+    events: std::sync::mpsc::Receiver<Event>,
+}
+
+/// A run: log metrics, set the summary and config, then [`finish`](Run::finish).
+#[derive(Debug)]
+#[must_use = "dropping a run finishes it"]
+pub struct Run {
+    id: String,
+    layout: Option<RunLayout>,
+    inner: Option<Inner>,
+    deadline: Duration,
+}
+
+/// Options of [`Run::log_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Log into this step instead of the current one.
+    pub step: Option<i64>,
+    /// Commit the step now (`true`) or keep accumulating (`false`); by default a call
+    /// without a step commits and a call with one accumulates.
+    pub commit: Option<bool>,
+}
+
+impl Run {
+    fn disabled(id: String) -> Self {
+        Self {
+            id,
+            layout: None,
+            inner: None,
+            deadline: Duration::ZERO,
+        }
+    }
+
+    /// The run's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The run's folder (`None` when disabled).
+    pub fn dir(&self) -> Option<&Path> {
+        self.layout.as_ref().map(|l| l.run_dir.as_path())
+    }
+
+    /// The run's `.wandb` log (`None` when disabled).
+    pub fn log_path(&self) -> Option<&Path> {
+        self.layout.as_ref().map(|l| l.log_path.as_path())
+    }
+
+    fn send(&self, input: Input) -> Result<(), RunError> {
+        match &self.inner {
+            Some(inner) => Ok(inner.input.send(input)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Logs values into the current step and commits it.
+    pub fn log<K, V>(&self, items: impl IntoIterator<Item = (K, V)>) -> Result<(), RunError>
+    where
+        K: Into<String>,
+        V: Into<Value>,
+    {
+        self.log_with(items, LogOptions::default())
+    }
+
+    /// Logs values into step `step` (committed when a later step is logged).
+    pub fn log_at<K, V>(
+        &self,
+        step: i64,
+        items: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<(), RunError>
+    where
+        K: Into<String>,
+        V: Into<Value>,
+    {
+        self.log_with(
+            items,
+            LogOptions {
+                step: Some(step),
+                commit: None,
+            },
+        )
+    }
+
+    /// Logs values with an explicit step and/or commit.
+    pub fn log_with<K, V>(
+        &self,
+        items: impl IntoIterator<Item = (K, V)>,
+        options: LogOptions,
+    ) -> Result<(), RunError>
+    where
+        K: Into<String>,
+        V: Into<Value>,
+    {
+        if self.inner.is_none() {
+            return Ok(());
+        }
+        let mut converted = Vec::new();
+        for (k, v) in items {
+            let key = k.into();
+            if key.len() > MAX_KEY_LEN {
+                return Err(RunError::BadKey(key));
+            }
+            converted.push((key, v.into()));
+        }
+        self.send(Input::Log(LogCall {
+            items: converted,
+            step: options.step,
+            commit: options.commit,
+            timestamp: now_secs(),
+        }))
+    }
+
+    /// Logs every field of a serialisable value (a struct or map) into the current step.
+    pub fn log_serialize<T: serde::Serialize>(&self, values: &T) -> Result<(), RunError> {
+        match serde_json::to_value(values) {
+            Ok(serde_json::Value::Object(map)) => {
+                self.log(map.into_iter().map(|(k, v)| (k, Value::from(v))))
+            }
+            Ok(_) => Err(RunError::BadValue {
+                key: String::new(),
+                reason: "log_serialize needs a value that serialises to a map".into(),
+            }),
+            Err(e) => Err(RunError::BadValue {
+                key: String::new(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Sets summary values (they replace what the run derived from history).
+    pub fn summary_set<K, V>(&self, items: impl IntoIterator<Item = (K, V)>) -> Result<(), RunError>
+    where
+        K: Into<String>,
+        V: Into<Value>,
+    {
+        let update = items
+            .into_iter()
+            .map(|(k, v)| (vec![k.into()], v.into()))
+            .collect();
+        self.send(Input::Summary(SummaryChange {
+            update,
+            remove: Vec::new(),
+        }))
+    }
+
+    /// Removes summary keys.
+    pub fn summary_remove<K: Into<String>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<(), RunError> {
+        let remove = keys.into_iter().map(|k| vec![k.into()]).collect();
+        self.send(Input::Summary(SummaryChange {
+            update: Vec::new(),
+            remove,
+        }))
+    }
+
+    /// The current summary: top-level keys and nested paths with their values.
+    pub fn summary(&self) -> Result<Vec<(Vec<String>, Value)>, RunError> {
+        let (tx, rx) = sync_channel(1);
+        if self.inner.is_none() {
+            return Ok(Vec::new());
+        }
+        self.send(Input::Query(Query::Summary(tx)))?;
+        rx.recv().map_err(|_| RunError::Finished)
+    }
+
+    /// The step the next committed row will have.
+    pub fn step(&self) -> Result<i64, RunError> {
+        let (tx, rx) = sync_channel(1);
+        if self.inner.is_none() {
+            return Ok(0);
+        }
+        self.send(Input::Query(Query::HistoryStep(tx)))?;
+        rx.recv().map_err(|_| RunError::Finished)
+    }
+
+    /// Updates config values.
+    pub fn config_update<K, V>(
+        &self,
+        items: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<(), RunError>
+    where
+        K: Into<String>,
+        V: Into<Value>,
+    {
+        let update = items
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self.send(Input::Config(ConfigChange {
+            update,
+            remove: Vec::new(),
+        }))
+    }
+
+    /// Starts a metric definition (`define_metric`); finish it with [`MetricDef::apply`].
+    pub fn define_metric(&self, name: impl Into<String>) -> MetricDef<'_> {
+        let record = cairn_core::input::metric_definition(&name.into());
+        MetricDef { run: self, record }
+    }
+
+    /// Raises an alert (`level`: INFO, WARN or ERROR).
+    pub fn alert(
+        &self,
+        title: impl Into<String>,
+        text: impl Into<String>,
+        level: &str,
+    ) -> Result<(), RunError> {
+        self.record(RecordType::Alert(AlertRecord {
+            title: title.into(),
+            text: text.into(),
+            level: level.to_owned(),
+            wait_duration: 60_000,
+            ..Default::default()
+        }))
+    }
+
+    /// Saves a file with the run: copies it into the run's `files/` folder now.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), RunError> {
+        let Some(layout) = &self.layout else {
+            return Ok(());
+        };
+        let path = path.as_ref();
+        let name = path.file_name().ok_or_else(|| RunError::BadValue {
+            key: path.display().to_string(),
+            reason: "not a file".into(),
+        })?;
+        std::fs::copy(path, layout.files_dir.join(name)).map_err(|e| RunError::BadValue {
+            key: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        self.record(RecordType::Files(FilesRecord {
+            files: vec![FilesItem {
+                path: name.to_string_lossy().into_owned(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }))
+    }
+
+    /// Marks the run as about to be preempted.
+    pub fn mark_preempting(&self) -> Result<(), RunError> {
+        self.record(RecordType::Preempting(RunPreemptingRecord::default()))
+    }
+
+    fn record(&self, record_type: RecordType) -> Result<(), RunError> {
+        self.send(Input::Record(Box::new(Record {
+            record_type: Some(record_type),
+            ..Default::default()
+        })))
+    }
+
+    /// Warnings and progress the core reported since the last call.
+    pub fn events(&self) -> Vec<Event> {
+        self.inner
+            .as_ref()
+            .map(|i| i.events.try_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Finishes the run with exit code 0.
+    pub fn finish(self) -> Result<Option<FinishReport>, RunError> {
+        self.finish_with(0)
+    }
+
+    /// Finishes the run with an exit code: everything logged is written, then the run's
+    /// files; returns what the pipeline did (`None` when disabled).
+    pub fn finish_with(mut self, exit_code: i32) -> Result<Option<FinishReport>, RunError> {
+        self.finish_inner(exit_code)
+    }
+
+    fn finish_inner(&mut self, exit_code: i32) -> Result<Option<FinishReport>, RunError> {
+        let Some(inner) = self.inner.take() else {
+            return Ok(None);
+        };
+        if let Some(capture) = inner.capture {
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            let _ = std::io::stderr().flush();
+            let _ = capture.stop();
+        }
+        drop(inner.input);
+        Ok(Some(inner.pipeline.finish(exit_code, self.deadline)?))
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let code = if std::thread::panicking() { 1 } else { 0 };
+        let _ = self.finish_inner(code);
+    }
+}
+
+/// A metric definition being built; see [`Run::define_metric`].
+#[derive(Debug)]
+#[must_use = "call apply() to define the metric"]
+pub struct MetricDef<'a> {
+    run: &'a Run,
+    record: MetricRecord,
+}
+
+impl MetricDef<'_> {
+    /// Plots this metric against another metric instead of `_step`.
+    pub fn step_metric(mut self, metric: impl Into<String>) -> Self {
+        self.record.step_metric = metric.into();
+        self
+    }
+
+    /// Adds the step metric's latest value to rows that log this metric without it.
+    pub fn step_sync(mut self, on: bool) -> Self {
+        self.options().step_sync = on;
+        self
+    }
+
+    /// Hides the metric in the UI.
+    pub fn hidden(mut self, on: bool) -> Self {
+        self.options().hidden = on;
+        self
+    }
+
+    /// Summary aggregates, W&B-style: any of `min`, `max`, `mean`, `first`, `last`,
+    /// `best`, `copy`, `none`, comma-separated.
+    pub fn summary(mut self, aggregates: &str) -> Self {
+        let mut s = MetricSummary::default();
+        for agg in aggregates.split(',').map(str::trim) {
+            match agg {
+                "min" => s.min = true,
+                "max" => s.max = true,
+                "mean" => s.mean = true,
+                "first" => s.first = true,
+                "last" => s.last = true,
+                "best" => s.best = true,
+                "copy" => s.copy = true,
+                "none" => s.none = true,
+                _ => {}
+            }
+        }
+        self.record.summary = Some(s);
+        self
+    }
+
+    /// The goal for `best`: `minimize` or `maximize`.
+    pub fn goal(mut self, goal: &str) -> Self {
+        use cairn_proto::metric_record::MetricGoal;
+        self.record.goal = match goal {
+            "maximize" | "max" => MetricGoal::GoalMaximize as i32,
+            "minimize" | "min" => MetricGoal::GoalMinimize as i32,
+            _ => MetricGoal::GoalUnset as i32,
+        };
+        self
+    }
+
+    fn options(&mut self) -> &mut MetricOptions {
+        self.record.options.get_or_insert_with(Default::default)
+    }
+
+    /// Sends the definition.
+    pub fn apply(self) -> Result<(), RunError> {
+        self.run.send(Input::DefineMetric(Box::new(self.record)))
+    }
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
