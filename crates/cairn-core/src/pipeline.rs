@@ -2,7 +2,7 @@
 //! bounded channels, and the ordered finish.
 //!
 //! ```text
-//! Input ─(bounded, cap. `queue_capacity`)─▶ cairn-handler ─(1024)─▶ cairn-writer ─(1024)─▶ cairn-sender
+//! Input ─(bounded, cap. `queue_capacity`)─▶ cairn-handler ─(256 batches)─▶ cairn-writer ─(256 batches)─▶ cairn-sender
 //! ```
 //!
 //! Channels apply backpressure: a full queue makes its producer wait. Every stage
@@ -40,11 +40,11 @@ use crate::sender::{self, SenderConfig, SenderReport};
 use crate::system::{SystemConfig, SystemMonitor};
 use crate::writer::{self, WriterReport};
 
-/// Records in flight between two inner stages.
-const STAGE_QUEUE: usize = 1024;
+/// Batches of records in flight between two inner stages.
+const STAGE_QUEUE: usize = 256;
 
 /// Default capacity of the SDK's input queue.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 16 * 1024;
+pub const DEFAULT_QUEUE_CAPACITY: usize = 512;
 
 /// Everything a run's pipeline needs.
 #[derive(Clone, Debug)]
@@ -176,7 +176,7 @@ impl Pipeline {
             handler_stage(handler_config, input_rx, to_writer, handler_events, started);
         })?;
         let writer = spawn("cairn-writer", move || {
-            writer::run(log, writer_rx, Some(to_sender))
+            writer::run(log, writer_rx, Some((to_sender, sender::wants)))
         })?;
         let sender_config = SenderConfig {
             files_dir: config.files_dir.clone(),
@@ -267,7 +267,7 @@ fn spawn<T: Send + 'static>(
 fn handler_stage(
     config: HandlerConfig,
     input: Receiver<Input>,
-    output: SyncSender<cairn_proto::Record>,
+    output: SyncSender<Vec<cairn_proto::Record>>,
     events: SyncSender<Event>,
     started: Instant,
 ) {
@@ -275,10 +275,8 @@ fn handler_stage(
     let mut out = vec![handler.header()];
     for item in input {
         handler.handle(item, started.elapsed(), &mut out);
-        for record in out.drain(..) {
-            if output.send(record).is_err() {
-                return; // the writer is gone: nothing downstream to feed
-            }
+        if !out.is_empty() && output.send(std::mem::take(&mut out)).is_err() {
+            return; // the writer is gone: nothing downstream to feed
         }
         for warning in handler.take_warnings() {
             let _ = events.try_send(Event::Warning(warning));
@@ -291,9 +289,7 @@ fn handler_stage(
     if !handler.has_exited() {
         // Every input handle was dropped without a finish: finish as a failed run.
         handler.handle(Input::Exit { exit_code: 1 }, started.elapsed(), &mut out);
-        for record in out.drain(..) {
-            let _ = output.send(record);
-        }
+        let _ = output.send(out);
     }
 }
 

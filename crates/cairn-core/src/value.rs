@@ -43,7 +43,8 @@ impl Value {
 
     /// The value as W&B's `value_json` text.
     pub fn to_json(&self) -> String {
-        let mut out = String::new();
+        // Sized for any scalar, so a number is formatted without reallocating.
+        let mut out = String::with_capacity(24);
         self.write_json(&mut out);
         out
     }

@@ -42,11 +42,16 @@ pub struct WriterReport {
     pub error: Option<WriteError>,
 }
 
-/// Runs the writer stage on the current thread until `input` closes.
+/// Which records go on to the sender (offline, it needs no history rows).
+pub type Forward = fn(&Record) -> bool;
+
+/// Runs the writer stage on the current thread until `input` closes. Input and output
+/// carry batches of records (one channel operation per batch, not per record); records
+/// for which `forward` says no are dropped after they are written.
 pub fn run<S: LogSink>(
     mut log: LogWriter<S>,
-    input: Receiver<Record>,
-    output: Option<SyncSender<Record>>,
+    input: Receiver<Vec<Record>>,
+    output: Option<(SyncSender<Vec<Record>>, Forward)>,
 ) -> WriterReport {
     let mut report = WriterReport::default();
     let mut num: i64 = 0;
@@ -54,7 +59,7 @@ pub fn run<S: LogSink>(
     let mut buf = Vec::new();
     loop {
         let first = match input.recv_timeout(IDLE_TICK) {
-            Ok(record) => record,
+            Ok(records) => records,
             Err(RecvTimeoutError::Timeout) => {
                 if report.error.is_none() {
                     if let Err(e) = log.sync_if_due() {
@@ -65,10 +70,10 @@ pub fn run<S: LogSink>(
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        batch.push(first);
+        batch.extend(first);
         while batch.len() < MAX_BATCH {
             match input.try_recv() {
-                Ok(record) => batch.push(record),
+                Ok(records) => batch.extend(records),
                 Err(_) => break,
             }
         }
@@ -98,11 +103,15 @@ pub fn run<S: LogSink>(
                 report.error = Some(e);
             }
         }
-        for record in batch.drain(..) {
-            if let Some(out) = &output {
-                // A sender that is gone has ended: nothing more to forward to.
-                let _ = out.send(record);
+        match &output {
+            Some((out, forward)) => {
+                let onward: Vec<Record> = batch.drain(..).filter(forward).collect();
+                if !onward.is_empty() {
+                    // A sender that is gone has ended: nothing more to forward to.
+                    let _ = out.send(onward);
+                }
             }
+            None => batch.clear(),
         }
     }
     report.bytes = log.end_offset();
@@ -145,29 +154,31 @@ mod tests {
     fn numbers_and_persists_records_but_not_requests_or_local_ones() {
         let (tx, rx) = sync_channel(16);
         let (out_tx, out_rx) = sync_channel(16);
-        tx.send(exit_record()).unwrap();
-        tx.send(Record {
+        tx.send(vec![exit_record()]).unwrap();
+        tx.send(vec![Record {
             record_type: Some(RecordType::Request(Request::default())),
             ..Default::default()
-        })
+        }])
         .unwrap();
-        tx.send(Record {
-            control: Some(Control {
-                local: true,
-                ..Default::default()
-            }),
-            ..exit_record()
-        })
+        tx.send(vec![
+            Record {
+                control: Some(Control {
+                    local: true,
+                    ..Default::default()
+                }),
+                ..exit_record()
+            },
+            exit_record(),
+        ])
         .unwrap();
-        tx.send(exit_record()).unwrap();
         drop(tx);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run-x.wandb");
         let log = LogWriter::create(&path, SyncPolicy::Never).unwrap();
-        let report = run(log, rx, Some(out_tx));
+        let report = run(log, rx, Some((out_tx, |_| true)));
         assert!(report.error.is_none());
         assert_eq!(report.records, 2);
-        let forwarded: Vec<Record> = out_rx.iter().collect();
+        let forwarded: Vec<Record> = out_rx.iter().flatten().collect();
         assert_eq!(forwarded.len(), 4, "everything reaches the sender");
         assert_eq!(
             forwarded.iter().map(|r| r.num).collect::<Vec<_>>(),

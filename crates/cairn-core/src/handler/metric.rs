@@ -5,7 +5,7 @@
 //! a key the first time the key is logged (keys starting with `_` are never matched), and
 //! that expansion is reported so it can be persisted as W&B does (`expanded_from_glob`).
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use cairn_proto::MetricRecord;
 

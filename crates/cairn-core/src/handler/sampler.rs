@@ -41,14 +41,14 @@ struct Reservoir {
 #[derive(Debug)]
 pub(crate) struct Sampler {
     rng: Pcg,
-    metrics: indexmap::IndexMap<String, Reservoir>,
+    metrics: indexmap::IndexMap<String, Reservoir, rustc_hash::FxBuildHasher>,
 }
 
 impl Sampler {
     pub(crate) fn new(seed: u64) -> Self {
         Self {
             rng: Pcg(seed | 1),
-            metrics: indexmap::IndexMap::new(),
+            metrics: indexmap::IndexMap::default(),
         }
     }
 

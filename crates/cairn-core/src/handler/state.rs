@@ -35,6 +35,46 @@ use super::summary::Summary;
 use crate::input::{ConfigChange, Input, LogCall, Path, Query, SummaryChange};
 use crate::value::Value;
 
+type FastMap<K, V> = indexmap::IndexMap<K, V, rustc_hash::FxBuildHasher>;
+
+/// The pending row, in first-logged order. Top-level keys (nearly all of them) are kept by
+/// their own string so that logging one costs no extra allocation; nested paths apart.
+/// (A fast non-cryptographic hash: the keys are the user's own metric names.)
+#[derive(Debug, Default)]
+struct Row {
+    top: FastMap<String, Value>,
+    nested: FastMap<Path, Value>,
+}
+
+impl Row {
+    fn is_empty(&self) -> bool {
+        self.top.is_empty() && self.nested.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.top.len() + self.nested.len()
+    }
+
+    fn insert(&mut self, path: &[String], value: Value) {
+        match path {
+            [key] => {
+                self.top.insert(key.clone(), value);
+            }
+            _ => {
+                self.nested.insert(path.to_vec(), value);
+            }
+        }
+    }
+
+    /// Forgets scalars logged at `path` or below it (a map logged there replaces them).
+    fn clear_at(&mut self, path: &[String]) {
+        if let [key] = path {
+            self.top.shift_remove(key);
+        }
+        self.nested.retain(|p, _| !p.starts_with(path));
+    }
+}
+
 /// Maps nested deeper than this stay one JSON value instead of becoming nested keys.
 const MAX_NESTING: usize = 32;
 
@@ -90,7 +130,7 @@ pub enum Warning {
 pub struct Handler {
     config: HandlerConfig,
     step: i64,
-    row: indexmap::IndexMap<Path, Value>,
+    row: Row,
     timestamp: Option<f64>,
     metrics: Metrics,
     summary: Summary,
@@ -107,7 +147,7 @@ impl Handler {
             step: config.starting_step,
             sampler: Sampler::new(config.seed),
             config,
-            row: indexmap::IndexMap::new(),
+            row: Row::default(),
             timestamp: None,
             metrics: Metrics::default(),
             summary: Summary::default(),
@@ -219,8 +259,12 @@ impl Handler {
             }
         }
         for (key, value) in call.items {
-            let mut path = vec![key];
-            insert_flattened(&mut self.row, &mut path, value, 0);
+            if let Value::Map(_) = value {
+                let mut path = vec![key];
+                insert_flattened(&mut self.row, &mut path, value, 0);
+            } else {
+                self.row.top.insert(key, value);
+            }
         }
         self.timestamp = Some(call.timestamp);
         if call.commit.unwrap_or(call.step.is_none()) {
@@ -234,8 +278,9 @@ impl Handler {
             return;
         }
         let mut row = std::mem::take(&mut self.row);
-        if self.metrics.has_definitions() {
-            let keys: Vec<String> = row.keys().map(|p| p[0].clone()).collect();
+        let has_definitions = self.metrics.has_definitions();
+        if has_definitions {
+            let keys: Vec<String> = row.top.keys().cloned().collect();
             for key in &keys {
                 if let Some(expanded) = self.metrics.expand(key) {
                     out.push(self.metric_record(expanded));
@@ -243,43 +288,54 @@ impl Handler {
             }
             for key in &keys {
                 if let Some((step_key, value)) = self.metrics.step_sync(key) {
-                    let step_path = vec![step_key.to_owned()];
-                    if !row.contains_key(&step_path) {
-                        row.insert(step_path, value.clone());
+                    if !row.top.contains_key(step_key) {
+                        row.top.insert(step_key.to_owned(), value.clone());
                     }
                 }
             }
-            self.metrics.note_step_values(
-                row.iter()
-                    .filter(|(p, _)| p.len() == 1)
-                    .map(|(p, v)| (p[0].as_str(), v)),
-            );
+            self.metrics
+                .note_step_values(row.top.iter().map(|(k, v)| (k.as_str(), v)));
         }
         let runtime = self.runtime(elapsed).as_secs_f64();
-        row.insert(vec!["_runtime".to_owned()], Value::Float(runtime));
-        row.insert(vec!["_step".to_owned()], Value::Int(self.step));
+        row.top.insert("_runtime".to_owned(), Value::Float(runtime));
+        row.top.insert("_step".to_owned(), Value::Int(self.step));
         if let Some(ts) = self.timestamp.take() {
-            row.insert(vec!["_timestamp".to_owned()], Value::Float(ts));
+            row.top.insert("_timestamp".to_owned(), Value::Float(ts));
         }
         let mut items = Vec::with_capacity(row.len());
-        for (path, value) in &row {
-            if path.len() == 1 && !path[0].starts_with('_') {
+        // The row is consumed: each key moves into its history item and each value into
+        // the summary, so a steady-state commit allocates only the JSON text.
+        for (key, value) in row.top {
+            if !key.starts_with('_') {
                 if let Some(x) = value.as_f64() {
-                    self.sampler.observe(&path[0], x);
+                    self.sampler.observe(&key, x);
                 }
             }
+            let value_json = value.to_json();
             // As in W&B, a null is history only: the summary keeps the last real value.
-            if *value != Value::Null {
-                let agg = if path.len() == 1 {
-                    self.metrics.aggregation(&path[0])
+            if value != Value::Null {
+                let agg = if has_definitions {
+                    self.metrics.aggregation(&key)
                 } else {
                     None
                 };
-                self.summary.observe(path, value, agg.as_ref());
+                self.summary
+                    .observe(std::slice::from_ref(&key), value, agg.as_ref());
             }
             items.push(HistoryItem {
-                nested_key: path.clone(),
-                value_json: value.to_json(),
+                key,
+                value_json,
+                ..Default::default()
+            });
+        }
+        for (path, value) in row.nested {
+            let value_json = value.to_json();
+            if value != Value::Null {
+                self.summary.observe(&path, value, None);
+            }
+            items.push(HistoryItem {
+                nested_key: path,
+                value_json,
                 ..Default::default()
             });
         }
@@ -386,25 +442,18 @@ impl Handler {
 }
 
 /// Puts `value` into the row at `path`, turning maps into nested keys.
-fn insert_flattened(
-    row: &mut indexmap::IndexMap<Path, Value>,
-    path: &mut Path,
-    value: Value,
-    depth: usize,
-) {
+fn insert_flattened(row: &mut Row, path: &mut Path, value: Value, depth: usize) {
     match value {
         Value::Map(entries) if depth < MAX_NESTING && !entries.is_empty() => {
-            // A new nested map replaces any scalar logged at its own path this step.
-            row.shift_remove(path.as_slice());
+            // A new nested map replaces what was logged at its own path this step.
+            row.clear_at(path);
             for (key, v) in entries {
                 path.push(key);
                 insert_flattened(row, path, v, depth + 1);
                 path.pop();
             }
         }
-        value => {
-            row.insert(path.clone(), value);
-        }
+        value => row.insert(path, value),
     }
 }
 

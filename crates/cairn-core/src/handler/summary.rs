@@ -52,7 +52,7 @@ impl Entry {
         }
     }
 
-    fn observe(&mut self, value: &Value) {
+    fn observe(&mut self, value: Value) {
         if self.first.is_none() {
             self.first = Some(value.clone());
         }
@@ -62,7 +62,7 @@ impl Entry {
             self.sum += x;
             self.count += 1;
         }
-        self.last = value.clone();
+        self.last = value;
         self.dirty = true;
     }
 
@@ -112,16 +112,16 @@ impl Entry {
 /// Every summary entry, in the order keys first appeared.
 #[derive(Debug, Default)]
 pub(crate) struct Summary {
-    entries: indexmap::IndexMap<Path, Entry>,
+    entries: indexmap::IndexMap<Path, Entry, rustc_hash::FxBuildHasher>,
 }
 
 impl Summary {
     /// A value from a committed history row.
-    pub(crate) fn observe(&mut self, path: &[String], value: &Value, agg: Option<&Aggregation>) {
+    pub(crate) fn observe(&mut self, path: &[String], value: Value, agg: Option<&Aggregation>) {
         let entry = match self.entries.get_mut(path) {
             Some(entry) => entry,
             None => {
-                let mut entry = Entry::new(value.clone());
+                let mut entry = Entry::new(Value::Null);
                 entry.aggregation = agg.cloned();
                 self.entries.entry(path.to_vec()).or_insert(entry)
             }

@@ -46,14 +46,23 @@ pub struct SenderReport {
     pub errors: Vec<String>,
 }
 
+/// Whether the offline sender needs a record: history rows and system metrics only go to
+/// the log.
+pub fn wants(record: &Record) -> bool {
+    !matches!(
+        record.record_type,
+        Some(RecordType::History(_) | RecordType::Stats(_))
+    )
+}
+
 /// Runs the sender stage on the current thread until `input` closes.
-pub fn run(config: SenderConfig, input: Receiver<Record>) -> SenderReport {
+pub fn run(config: SenderConfig, input: Receiver<Vec<Record>>) -> SenderReport {
     let mut report = SenderReport::default();
     let mut files = RunFiles::default();
     let mut console = ConsoleModel::new();
     let mut output_log: Option<fs_err::File> = None;
     let output_path = config.files_dir.join("output.log");
-    for record in input {
+    for record in input.into_iter().flatten() {
         files.observe(&record);
         match &record.record_type {
             Some(RecordType::OutputRaw(raw)) => {

@@ -36,7 +36,14 @@ fn render(r: &Record) -> String {
             let items: Vec<String> = h
                 .item
                 .iter()
-                .map(|i| format!("{}={}", i.nested_key.join("."), i.value_json))
+                .map(|i| {
+                    let k = if i.nested_key.is_empty() {
+                        i.key.clone()
+                    } else {
+                        i.nested_key.join(".")
+                    };
+                    format!("{k}={}", i.value_json)
+                })
                 .collect();
             format!(
                 "history step={} {}",
@@ -181,8 +188,8 @@ fn nested_maps_become_nested_keys() {
         log(&[("nested", nested), ("list", vec![1, 2].into()), ("", 4.into()), ("a.b", 2.into())]),
         exit(),
     ]), @r#"
-    history step=0 nested.a=9 nested.b.c=3 nested.empty={} list=[1,2] =4 a.b=2 _runtime=0.01 _step=0 _timestamp=1000.5
-    summary nested.a=9 nested.b.c=3 nested.empty={} list=[1,2] =4 a.b=2 _step=0 _timestamp=1000.5 _wandb.runtime=0 _runtime=0
+    history step=0 list=[1,2] =4 a.b=2 _runtime=0.01 _step=0 _timestamp=1000.5 nested.a=9 nested.b.c=3 nested.empty={}
+    summary list=[1,2] =4 a.b=2 _step=0 _timestamp=1000.5 nested.a=9 nested.b.c=3 nested.empty={} _wandb.runtime=0 _runtime=0
     exit code=0 runtime=0
     "#);
 }
