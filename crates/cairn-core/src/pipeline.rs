@@ -124,6 +124,31 @@ pub struct FinishReport {
     pub elapsed: Duration,
 }
 
+/// Tells other threads when a pipeline has finished (its sender has ended), e.g. a signal
+/// handler that must not exit the process before the run's files are complete.
+#[derive(Clone, Debug, Default)]
+pub struct Completion(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Completion {
+    fn mark(&self) {
+        let (done, cv) = &*self.0;
+        if let Ok(mut done) = done.lock() {
+            *done = true;
+        }
+        cv.notify_all();
+    }
+
+    /// Waits until the pipeline has finished or `timeout` passes; whether it finished.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let (done, cv) = &*self.0;
+        let Ok(guard) = done.lock() else { return false };
+        match cv.wait_timeout_while(guard, timeout, |done| !*done) {
+            Ok((done, _)) => *done,
+            Err(_) => false,
+        }
+    }
+}
+
 /// The SDK's handle on the input queue (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct RunInput {
@@ -153,6 +178,7 @@ pub struct Pipeline {
     sender_done: Receiver<SenderReport>,
     system: Option<(SyncSender<()>, JoinHandle<()>)>,
     events: SyncSender<Event>,
+    completion: Completion,
 }
 
 impl Pipeline {
@@ -181,9 +207,12 @@ impl Pipeline {
         let sender_config = SenderConfig {
             files_dir: config.files_dir.clone(),
         };
+        let completion = Completion::default();
+        let sender_completion = completion.clone();
         spawn("cairn-sender", move || {
             let report = sender::run(sender_config, sender_rx);
             let _ = sender_done_tx.send(report);
+            sender_completion.mark();
         })?;
         let input = RunInput { tx: input_tx };
         let system = match config.system {
@@ -198,9 +227,15 @@ impl Pipeline {
                 sender_done,
                 system,
                 events: events_tx,
+                completion,
             },
             events_rx,
         ))
+    }
+
+    /// A handle that tells when this pipeline has finished.
+    pub fn completion(&self) -> Completion {
+        self.completion.clone()
     }
 
     /// The handle the SDK queues inputs on.

@@ -29,6 +29,7 @@
 
 mod run;
 pub mod settings;
+mod signals;
 
 pub use cairn_core::pipeline::{Event, ExitPhase, FinishReport};
 pub use cairn_core::value::Value;

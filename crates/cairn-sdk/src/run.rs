@@ -98,6 +98,7 @@ pub struct RunBuilder {
     dir: Option<PathBuf>,
     resume: Option<String>,
     console: Option<bool>,
+    signals: Option<bool>,
     system_interval: Option<Option<Duration>>,
     sync: Option<SyncPolicy>,
     finish_deadline: Option<Duration>,
@@ -176,6 +177,13 @@ impl RunBuilder {
     /// Whether to capture stdout and stderr (`WANDB_CONSOLE=off` disables; default on).
     pub fn console(mut self, on: bool) -> Self {
         self.console = Some(on);
+        self
+    }
+
+    /// Whether SIGINT/SIGTERM finish the run (exit code 128 + signal) before the process
+    /// dies (default on).
+    pub fn handle_signals(mut self, on: bool) -> Self {
+        self.signals = Some(on);
         self
     }
 
@@ -264,6 +272,11 @@ impl RunBuilder {
         } else {
             None
         };
+        let signals = if self.signals.unwrap_or(true) {
+            crate::signals::register(input.clone(), pipeline.completion())
+        } else {
+            None
+        };
         Ok(Run {
             id,
             layout: Some(layout),
@@ -272,6 +285,7 @@ impl RunBuilder {
                 input,
                 capture,
                 events,
+                signals,
             }),
             deadline: self.finish_deadline.unwrap_or(DEFAULT_FINISH_DEADLINE),
         })
@@ -422,6 +436,8 @@ struct Inner {
     input: RunInput,
     capture: Option<ConsoleCapture>,
     events: std::sync::mpsc::Receiver<Event>,
+    /// Registration with the signal listener, removed when the run finishes.
+    signals: Option<u64>,
 }
 
 /// A run: log metrics, set the summary and config, then [`finish`](Run::finish).
@@ -697,6 +713,9 @@ impl Run {
         let Some(inner) = self.inner.take() else {
             return Ok(None);
         };
+        if let Some(id) = inner.signals {
+            crate::signals::unregister(id);
+        }
         if let Some(capture) = inner.capture {
             use std::io::Write;
             let _ = std::io::stdout().flush();

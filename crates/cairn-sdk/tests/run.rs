@@ -277,6 +277,22 @@ fn child_process() {
             println!("\nLOG={}", run.log_path().unwrap().display());
             std::thread::sleep(std::time::Duration::from_secs(60));
         }
+        "sigterm" => {
+            let run = cairn_sdk::init()
+                .dir(&dir)
+                .mode("offline")
+                .console(false)
+                .system_metrics(None)
+                .start()
+                .unwrap();
+            for i in 0..100 {
+                run.log([("i", i)]).unwrap();
+            }
+            assert_eq!(run.step().unwrap(), 100);
+            println!("\nLOG={}", run.log_path().unwrap().display());
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            drop(run);
+        }
         other => panic!("unknown child scenario {other}"),
     }
 }
@@ -343,4 +359,38 @@ fn sigkill_loses_nothing_the_writer_was_handed() {
         }
     }
     assert_eq!(steps, (0..5000).collect::<Vec<_>>());
+}
+
+#[test]
+fn sigterm_finishes_the_run_then_the_process_dies_of_it() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = child("sigterm", dir.path(), &[]);
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let log = lines
+        .find_map(|l| {
+            l.ok()
+                .and_then(|l| l.strip_prefix("LOG=").map(PathBuf::from))
+        })
+        .unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(15), "{status:?}");
+    let recs = records(&log);
+    assert_eq!(history_steps(&recs), (0..100).collect::<Vec<_>>());
+    let Some(RecordType::Exit(exit)) = &recs.last().unwrap().record_type else {
+        panic!("no exit record")
+    };
+    assert_eq!(exit.exit_code, 143);
+    assert!(
+        log.parent()
+            .unwrap()
+            .join("files/wandb-summary.json")
+            .exists()
+    );
 }
