@@ -24,17 +24,9 @@ import sys
 
 from google.protobuf import descriptor_pb2
 
-WANDB_MODULES = [
-    "wandb_base",
-    "wandb_telemetry",
-    "wandb_internal",
-    "wandb_settings",
-    "wandb_sync",
-    "wandb_api",
-    "wandb_server",
-    "wandb_otel",
-    "wandb_sweep_scheduler",
-]
+# The wandb modules whose descriptors define the protocol (shared with the generator).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from protogen import WANDB_FILES as WANDB_MODULES  # noqa: E402
 F = descriptor_pb2.FieldDescriptorProto
 DEFAULT_SET = os.path.join(
     os.path.dirname(os.path.abspath(__file__)),

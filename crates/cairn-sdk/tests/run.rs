@@ -278,13 +278,7 @@ fn child_process() {
             std::thread::sleep(std::time::Duration::from_secs(60));
         }
         "sigterm" => {
-            let run = cairn_sdk::init()
-                .dir(&dir)
-                .mode("offline")
-                .console(false)
-                .system_metrics(None)
-                .start()
-                .unwrap();
+            let run = quiet(&dir).start().unwrap();
             for i in 0..100 {
                 run.log([("i", i)]).unwrap();
             }
