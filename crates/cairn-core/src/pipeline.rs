@@ -2,7 +2,7 @@
 //! bounded channels, and the ordered finish.
 //!
 //! ```text
-//! Input ─(bounded, cap. `queue_capacity`)─▶ cairn-handler ─(256 batches)─▶ cairn-writer ─(256 batches)─▶ cairn-sender
+//! Input ─(bounded, cap. `queue_capacity`)─▶ cairn-handler ─(4 batches)─▶ cairn-writer ─(4 batches)─▶ cairn-sender
 //! ```
 //!
 //! Channels apply backpressure: a full queue makes its producer wait. Every stage
@@ -40,8 +40,12 @@ use crate::sender::{self, SenderConfig, SenderReport};
 use crate::system::{SystemConfig, SystemMonitor};
 use crate::writer::{self, WriterReport};
 
-/// Batches of records in flight between two inner stages.
-const STAGE_QUEUE: usize = 256;
+/// Batches of records in flight between two inner stages: with batches bounded by
+/// [`MAX_BATCH_VALUES`], memory between stages stays a few MiB.
+const STAGE_QUEUE: usize = 4;
+
+/// Logged values the handler turns into one batch at most.
+const MAX_BATCH_VALUES: usize = 4 * 1024;
 
 /// Default capacity of the SDK's input queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 512;
@@ -308,8 +312,23 @@ fn handler_stage(
 ) {
     let mut handler = Handler::new(config);
     let mut out = vec![handler.header()];
-    for item in input {
-        handler.handle(item, started.elapsed(), &mut out);
+    while let Ok(first) = input.recv() {
+        // Handle whatever else is already queued too (bounded by values, so a batch stays
+        // small in memory), then pass the writer one batch: one wake-up per batch, not per
+        // record.
+        let mut next = Some(first);
+        let mut values = 0;
+        while let Some(item) = next.take() {
+            values += match &item {
+                Input::Log(call) => call.items.len().max(1),
+                _ => 1,
+            };
+            handler.handle(item, started.elapsed(), &mut out);
+            if handler.has_exited() || values >= MAX_BATCH_VALUES {
+                break;
+            }
+            next = input.try_recv().ok();
+        }
         if !out.is_empty() && output.send(std::mem::take(&mut out)).is_err() {
             return; // the writer is gone: nothing downstream to feed
         }
