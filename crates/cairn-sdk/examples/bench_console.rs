@@ -17,48 +17,9 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs a number")),
-    }
-}
-
-/// Peak resident set size of this process so far, in KiB (`VmHWM`).
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-#[allow(clippy::print_stderr, reason = "a benchmark program prints its result")]
-fn report(result: &serde_json::Value) -> ExitCode {
-    let text = result.to_string();
-    match std::env::var_os("CAIRN_BENCH_RESULT") {
-        Some(path) => match std::fs::write(&path, text + "\n") {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!(
-                    "bench_console: cannot write {}: {e}",
-                    path.to_string_lossy()
-                );
-                ExitCode::FAILURE
-            }
-        },
-        None => {
-            eprintln!("{text}");
-            ExitCode::SUCCESS
-        }
-    }
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{arg, peak_rss_kib, report};
 
 #[allow(
     clippy::print_stdout,

@@ -25,15 +25,9 @@ use std::time::{Duration, Instant};
 
 use cairn_core::pipeline::DEFAULT_QUEUE_CAPACITY;
 
-fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs a number")),
-    }
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{arg, peak_rss_kib, report};
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
@@ -41,40 +35,6 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     }
     let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
-}
-
-/// Peak resident set size of this process so far, in KiB (`VmHWM`).
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-#[allow(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    reason = "a benchmark program prints its result"
-)]
-fn report(result: &serde_json::Value) -> ExitCode {
-    let text = result.to_string();
-    match std::env::var_os("CAIRN_BENCH_RESULT") {
-        Some(path) => match std::fs::write(&path, text + "\n") {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("bench_log: cannot write {}: {e}", path.to_string_lossy());
-                ExitCode::FAILURE
-            }
-        },
-        None => {
-            println!("{text}");
-            ExitCode::SUCCESS
-        }
-    }
 }
 
 #[allow(

@@ -6,15 +6,9 @@
 
 use std::process::ExitCode;
 
-fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs a number")),
-    }
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::arg;
 
 #[allow(
     clippy::print_stdout,
