@@ -323,7 +323,7 @@ impl RunBuilder {
                     })
                     .unwrap_or_default()
             }),
-            host: hostname(),
+            host: cairn_core::system::hostname(),
             start_time: Some(prost_types::Timestamp {
                 seconds: since_epoch.as_secs() as i64,
                 nanos: since_epoch.subsec_nanos() as i32,
@@ -344,15 +344,6 @@ fn system_config(interval: Duration) -> SystemConfig {
         interval,
         gpu: true,
     }
-}
-
-fn hostname() -> String {
-    fs_hostname().unwrap_or_default()
-}
-
-fn fs_hostname() -> Option<String> {
-    let text = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    Some(text.trim().to_owned())
 }
 
 fn telemetry_record(mode: Mode) -> Record {

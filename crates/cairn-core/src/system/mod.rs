@@ -553,6 +553,11 @@ fn page_size() -> u64 {
     4096
 }
 
+/// This machine's host name, as the environment record reports it.
+pub fn hostname() -> String {
+    os_and_host().1
+}
+
 /// (`<sysname>-<release>-<machine>`, host name).
 #[cfg(unix)]
 fn os_and_host() -> (String, String) {
