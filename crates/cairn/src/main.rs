@@ -22,12 +22,27 @@ struct Cli {
 enum Command {
     /// Print the records of a `.wandb` transaction log as JSON lines.
     Dump(commands::dump::DumpArgs),
+    /// Serve W&B's API (GraphQL, filestream, files) for the `wandb` SDK and `wandb.Api()`.
+    Server(commands::server::ServerArgs),
+    /// Manage the server's users.
+    #[command(subcommand)]
+    User(commands::server::UserCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(commands::server::KeyCommand),
+    /// Act on runs stored by the server.
+    #[command(subcommand)]
+    Run(commands::server::RunCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Dump(args) => commands::dump::run(&args),
+        Command::Server(args) => commands::server::serve(&args),
+        Command::User(command) => commands::server::user(&command),
+        Command::Key(command) => commands::server::key(&command),
+        Command::Run(command) => commands::server::run(&command),
     };
     match outcome {
         Ok(status) => status.into(),

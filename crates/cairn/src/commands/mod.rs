@@ -4,6 +4,7 @@
 //! an error for problems it did not expect (exit status 1).
 
 pub(crate) mod dump;
+pub(crate) mod server;
 
 use std::process::ExitCode;
 

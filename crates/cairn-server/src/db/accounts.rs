@@ -1,0 +1,239 @@
+//! Users, entities (a user's own and teams), memberships and API keys.
+
+use sqlx::{AnyConnection, Row};
+
+use super::{DbError, doing, now};
+
+/// A user of the server.
+#[derive(Clone, Debug)]
+pub struct UserRow {
+    pub id: i64,
+    pub name: String,
+    pub email: Option<String>,
+    pub admin: bool,
+    pub created_at: String,
+}
+
+/// An entity: a user's own namespace or a team.
+#[derive(Clone, Debug)]
+pub struct EntityRow {
+    pub id: i64,
+    pub name: String,
+    pub is_team: bool,
+}
+
+const USER_COLUMNS: &str = "users.id, users.name, users.email, users.admin, users.created_at";
+
+fn user_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
+    Ok(UserRow {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        email: row.try_get(2)?,
+        admin: row.try_get::<i64, _>(3)? != 0,
+        created_at: row.try_get(4)?,
+    })
+}
+
+fn entity_row(row: &sqlx::any::AnyRow) -> Result<EntityRow, sqlx::Error> {
+    Ok(EntityRow {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        is_team: row.try_get::<i64, _>(2)? != 0,
+    })
+}
+
+pub async fn count_users(conn: &mut AnyConnection) -> Result<i64, DbError> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(conn)
+        .await
+        .map_err(doing("counting users"))
+}
+
+/// Creates a user, the entity of the same name, and the membership between them.
+pub async fn create_user(
+    conn: &mut AnyConnection,
+    name: &str,
+    email: Option<&str>,
+    admin: bool,
+) -> Result<UserRow, DbError> {
+    let created_at = now();
+    let row = sqlx::query(&format!(
+        "INSERT INTO users (name, email, admin, created_at) VALUES ($1, $2, $3, $4) \
+         RETURNING {USER_COLUMNS}"
+    ))
+    .bind(name)
+    .bind(email)
+    .bind(i64::from(admin))
+    .bind(&created_at)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(doing("creating a user"))?;
+    let user = user_row(&row).map_err(doing("creating a user"))?;
+    let entity = insert_entity(conn, name, false).await?;
+    add_member(conn, entity.id, user.id).await?;
+    Ok(user)
+}
+
+async fn insert_entity(
+    conn: &mut AnyConnection,
+    name: &str,
+    is_team: bool,
+) -> Result<EntityRow, DbError> {
+    let row = sqlx::query(
+        "INSERT INTO entities (name, is_team, created_at) VALUES ($1, $2, $3) \
+         RETURNING id, name, is_team",
+    )
+    .bind(name)
+    .bind(i64::from(is_team))
+    .bind(now())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(doing("creating an entity"))?;
+    entity_row(&row).map_err(doing("creating an entity"))
+}
+
+/// Creates a team entity with `owner` as its first member.
+pub async fn create_team(
+    conn: &mut AnyConnection,
+    name: &str,
+    owner: i64,
+) -> Result<EntityRow, DbError> {
+    let entity = insert_entity(conn, name, true).await?;
+    add_member(conn, entity.id, owner).await?;
+    Ok(entity)
+}
+
+pub async fn add_member(conn: &mut AnyConnection, entity: i64, user: i64) -> Result<(), DbError> {
+    sqlx::query("INSERT INTO members (entity_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(entity)
+        .bind(user)
+        .execute(conn)
+        .await
+        .map_err(doing("adding a member"))?;
+    Ok(())
+}
+
+pub async fn is_member(conn: &mut AnyConnection, entity: i64, user: i64) -> Result<bool, DbError> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT user_id FROM members WHERE entity_id = $1 AND user_id = $2")
+            .bind(entity)
+            .bind(user)
+            .fetch_optional(conn)
+            .await
+            .map_err(doing("checking a membership"))?;
+    Ok(found.is_some())
+}
+
+/// The names of the teams `user` belongs to.
+pub async fn teams_of(conn: &mut AnyConnection, user: i64) -> Result<Vec<String>, DbError> {
+    sqlx::query_scalar(
+        "SELECT entities.name FROM entities JOIN members ON members.entity_id = entities.id \
+         WHERE members.user_id = $1 AND entities.is_team = 1 ORDER BY entities.name",
+    )
+    .bind(user)
+    .fetch_all(conn)
+    .await
+    .map_err(doing("listing teams"))
+}
+
+pub async fn entity_by_name(
+    conn: &mut AnyConnection,
+    name: &str,
+) -> Result<Option<EntityRow>, DbError> {
+    let row = sqlx::query("SELECT id, name, is_team FROM entities WHERE name = $1")
+        .bind(name)
+        .fetch_optional(conn)
+        .await
+        .map_err(doing("finding an entity"))?;
+    row.map(|r| entity_row(&r))
+        .transpose()
+        .map_err(doing("finding an entity"))
+}
+
+pub async fn entity_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<EntityRow>, DbError> {
+    let row = sqlx::query("SELECT id, name, is_team FROM entities WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(doing("finding an entity"))?;
+    row.map(|r| entity_row(&r))
+        .transpose()
+        .map_err(doing("finding an entity"))
+}
+
+pub async fn user_by_name(
+    conn: &mut AnyConnection,
+    name: &str,
+) -> Result<Option<UserRow>, DbError> {
+    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1"))
+        .bind(name)
+        .fetch_optional(conn)
+        .await
+        .map_err(doing("finding a user"))?;
+    row.map(|r| user_row(&r))
+        .transpose()
+        .map_err(doing("finding a user"))
+}
+
+pub async fn user_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<UserRow>, DbError> {
+    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(doing("finding a user"))?;
+    row.map(|r| user_row(&r))
+        .transpose()
+        .map_err(doing("finding a user"))
+}
+
+/// The user owning the key whose SHA-256 is `hash`.
+pub async fn user_by_key_hash(
+    conn: &mut AnyConnection,
+    hash: &str,
+) -> Result<Option<UserRow>, DbError> {
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS} FROM users JOIN api_keys ON api_keys.user_id = users.id \
+         WHERE api_keys.hash = $1"
+    ))
+    .bind(hash)
+    .fetch_optional(conn)
+    .await
+    .map_err(doing("checking an API key"))?;
+    row.map(|r| user_row(&r))
+        .transpose()
+        .map_err(doing("checking an API key"))
+}
+
+/// Stores a key (by its hash) for `user`; a hash already stored is left as it is.
+pub async fn add_key(
+    conn: &mut AnyConnection,
+    user: i64,
+    name: &str,
+    hash: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO api_keys (user_id, name, hash, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (hash) DO NOTHING",
+    )
+    .bind(user)
+    .bind(name)
+    .bind(hash)
+    .bind(now())
+    .execute(conn)
+    .await
+    .map_err(doing("storing an API key"))?;
+    Ok(())
+}
+
+/// The names of `user`'s keys (never the keys: only hashes are stored).
+pub async fn key_names(conn: &mut AnyConnection, user: i64) -> Result<Vec<(i64, String)>, DbError> {
+    let rows = sqlx::query("SELECT id, name FROM api_keys WHERE user_id = $1 ORDER BY id")
+        .bind(user)
+        .fetch_all(conn)
+        .await
+        .map_err(doing("listing API keys"))?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(doing("listing API keys"))
+}

@@ -1,0 +1,286 @@
+//! The line-shaped data of a run — history, system-metric events, console — and its files.
+//!
+//! Lines are addressed by their filestream offset, so writing them is idempotent: history
+//! and events keep the first copy of a line (they only grow, and a retried request carries
+//! the same text), console lines take the latest copy (the client rewrites a line in
+//! place for `\r` progress bars). Each write also raises the run's line counter.
+
+use sqlx::{AnyConnection, Row};
+
+use super::{DbError, doing, now};
+
+/// Rows per multi-row INSERT: 4 columns × 250 stays far below both engines' parameter caps.
+const ROWS_PER_INSERT: usize = 250;
+
+/// Which line file of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineKind {
+    History,
+    Events,
+    Console,
+}
+
+impl LineKind {
+    fn table(self) -> &'static str {
+        match self {
+            LineKind::History => "history",
+            LineKind::Events => "events",
+            LineKind::Console => "console",
+        }
+    }
+
+    fn counter(self) -> &'static str {
+        match self {
+            LineKind::History => "history_lines",
+            LineKind::Events => "events_lines",
+            LineKind::Console => "log_lines",
+        }
+    }
+}
+
+/// One line to store: its offset, `_step` (history only) and text.
+#[derive(Clone, Copy, Debug)]
+pub struct Line<'a> {
+    pub line: i64,
+    pub step: Option<i64>,
+    pub content: &'a str,
+}
+
+/// Stores `lines` of `run`'s `kind` file (see the module doc for retries and rewrites).
+pub async fn write_lines(
+    conn: &mut AnyConnection,
+    run: i64,
+    kind: LineKind,
+    lines: &[Line<'_>],
+) -> Result<(), DbError> {
+    let table = kind.table();
+    let conflict = match kind {
+        LineKind::Console => "DO UPDATE SET content = excluded.content",
+        LineKind::History | LineKind::Events => "DO NOTHING",
+    };
+    for chunk in lines.chunks(ROWS_PER_INSERT) {
+        let mut sql = match kind {
+            LineKind::History => {
+                format!("INSERT INTO {table} (run_id, line, step, content) VALUES ")
+            }
+            _ => format!("INSERT INTO {table} (run_id, line, content) VALUES "),
+        };
+        let width = if kind == LineKind::History { 3 } else { 2 };
+        for i in 0..chunk.len() {
+            let base = i * width + 2;
+            if i > 0 {
+                sql.push(',');
+            }
+            if kind == LineKind::History {
+                sql.push_str(&format!("($1, ${}, ${}, ${})", base, base + 1, base + 2));
+            } else {
+                sql.push_str(&format!("($1, ${}, ${})", base, base + 1));
+            }
+        }
+        sql.push_str(&format!(" ON CONFLICT (run_id, line) {conflict}"));
+        let mut query = sqlx::query(&sql).bind(run);
+        for line in chunk {
+            query = query.bind(line.line);
+            if kind == LineKind::History {
+                query = query.bind(line.step);
+            }
+            query = query.bind(line.content);
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .map_err(doing("storing lines"))?;
+    }
+    if let Some(end) = lines.iter().map(|l| l.line + 1).max() {
+        let counter = kind.counter();
+        sqlx::query(&format!(
+            "UPDATE runs SET {counter} = CASE WHEN {counter} < $1 THEN $1 ELSE {counter} END \
+             WHERE id = $2"
+        ))
+        .bind(end)
+        .bind(run)
+        .execute(conn)
+        .await
+        .map_err(doing("counting lines"))?;
+    }
+    Ok(())
+}
+
+/// Up to `limit` lines of `run`'s `kind` file from offset `from`, in order.
+pub async fn read_lines(
+    conn: &mut AnyConnection,
+    run: i64,
+    kind: LineKind,
+    from: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT line, content FROM {} WHERE run_id = $1 AND line >= $2 ORDER BY line LIMIT $3",
+        kind.table()
+    ))
+    .bind(run)
+    .bind(from)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .map_err(doing("reading lines"))?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(doing("reading lines"))
+}
+
+/// The last `n` lines of `run`'s `kind` file, in order.
+pub async fn tail_lines(
+    conn: &mut AnyConnection,
+    run: i64,
+    kind: LineKind,
+    n: i64,
+) -> Result<Vec<String>, DbError> {
+    let mut lines: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT content FROM {} WHERE run_id = $1 ORDER BY line DESC LIMIT $2",
+        kind.table()
+    ))
+    .bind(run)
+    .bind(n)
+    .fetch_all(conn)
+    .await
+    .map_err(doing("reading lines"))?;
+    lines.reverse();
+    Ok(lines)
+}
+
+/// History lines whose `_step` lies in `[min_step, max_step)`, by step, at most `limit`.
+pub async fn history_steps(
+    conn: &mut AnyConnection,
+    run: i64,
+    min_step: i64,
+    max_step: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT step, content FROM history WHERE run_id = $1 AND step >= $2 AND step < $3 \
+         ORDER BY step, line LIMIT $4",
+    )
+    .bind(run)
+    .bind(min_step)
+    .bind(max_step)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .map_err(doing("reading history"))?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(doing("reading history"))
+}
+
+/// The smallest and largest `_step` of `run`'s history.
+pub async fn step_bounds(
+    conn: &mut AnyConnection,
+    run: i64,
+) -> Result<Option<(i64, i64)>, DbError> {
+    let row = sqlx::query("SELECT MIN(step), MAX(step) FROM history WHERE run_id = $1")
+        .bind(run)
+        .fetch_one(conn)
+        .await
+        .map_err(doing("reading history"))?;
+    let min: Option<i64> = row.try_get(0).map_err(doing("reading history"))?;
+    let max: Option<i64> = row.try_get(1).map_err(doing("reading history"))?;
+    Ok(min.zip(max))
+}
+
+/// A file of a run.
+#[derive(Clone, Debug)]
+pub struct FileRow {
+    pub name: String,
+    pub size: i64,
+    pub md5: Option<String>,
+    pub uploaded: bool,
+    pub updated_at: String,
+}
+
+/// Records that `name` is about to be uploaded for `run` (no-op when known).
+pub async fn announce_file(conn: &mut AnyConnection, run: i64, name: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO run_files (run_id, name, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (run_id, name) DO NOTHING",
+    )
+    .bind(run)
+    .bind(name)
+    .bind(now())
+    .execute(conn)
+    .await
+    .map_err(doing("recording a file"))?;
+    Ok(())
+}
+
+/// Records that `name`'s bytes are stored.
+pub async fn file_stored(
+    conn: &mut AnyConnection,
+    run: i64,
+    name: &str,
+    size: i64,
+    md5: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO run_files (run_id, name, size, md5, uploaded, updated_at) \
+         VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (run_id, name) DO UPDATE SET \
+         size = excluded.size, md5 = excluded.md5, uploaded = 1, updated_at = excluded.updated_at",
+    )
+    .bind(run)
+    .bind(name)
+    .bind(size)
+    .bind(md5)
+    .bind(now())
+    .execute(conn)
+    .await
+    .map_err(doing("recording a file"))?;
+    Ok(())
+}
+
+/// The files of `run`, by name.
+pub async fn files(conn: &mut AnyConnection, run: i64) -> Result<Vec<FileRow>, DbError> {
+    let rows = sqlx::query(
+        "SELECT name, size, md5, uploaded, updated_at FROM run_files WHERE run_id = $1 \
+         ORDER BY name",
+    )
+    .bind(run)
+    .fetch_all(conn)
+    .await
+    .map_err(doing("listing files"))?;
+    rows.iter()
+        .map(|r| {
+            Ok(FileRow {
+                name: r.try_get(0)?,
+                size: r.try_get(1)?,
+                md5: r.try_get(2)?,
+                uploaded: r.try_get::<i64, _>(3)? != 0,
+                updated_at: r.try_get(4)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(doing("listing files"))
+}
+
+/// Records a run's exit code (the filestream's `complete` marker).
+pub async fn set_exit(conn: &mut AnyConnection, run: i64, code: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE runs SET exitcode = $1 WHERE id = $2")
+        .bind(code)
+        .bind(run)
+        .execute(conn)
+        .await
+        .map_err(doing("recording an exit code"))?;
+    Ok(())
+}
+
+/// Notes a sign of life from the run.
+pub async fn heartbeat(conn: &mut AnyConnection, run: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2")
+        .bind(now())
+        .bind(run)
+        .execute(conn)
+        .await
+        .map_err(doing("recording a heartbeat"))?;
+    Ok(())
+}

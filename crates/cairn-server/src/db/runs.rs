@@ -1,0 +1,360 @@
+//! Projects and runs: lookup, upsert with W&B's "null means unchanged", stop requests and
+//! deletion.
+
+use sqlx::{AnyConnection, Row};
+
+use super::{DbError, doing, now};
+
+/// A project, with its entity's name.
+#[derive(Clone, Debug)]
+pub struct ProjectRow {
+    pub id: i64,
+    pub entity_id: i64,
+    pub entity_name: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: String,
+}
+
+/// A run, with the names of its project and entity.
+#[derive(Clone, Debug)]
+pub struct RunRow {
+    pub id: i64,
+    pub project_id: i64,
+    pub project_name: String,
+    pub entity_name: String,
+    pub name: String,
+    pub user_id: Option<i64>,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub notes: Option<String>,
+    pub group_name: Option<String>,
+    pub job_type: Option<String>,
+    /// A JSON array of strings.
+    pub tags: String,
+    /// W&B's config shape, as JSON text.
+    pub config: String,
+    /// The summary object, as JSON text.
+    pub summary: String,
+    pub host: Option<String>,
+    pub program: Option<String>,
+    pub git_commit: Option<String>,
+    pub git_repo: Option<String>,
+    pub sweep: Option<String>,
+    pub state: String,
+    pub exitcode: Option<i64>,
+    pub stop_requested: bool,
+    pub history_lines: i64,
+    pub events_lines: i64,
+    pub log_lines: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub heartbeat_at: String,
+}
+
+impl RunRow {
+    /// `entity/project/run`, for messages.
+    pub fn path(&self) -> String {
+        format!("{}/{}/{}", self.entity_name, self.project_name, self.name)
+    }
+}
+
+/// The settable fields of a run; `None` leaves a field unchanged.
+#[derive(Clone, Debug, Default)]
+pub struct RunFields {
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub notes: Option<String>,
+    pub group_name: Option<String>,
+    pub job_type: Option<String>,
+    pub tags: Option<String>,
+    pub config: Option<String>,
+    pub summary: Option<String>,
+    pub host: Option<String>,
+    pub program: Option<String>,
+    pub git_commit: Option<String>,
+    pub git_repo: Option<String>,
+    pub sweep: Option<String>,
+    pub state: Option<String>,
+}
+
+const PROJECT_SELECT: &str = "SELECT projects.id, projects.entity_id, entities.name, projects.name, \
+     projects.description, projects.created_at \
+     FROM projects JOIN entities ON entities.id = projects.entity_id";
+
+pub(crate) const RUN_SELECT: &str = "SELECT runs.id, runs.project_id, projects.name, entities.name, \
+     runs.name, runs.user_id, runs.display_name, runs.description, runs.notes, runs.group_name, \
+     runs.job_type, runs.tags, runs.config, runs.summary, runs.host, runs.program, \
+     runs.git_commit, runs.git_repo, runs.sweep, runs.state, runs.exitcode, runs.stop_requested, \
+     runs.history_lines, runs.events_lines, runs.log_lines, runs.created_at, runs.updated_at, \
+     runs.heartbeat_at \
+     FROM runs JOIN projects ON projects.id = runs.project_id \
+     JOIN entities ON entities.id = projects.entity_id";
+
+fn project_row(row: &sqlx::any::AnyRow) -> Result<ProjectRow, sqlx::Error> {
+    Ok(ProjectRow {
+        id: row.try_get(0)?,
+        entity_id: row.try_get(1)?,
+        entity_name: row.try_get(2)?,
+        name: row.try_get(3)?,
+        description: row.try_get(4)?,
+        created_at: row.try_get(5)?,
+    })
+}
+
+pub(crate) fn run_row(row: &sqlx::any::AnyRow) -> Result<RunRow, sqlx::Error> {
+    Ok(RunRow {
+        id: row.try_get(0)?,
+        project_id: row.try_get(1)?,
+        project_name: row.try_get(2)?,
+        entity_name: row.try_get(3)?,
+        name: row.try_get(4)?,
+        user_id: row.try_get(5)?,
+        display_name: row.try_get(6)?,
+        description: row.try_get(7)?,
+        notes: row.try_get(8)?,
+        group_name: row.try_get(9)?,
+        job_type: row.try_get(10)?,
+        tags: row.try_get(11)?,
+        config: row.try_get(12)?,
+        summary: row.try_get(13)?,
+        host: row.try_get(14)?,
+        program: row.try_get(15)?,
+        git_commit: row.try_get(16)?,
+        git_repo: row.try_get(17)?,
+        sweep: row.try_get(18)?,
+        state: row.try_get(19)?,
+        exitcode: row.try_get(20)?,
+        stop_requested: row.try_get::<i64, _>(21)? != 0,
+        history_lines: row.try_get(22)?,
+        events_lines: row.try_get(23)?,
+        log_lines: row.try_get(24)?,
+        created_at: row.try_get(25)?,
+        updated_at: row.try_get(26)?,
+        heartbeat_at: row.try_get(27)?,
+    })
+}
+
+pub async fn project(
+    conn: &mut AnyConnection,
+    entity: i64,
+    name: &str,
+) -> Result<Option<ProjectRow>, DbError> {
+    let row = sqlx::query(&format!(
+        "{PROJECT_SELECT} WHERE projects.entity_id = $1 AND projects.name = $2"
+    ))
+    .bind(entity)
+    .bind(name)
+    .fetch_optional(conn)
+    .await
+    .map_err(doing("finding a project"))?;
+    row.map(|r| project_row(&r))
+        .transpose()
+        .map_err(doing("finding a project"))
+}
+
+pub async fn project_by_id(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<ProjectRow>, DbError> {
+    let row = sqlx::query(&format!("{PROJECT_SELECT} WHERE projects.id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(doing("finding a project"))?;
+    row.map(|r| project_row(&r))
+        .transpose()
+        .map_err(doing("finding a project"))
+}
+
+/// The project `name` of `entity`, created on first use.
+pub async fn ensure_project(
+    conn: &mut AnyConnection,
+    entity: i64,
+    name: &str,
+) -> Result<ProjectRow, DbError> {
+    sqlx::query(
+        "INSERT INTO projects (entity_id, name, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (entity_id, name) DO NOTHING",
+    )
+    .bind(entity)
+    .bind(name)
+    .bind(now())
+    .execute(&mut *conn)
+    .await
+    .map_err(doing("creating a project"))?;
+    project(conn, entity, name).await?.ok_or(DbError::Query {
+        doing: "creating a project",
+        source: sqlx::Error::RowNotFound,
+    })
+}
+
+/// Every project of `entity`, oldest first.
+pub async fn projects_of(
+    conn: &mut AnyConnection,
+    entity: i64,
+) -> Result<Vec<ProjectRow>, DbError> {
+    let rows = sqlx::query(&format!(
+        "{PROJECT_SELECT} WHERE projects.entity_id = $1 ORDER BY projects.id"
+    ))
+    .bind(entity)
+    .fetch_all(conn)
+    .await
+    .map_err(doing("listing projects"))?;
+    rows.iter()
+        .map(project_row)
+        .collect::<Result<_, _>>()
+        .map_err(doing("listing projects"))
+}
+
+pub async fn run_by_name(
+    conn: &mut AnyConnection,
+    project: i64,
+    name: &str,
+) -> Result<Option<RunRow>, DbError> {
+    let row = sqlx::query(&format!(
+        "{RUN_SELECT} WHERE runs.project_id = $1 AND runs.name = $2"
+    ))
+    .bind(project)
+    .bind(name)
+    .fetch_optional(conn)
+    .await
+    .map_err(doing("finding a run"))?;
+    row.map(|r| run_row(&r))
+        .transpose()
+        .map_err(doing("finding a run"))
+}
+
+pub async fn run_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<RunRow>, DbError> {
+    let row = sqlx::query(&format!("{RUN_SELECT} WHERE runs.id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(doing("finding a run"))?;
+    row.map(|r| run_row(&r))
+        .transpose()
+        .map_err(doing("finding a run"))
+}
+
+/// The run `name` of `project`, created when missing; `true` when this call created it.
+pub async fn ensure_run(
+    conn: &mut AnyConnection,
+    project: i64,
+    name: &str,
+    user: i64,
+) -> Result<(RunRow, bool), DbError> {
+    let t = now();
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO runs (project_id, name, user_id, created_at, updated_at, heartbeat_at) \
+         VALUES ($1, $2, $3, $4, $4, $4) ON CONFLICT (project_id, name) DO NOTHING RETURNING id",
+    )
+    .bind(project)
+    .bind(name)
+    .bind(user)
+    .bind(&t)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(doing("creating a run"))?;
+    let run = run_by_name(conn, project, name)
+        .await?
+        .ok_or(DbError::Query {
+            doing: "creating a run",
+            source: sqlx::Error::RowNotFound,
+        })?;
+    Ok((run, inserted.is_some()))
+}
+
+/// Sets the fields of `fields` that are `Some`, and `updated_at`.
+pub async fn update_run(
+    conn: &mut AnyConnection,
+    id: i64,
+    fields: &RunFields,
+) -> Result<(), DbError> {
+    let columns: [(&str, &Option<String>); 14] = [
+        ("display_name", &fields.display_name),
+        ("description", &fields.description),
+        ("notes", &fields.notes),
+        ("group_name", &fields.group_name),
+        ("job_type", &fields.job_type),
+        ("tags", &fields.tags),
+        ("config", &fields.config),
+        ("summary", &fields.summary),
+        ("host", &fields.host),
+        ("program", &fields.program),
+        ("git_commit", &fields.git_commit),
+        ("git_repo", &fields.git_repo),
+        ("sweep", &fields.sweep),
+        ("state", &fields.state),
+    ];
+    let mut sql = String::from("UPDATE runs SET updated_at = $1");
+    let mut values = Vec::new();
+    for (column, value) in columns {
+        if let Some(value) = value {
+            values.push(value.as_str());
+            sql.push_str(&format!(", {column} = ${}", values.len() + 1));
+        }
+    }
+    sql.push_str(&format!(" WHERE id = ${}", values.len() + 2));
+    let mut query = sqlx::query(&sql).bind(now());
+    for value in values {
+        query = query.bind(value);
+    }
+    query
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(doing("updating a run"))?;
+    Ok(())
+}
+
+/// Asks the run to stop: the next filestream answer says `stopped`.
+pub async fn request_stop(conn: &mut AnyConnection, id: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE runs SET stop_requested = 1 WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(doing("requesting a stop"))?;
+    Ok(())
+}
+
+/// Deletes a run and everything stored with it in the database (its files' bytes are the
+/// caller's to delete).
+pub async fn delete_run(conn: &mut AnyConnection, id: i64) -> Result<(), DbError> {
+    for table in ["history", "events", "console", "run_files", "alerts"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE run_id = $1"))
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(doing("deleting a run"))?;
+    }
+    sqlx::query("DELETE FROM runs WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(doing("deleting a run"))?;
+    Ok(())
+}
+
+pub async fn add_alert(
+    conn: &mut AnyConnection,
+    run: i64,
+    title: &str,
+    body: &str,
+    severity: &str,
+    wait_ms: Option<i64>,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO alerts (run_id, title, body, severity, wait_ms, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(run)
+    .bind(title)
+    .bind(body)
+    .bind(severity)
+    .bind(wait_ms)
+    .bind(now())
+    .execute(conn)
+    .await
+    .map_err(doing("storing an alert"))?;
+    Ok(())
+}

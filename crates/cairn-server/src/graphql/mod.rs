@@ -1,0 +1,74 @@
+//! `POST /graphql`: W&B's GraphQL API on a real executor (async-graphql).
+//!
+//! The schema carries W&B's type, field and argument names — legacy ones included
+//! (`model` for project, `bucket` for run) — so any document the SDK or `wandb.Api()`
+//! sends parses and validates: fragments, aliases, `@include`, `__typename`. Arguments
+//! are nullable wherever a client might pass a nullable variable.
+//!
+//! Input: one JSON body `{query, operationName, variables}` from an authenticated user.
+//! Output: `{"data": …}` or `{"data": null, "errors": [{"message": …}]}` at HTTP 200 (the
+//! SDK never retries those). Resolvers are stateless: each reads what it needs from the
+//! database through the request's [`Session`].
+
+mod mutation;
+mod query;
+mod scalars;
+mod types;
+
+use async_graphql::{EmptySubscription, Schema};
+use base64::Engine as _;
+
+use crate::App;
+use crate::db::UserRow;
+use crate::error::ApiError;
+
+/// The executable schema.
+pub type CairnSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+
+/// Builds the schema once per server.
+pub fn schema() -> CairnSchema {
+    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+        .limit_depth(24)
+        .limit_recursive_depth(24)
+        .finish()
+}
+
+/// What a resolver knows about its request.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub app: App,
+    pub viewer: UserRow,
+    /// Where this server is reached (`http://host:port`), for the URLs it hands out.
+    pub base_url: String,
+}
+
+/// The request's session.
+pub(crate) fn session<'a>(ctx: &async_graphql::Context<'a>) -> &'a Session {
+    ctx.data_unchecked::<Session>()
+}
+
+/// Turns a server error into a GraphQL error; internal causes are logged and hidden.
+pub(crate) fn gql(err: impl Into<ApiError>) -> async_graphql::Error {
+    let err = err.into();
+    if err.status().is_server_error() {
+        tracing::error!(error = %err, "graphql resolver failed");
+    }
+    async_graphql::Error::new(err.public_message())
+}
+
+/// An opaque object id: standard base64 of `Kind:v1:number` (the SDK base64-decodes some
+/// ids, so they must be valid base64).
+pub(crate) fn encode_id(kind: &str, id: i64) -> async_graphql::ID {
+    async_graphql::ID(base64::engine::general_purpose::STANDARD.encode(format!("{kind}:v1:{id}")))
+}
+
+/// The number inside an id of `kind`, if it is one.
+pub(crate) fn decode_id(kind: &str, id: &str) -> Option<i64> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(id).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let rest = text.strip_prefix(kind)?.strip_prefix(":v1:")?;
+    rest.parse().ok()
+}
+
+#[cfg(test)]
+mod tests;

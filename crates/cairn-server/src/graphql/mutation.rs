@@ -1,0 +1,372 @@
+//! The root mutation: creating and updating runs, announcing run files, alerts, deletion.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use serde_json::Value;
+
+use super::query::DEFAULT_PROJECT;
+use super::scalars::{Duration, JsonString};
+use super::types::Run;
+use super::{decode_id, gql, session};
+use crate::auth;
+use crate::blob;
+use crate::db::{self, RunFields};
+use crate::error::ApiError;
+use crate::names;
+
+#[derive(Debug)]
+pub struct Mutation;
+
+/// `upsertBucket`'s input: every field nullable, null meaning "leave unchanged".
+#[derive(InputObject, Default)]
+pub(super) struct UpsertBucketInput {
+    id: Option<String>,
+    name: Option<String>,
+    group_name: Option<String>,
+    model_name: Option<String>,
+    entity_name: Option<String>,
+    description: Option<String>,
+    display_name: Option<String>,
+    notes: Option<String>,
+    commit: Option<String>,
+    config: Option<JsonString>,
+    host: Option<String>,
+    debug: Option<bool>,
+    job_program: Option<String>,
+    job_repo: Option<String>,
+    job_type: Option<String>,
+    state: Option<String>,
+    sweep: Option<String>,
+    tags: Option<Vec<String>>,
+    summary_metrics: Option<JsonString>,
+    client_mutation_id: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct UpsertBucketPayload {
+    bucket: Option<Run>,
+    inserted: Option<bool>,
+    client_mutation_id: Option<String>,
+}
+
+#[derive(InputObject)]
+pub(super) struct CreateRunFilesInput {
+    entity_name: Option<String>,
+    project_name: Option<String>,
+    run_name: Option<String>,
+    files: Vec<String>,
+    client_mutation_id: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct RunFileUpload {
+    name: String,
+    upload_url: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct CreateRunFilesPayload {
+    #[graphql(name = "runID")]
+    run_id: ID,
+    upload_headers: Vec<String>,
+    files: Vec<RunFileUpload>,
+    client_mutation_id: Option<String>,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AlertSeverity {
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(InputObject)]
+pub(super) struct NotifyScriptableRunAlertInput {
+    entity_name: Option<String>,
+    project_name: Option<String>,
+    run_name: Option<String>,
+    title: String,
+    text: String,
+    severity: Option<AlertSeverity>,
+    wait_duration: Option<Duration>,
+    client_mutation_id: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct SuccessPayload {
+    success: bool,
+    client_mutation_id: Option<String>,
+}
+
+#[derive(InputObject)]
+pub(super) struct DeleteRunInput {
+    id: ID,
+    delete_artifacts: Option<bool>,
+    client_mutation_id: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct ClientMutationPayload {
+    client_mutation_id: Option<String>,
+}
+
+/// Parses a JSON-text input that must hold an object, naming the field on failure.
+fn json_object(field: &str, text: &JsonString) -> Result<String, ApiError> {
+    match serde_json::from_str::<Value>(&text.0) {
+        Ok(Value::Object(_)) => Ok(text.0.clone()),
+        Ok(_) => Err(ApiError::BadRequest(format!(
+            "{field} must be a JSON object"
+        ))),
+        Err(err) => Err(ApiError::BadRequest(format!(
+            "{field} is not valid JSON: {err}"
+        ))),
+    }
+}
+
+/// The run an entity/project/run triple names, checked for access.
+async fn named_run(
+    ctx: &Context<'_>,
+    entity: Option<&str>,
+    project: Option<&str>,
+    run: Option<&str>,
+) -> Result<db::RunRow, ApiError> {
+    let s = session(ctx);
+    let mut conn = s.app.db.conn().await?;
+    let entity_name = auth::entity_name(&s.viewer, entity).to_owned();
+    let project_name = project.filter(|p| !p.is_empty()).unwrap_or(DEFAULT_PROJECT);
+    let run_name = run.unwrap_or_default();
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "run {entity_name}/{project_name}/{run_name} not found"
+        ))
+    };
+    let entity = auth::readable_entity(&mut conn, &s.viewer, Some(&entity_name))
+        .await?
+        .ok_or_else(not_found)?;
+    let project = db::runs::project(&mut conn, entity.id, project_name)
+        .await?
+        .ok_or_else(not_found)?;
+    db::runs::run_by_name(&mut conn, project.id, run_name)
+        .await?
+        .ok_or_else(not_found)
+}
+
+#[Object]
+impl Mutation {
+    /// Creates or updates a run (W&B's `upsertBucket`).
+    ///
+    /// The run is found by storage `id` when given, else by entity (default: the viewer's),
+    /// project (created on first use; default `uncategorized`) and `name` (generated when
+    /// missing). Null fields leave the run unchanged; `config`, `tags` and
+    /// `summaryMetrics` replace what is stored.
+    async fn upsert_bucket(
+        &self,
+        ctx: &Context<'_>,
+        input: UpsertBucketInput,
+    ) -> Result<UpsertBucketPayload> {
+        upsert_bucket(ctx, input).await.map_err(gql)
+    }
+
+    /// Hands out signed upload URLs for files of a run.
+    async fn create_run_files(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateRunFilesInput,
+    ) -> Result<CreateRunFilesPayload> {
+        let s = session(ctx);
+        let run = named_run(
+            ctx,
+            input.entity_name.as_deref(),
+            input.project_name.as_deref(),
+            input.run_name.as_deref(),
+        )
+        .await
+        .map_err(gql)?;
+        for name in &input.files {
+            blob::check_file_name(name)
+                .map_err(|msg| gql(ApiError::BadRequest(format!("run {}: {msg}", run.path()))))?;
+        }
+        let mut tx = s.app.db.write().await.map_err(gql)?;
+        let mut files = Vec::with_capacity(input.files.len());
+        for name in input.files {
+            db::lines::announce_file(tx.conn(), run.id, &name)
+                .await
+                .map_err(gql)?;
+            let key = blob::run_file_key(run.id, &name);
+            files.push(RunFileUpload {
+                upload_url: Some(s.app.signed_url(&s.base_url, "PUT", &key)),
+                name,
+            });
+        }
+        tx.commit().await.map_err(gql)?;
+        Ok(CreateRunFilesPayload {
+            run_id: super::encode_id("Run", run.id),
+            upload_headers: Vec::new(),
+            files,
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+
+    /// Records an alert raised by a run (`run.alert()`).
+    async fn notify_scriptable_run_alert(
+        &self,
+        ctx: &Context<'_>,
+        input: NotifyScriptableRunAlertInput,
+    ) -> Result<SuccessPayload> {
+        let s = session(ctx);
+        let run = named_run(
+            ctx,
+            input.entity_name.as_deref(),
+            input.project_name.as_deref(),
+            input.run_name.as_deref(),
+        )
+        .await
+        .map_err(gql)?;
+        let severity = match input.severity.unwrap_or(AlertSeverity::Info) {
+            AlertSeverity::Info => "INFO",
+            AlertSeverity::Warn => "WARN",
+            AlertSeverity::Error => "ERROR",
+        };
+        let mut tx = s.app.db.write().await.map_err(gql)?;
+        db::runs::add_alert(
+            tx.conn(),
+            run.id,
+            &input.title,
+            &input.text,
+            severity,
+            input.wait_duration.map(|d| d.0),
+        )
+        .await
+        .map_err(gql)?;
+        tx.commit().await.map_err(gql)?;
+        tracing::info!(run = %run.path(), severity, title = %input.title, "alert");
+        Ok(SuccessPayload {
+            success: true,
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+
+    /// Deletes a run with its history, console, events and files.
+    async fn delete_run(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteRunInput,
+    ) -> Result<ClientMutationPayload> {
+        let s = session(ctx);
+        let id = decode_id("Run", &input.id).ok_or_else(|| {
+            gql(ApiError::BadRequest(format!(
+                "not a run id: {}",
+                input.id.0
+            )))
+        })?;
+        let mut tx = s.app.db.write().await.map_err(gql)?;
+        let run = db::runs::run_by_id(tx.conn(), id)
+            .await
+            .map_err(gql)?
+            .ok_or_else(|| gql(ApiError::NotFound(format!("run {} not found", input.id.0))))?;
+        let entity = db::accounts::entity_by_name(tx.conn(), &run.entity_name)
+            .await
+            .map_err(gql)?
+            .ok_or_else(|| gql(auth::forbidden(&run.entity_name)))?;
+        if !auth::may_access(tx.conn(), &s.viewer, &entity)
+            .await
+            .map_err(gql)?
+        {
+            return Err(gql(auth::forbidden(&run.entity_name)));
+        }
+        db::runs::delete_run(tx.conn(), run.id).await.map_err(gql)?;
+        tx.commit().await.map_err(gql)?;
+        let _ = input.delete_artifacts;
+        if let Err(err) = s
+            .app
+            .blobs
+            .delete_prefix(&format!("runs/{}/", run.id))
+            .await
+        {
+            tracing::warn!(run = %run.path(), error = %err, "run deleted; its files remain in storage");
+        }
+        Ok(ClientMutationPayload {
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+}
+
+async fn upsert_bucket(
+    ctx: &Context<'_>,
+    input: UpsertBucketInput,
+) -> Result<UpsertBucketPayload, ApiError> {
+    let s = session(ctx);
+    let fields = RunFields {
+        display_name: input.display_name,
+        description: input.description,
+        notes: input.notes,
+        group_name: input.group_name,
+        job_type: input.job_type,
+        tags: input
+            .tags
+            .map(|tags| serde_json::to_string(&tags).unwrap_or_else(|_| "[]".to_owned())),
+        config: input
+            .config
+            .as_ref()
+            .map(|c| json_object("config", c))
+            .transpose()?,
+        summary: input
+            .summary_metrics
+            .as_ref()
+            .map(|c| json_object("summaryMetrics", c))
+            .transpose()?,
+        host: input.host,
+        program: input.job_program,
+        git_commit: input.commit,
+        git_repo: input.job_repo,
+        sweep: input.sweep,
+        state: input.state,
+    };
+    let _ = input.debug;
+    let mut tx = s.app.db.write().await?;
+    let (run, inserted) = match input.id.as_deref().filter(|id| !id.is_empty()) {
+        Some(id) => {
+            let run_id = decode_id("Run", id)
+                .ok_or_else(|| ApiError::BadRequest(format!("not a run id: {id}")))?;
+            let run = db::runs::run_by_id(tx.conn(), run_id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("run {id} not found")))?;
+            let entity = db::accounts::entity_by_name(tx.conn(), &run.entity_name)
+                .await?
+                .ok_or_else(|| auth::forbidden(&run.entity_name))?;
+            if !auth::may_access(tx.conn(), &s.viewer, &entity).await? {
+                return Err(auth::forbidden(&run.entity_name));
+            }
+            (run, false)
+        }
+        None => {
+            let entity =
+                auth::writable_entity(tx.conn(), &s.viewer, input.entity_name.as_deref()).await?;
+            let project_name = input
+                .model_name
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
+            auth::check_name("project", &project_name)?;
+            let project = db::runs::ensure_project(tx.conn(), entity.id, &project_name).await?;
+            let name = match input.name.filter(|n| !n.is_empty()) {
+                Some(name) => name,
+                None => names::run_id(),
+            };
+            auth::check_name("run", &name)?;
+            db::runs::ensure_run(tx.conn(), project.id, &name, s.viewer.id).await?
+        }
+    };
+    let mut fields = fields;
+    if inserted && fields.display_name.is_none() {
+        fields.display_name = Some(names::display_name(run.id));
+    }
+    db::runs::update_run(tx.conn(), run.id, &fields).await?;
+    let run = db::runs::run_by_id(tx.conn(), run.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("run {} vanished", run.path())))?;
+    tx.commit().await?;
+    Ok(UpsertBucketPayload {
+        bucket: Some(Run(run)),
+        inserted: Some(inserted),
+        client_mutation_id: input.client_mutation_id,
+    })
+}

@@ -1,0 +1,77 @@
+//! The root query: the viewer, server capabilities, entities and projects.
+
+use async_graphql::{Context, Object, Result};
+
+use super::types::{Entity, Project, ServerInfo, User};
+use super::{gql, session};
+use crate::auth;
+use crate::db;
+
+/// The project name W&B's client uses when none is given.
+pub(super) const DEFAULT_PROJECT: &str = "uncategorized";
+
+#[derive(Debug)]
+pub struct Query;
+
+/// The project `name` of entity `entity_name` (defaults: the viewer's entity,
+/// `uncategorized`), if it exists and the viewer may read it.
+pub(crate) async fn find_project(
+    ctx: &Context<'_>,
+    name: Option<String>,
+    entity_name: Option<String>,
+) -> Result<Option<Project>> {
+    let s = session(ctx);
+    let mut conn = s.app.db.conn().await.map_err(gql)?;
+    let Some(entity) = auth::readable_entity(&mut conn, &s.viewer, entity_name.as_deref())
+        .await
+        .map_err(gql)?
+    else {
+        return Ok(None);
+    };
+    let name = name.filter(|n| !n.is_empty());
+    let name = name.as_deref().unwrap_or(DEFAULT_PROJECT);
+    Ok(db::runs::project(&mut conn, entity.id, name)
+        .await
+        .map_err(gql)?
+        .map(Project))
+}
+
+#[Object]
+impl Query {
+    /// The user whose API key made the request.
+    async fn viewer(&self, ctx: &Context<'_>) -> User {
+        User(session(ctx).viewer.clone())
+    }
+
+    async fn server_info(&self) -> ServerInfo {
+        ServerInfo
+    }
+
+    async fn entity(&self, ctx: &Context<'_>, name: Option<String>) -> Result<Option<Entity>> {
+        let s = session(ctx);
+        let mut conn = s.app.db.conn().await.map_err(gql)?;
+        Ok(auth::readable_entity(&mut conn, &s.viewer, name.as_deref())
+            .await
+            .map_err(gql)?
+            .map(Entity))
+    }
+
+    /// A project (W&B's legacy name for it is "model").
+    async fn model(
+        &self,
+        ctx: &Context<'_>,
+        name: Option<String>,
+        entity_name: Option<String>,
+    ) -> Result<Option<Project>> {
+        find_project(ctx, name, entity_name).await
+    }
+
+    async fn project(
+        &self,
+        ctx: &Context<'_>,
+        name: Option<String>,
+        entity_name: Option<String>,
+    ) -> Result<Option<Project>> {
+        find_project(ctx, name, entity_name).await
+    }
+}

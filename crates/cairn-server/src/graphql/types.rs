@@ -1,0 +1,393 @@
+//! The object types of the schema: users, entities, projects and runs ("buckets").
+
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+
+use super::scalars::JsonString;
+use super::{encode_id, gql, session};
+use crate::db::{self, EntityRow, LineKind, ProjectRow, RunRow, UserRow};
+
+/// How many lines `historyTail` / `eventsTail` carry (the SDK reads the last one).
+const TAIL_LINES: i64 = 10;
+
+/// A running run whose last filestream request is older than this counts as crashed.
+const CRASH_AFTER_SECS: i64 = 300;
+
+pub(super) struct User(pub UserRow);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        encode_id("User", self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn username(&self) -> &str {
+        &self.0.name
+    }
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+    /// The user's default entity: their own.
+    async fn entity(&self) -> &str {
+        &self.0.name
+    }
+    async fn admin(&self) -> bool {
+        self.0.admin
+    }
+    async fn flags(&self) -> JsonString {
+        JsonString("{}".to_owned())
+    }
+    async fn deleted_at(&self) -> Option<String> {
+        None
+    }
+    async fn created_at(&self) -> &str {
+        &self.0.created_at
+    }
+    async fn api_keys(&self, ctx: &Context<'_>) -> Result<ApiKeyConnection> {
+        let s = session(ctx);
+        if s.viewer.id != self.0.id && !s.viewer.admin {
+            return Ok(ApiKeyConnection { edges: Vec::new() });
+        }
+        let mut conn = s.app.db.conn().await.map_err(gql)?;
+        let keys = db::accounts::key_names(&mut conn, self.0.id)
+            .await
+            .map_err(gql)?;
+        Ok(ApiKeyConnection {
+            edges: keys
+                .into_iter()
+                .map(|(id, name)| ApiKeyEdge {
+                    node: ApiKey {
+                        id: encode_id("ApiKey", id),
+                        name,
+                        description: None,
+                    },
+                })
+                .collect(),
+        })
+    }
+    async fn teams(&self, ctx: &Context<'_>) -> Result<EntityConnection> {
+        let s = session(ctx);
+        let mut conn = s.app.db.conn().await.map_err(gql)?;
+        let names = db::accounts::teams_of(&mut conn, self.0.id)
+            .await
+            .map_err(gql)?;
+        let mut edges = Vec::new();
+        for name in names {
+            if let Some(entity) = db::accounts::entity_by_name(&mut conn, &name)
+                .await
+                .map_err(gql)?
+            {
+                edges.push(EntityEdge {
+                    node: Entity(entity),
+                });
+            }
+        }
+        Ok(EntityConnection { edges })
+    }
+}
+
+#[derive(SimpleObject)]
+pub(super) struct ApiKey {
+    id: ID,
+    name: String,
+    description: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct ApiKeyEdge {
+    node: ApiKey,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct ApiKeyConnection {
+    edges: Vec<ApiKeyEdge>,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct EntityEdge {
+    node: Entity,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct EntityConnection {
+    edges: Vec<EntityEdge>,
+}
+
+pub(super) struct Entity(pub EntityRow);
+
+#[Object]
+impl Entity {
+    async fn id(&self) -> ID {
+        encode_id("Entity", self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn is_team(&self) -> bool {
+        self.0.is_team
+    }
+    /// cairn has no organizations (W&B's SaaS billing unit).
+    async fn organization(&self) -> Option<Organization> {
+        None
+    }
+}
+
+#[derive(SimpleObject)]
+pub(super) struct Organization {
+    id: ID,
+    name: String,
+    core_weave_organization_id: Option<String>,
+}
+
+/// A feature the server announces to clients.
+#[derive(SimpleObject)]
+pub(super) struct ServerFeature {
+    pub name: String,
+    pub is_enabled: bool,
+}
+
+pub(super) struct ServerInfo;
+
+#[Object]
+impl ServerInfo {
+    /// None yet: the SDK then speaks its most conservative protocol (wire §2.1).
+    async fn features(&self) -> Vec<ServerFeature> {
+        Vec::new()
+    }
+    async fn cli_version_info(&self) -> async_graphql::Json<serde_json::Value> {
+        async_graphql::Json(serde_json::json!({}))
+    }
+    async fn latest_local_version_info(&self) -> Option<async_graphql::Json<serde_json::Value>> {
+        None
+    }
+}
+
+pub(super) struct Project(pub ProjectRow);
+
+#[Object]
+impl Project {
+    async fn id(&self) -> ID {
+        encode_id("Project", self.0.id)
+    }
+    async fn internal_id(&self) -> ID {
+        encode_id("Project", self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn entity_name(&self) -> &str {
+        &self.0.entity_name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn created_at(&self) -> &str {
+        &self.0.created_at
+    }
+    async fn entity(&self, ctx: &Context<'_>) -> Result<Option<Entity>> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        Ok(db::accounts::entity_by_id(&mut conn, self.0.entity_id)
+            .await
+            .map_err(gql)?
+            .map(Entity))
+    }
+    /// A run by name (legacy name); `missingOk` only documents that null is fine.
+    async fn bucket(
+        &self,
+        ctx: &Context<'_>,
+        name: Option<String>,
+        #[graphql(name = "missingOk")] _missing_ok: Option<bool>,
+    ) -> Result<Option<Run>> {
+        self.run(ctx, name).await
+    }
+    /// A run by name (its W&B run id).
+    async fn run(&self, ctx: &Context<'_>, name: Option<String>) -> Result<Option<Run>> {
+        let Some(name) = name else { return Ok(None) };
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        Ok(db::runs::run_by_name(&mut conn, self.0.id, &name)
+            .await
+            .map_err(gql)?
+            .map(Run))
+    }
+}
+
+pub(super) struct Run(pub RunRow);
+
+impl Run {
+    async fn tail(&self, ctx: &Context<'_>, kind: LineKind) -> Result<JsonString> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let lines = db::lines::tail_lines(&mut conn, self.0.id, kind, TAIL_LINES)
+            .await
+            .map_err(gql)?;
+        Ok(JsonString(
+            serde_json::to_string(&lines).unwrap_or_default(),
+        ))
+    }
+}
+
+#[Object]
+impl Run {
+    async fn id(&self) -> ID {
+        encode_id("Run", self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn display_name(&self) -> Option<&str> {
+        self.0.display_name.as_deref()
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn notes(&self) -> Option<&str> {
+        self.0.notes.as_deref()
+    }
+    async fn group(&self) -> Option<&str> {
+        self.0.group_name.as_deref()
+    }
+    async fn job_type(&self) -> Option<&str> {
+        self.0.job_type.as_deref()
+    }
+    async fn sweep_name(&self) -> Option<&str> {
+        self.0.sweep.as_deref()
+    }
+    async fn commit(&self) -> Option<&str> {
+        self.0.git_commit.as_deref()
+    }
+    async fn host(&self) -> Option<&str> {
+        self.0.host.as_deref()
+    }
+    async fn program(&self) -> Option<&str> {
+        self.0.program.as_deref()
+    }
+    async fn read_only(&self) -> bool {
+        false
+    }
+    async fn created_at(&self) -> &str {
+        &self.0.created_at
+    }
+    async fn updated_at(&self) -> &str {
+        &self.0.updated_at
+    }
+    async fn heartbeat_at(&self) -> &str {
+        &self.0.heartbeat_at
+    }
+    /// `running`, `finished`, `failed`, `crashed` (no sign of life for 5 minutes) or
+    /// `preempting`.
+    async fn state(&self) -> String {
+        if self.0.state == "running" && self.0.heartbeat_at < db::seconds_ago(CRASH_AFTER_SECS) {
+            "crashed".to_owned()
+        } else {
+            self.0.state.clone()
+        }
+    }
+    async fn exitcode(&self) -> Option<i64> {
+        self.0.exitcode
+    }
+    async fn stopped(&self) -> bool {
+        self.0.stop_requested
+    }
+    async fn tags(&self) -> Vec<String> {
+        serde_json::from_str(&self.0.tags).unwrap_or_default()
+    }
+    async fn config(&self) -> JsonString {
+        JsonString(self.0.config.clone())
+    }
+    async fn summary_metrics(&self) -> JsonString {
+        JsonString(self.0.summary.clone())
+    }
+    async fn system_metrics(&self) -> JsonString {
+        JsonString("{}".to_owned())
+    }
+    /// Entries of the config's `_wandb.value` object, restricted to `keys` when given.
+    /// Resume depends on `wandbConfig(keys: ["t"])` (wire §3.6).
+    async fn wandb_config(&self, keys: Option<Vec<String>>) -> JsonString {
+        let config: serde_json::Value = serde_json::from_str(&self.0.config).unwrap_or_default();
+        let mut out = serde_json::Map::new();
+        if let Some(wandb) = config
+            .get("_wandb")
+            .and_then(|w| w.get("value"))
+            .and_then(|v| v.as_object())
+        {
+            for (key, value) in wandb {
+                if keys.as_ref().is_none_or(|keys| keys.contains(key)) {
+                    out.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        JsonString(serde_json::Value::Object(out).to_string())
+    }
+    async fn history_line_count(&self) -> i64 {
+        self.0.history_lines
+    }
+    async fn events_line_count(&self) -> i64 {
+        self.0.events_lines
+    }
+    async fn log_line_count(&self) -> i64 {
+        self.0.log_lines
+    }
+    /// The last history lines: a JSON array of JSON-line strings (double-encoded, as W&B).
+    async fn history_tail(&self, ctx: &Context<'_>) -> Result<JsonString> {
+        self.tail(ctx, LineKind::History).await
+    }
+    async fn events_tail(&self, ctx: &Context<'_>) -> Result<JsonString> {
+        self.tail(ctx, LineKind::Events).await
+    }
+    /// `{"lastStep": largest _step, "keys": {key: {"typeCounts": [...]}}}`. `lastStep`
+    /// bounds every `scan_history()`; the keys are those of the summary (the last value of
+    /// every history key), each with its latest value's type.
+    async fn history_keys(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<async_graphql::Json<serde_json::Value>> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let bounds = db::lines::step_bounds(&mut conn, self.0.id)
+            .await
+            .map_err(gql)?;
+        let summary: serde_json::Value = serde_json::from_str(&self.0.summary).unwrap_or_default();
+        let mut keys = serde_json::Map::new();
+        if let Some(summary) = summary.as_object() {
+            for (key, value) in summary {
+                if key == "_wandb" {
+                    continue;
+                }
+                let kind = match value {
+                    serde_json::Value::Number(_) => "number",
+                    serde_json::Value::String(_) => "string",
+                    serde_json::Value::Bool(_) => "boolean",
+                    serde_json::Value::Object(map) => {
+                        map.get("_type").and_then(|t| t.as_str()).unwrap_or("map")
+                    }
+                    serde_json::Value::Array(_) => "list",
+                    serde_json::Value::Null => "nil",
+                };
+                keys.insert(
+                    key.clone(),
+                    serde_json::json!({"typeCounts": [{"type": kind, "count": 1}]}),
+                );
+            }
+        }
+        Ok(async_graphql::Json(serde_json::json!({
+            "lastStep": bounds.map(|(_, max)| max),
+            "keys": keys,
+        })))
+    }
+    async fn project(&self, ctx: &Context<'_>) -> Result<Option<Project>> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        Ok(db::runs::project_by_id(&mut conn, self.0.project_id)
+            .await
+            .map_err(gql)?
+            .map(Project))
+    }
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(user) = self.0.user_id else {
+            return Ok(None);
+        };
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        Ok(db::accounts::user_by_id(&mut conn, user)
+            .await
+            .map_err(gql)?
+            .map(User))
+    }
+}

@@ -1,0 +1,187 @@
+//! The HTTP surface: routes, body limits, the GraphQL endpoint and the signed storage URLs.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /graphql` | GraphQL (Basic `api:KEY`), see `graphql` |
+//! | `POST /files/{entity}/{project}/{run}/file_stream` | a run's live data, see `filestream` |
+//! | `PUT /storage/{key}?exp&sig` | upload to a signed URL (no credentials) |
+//! | `GET /storage/{key}?exp&sig` | download from a signed URL |
+//! | `GET /healthz` | liveness |
+//!
+//! Oversized bodies are answered 413, malformed ones 400, both as JSON errors.
+
+use std::collections::HashMap;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::App;
+use crate::auth;
+use crate::blob;
+use crate::db;
+use crate::error::ApiError;
+use crate::filestream;
+use crate::graphql::Session;
+
+/// Largest GraphQL request body.
+pub(crate) const GRAPHQL_BODY_LIMIT: usize = 32 << 20;
+/// Largest filestream request body (the client stays under about 10 MiB).
+pub(crate) const FILESTREAM_BODY_LIMIT: usize = 64 << 20;
+
+/// The server's routes over `app`.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route(
+            "/graphql",
+            post(graphql).layer(DefaultBodyLimit::max(GRAPHQL_BODY_LIMIT)),
+        )
+        .route(
+            "/files/{entity}/{project}/{run}/file_stream",
+            post(filestream::file_stream).layer(DefaultBodyLimit::max(FILESTREAM_BODY_LIMIT)),
+        )
+        .route(
+            "/storage/{*key}",
+            get(storage_get)
+                .put(storage_put)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/", get(index))
+        .with_state(app)
+}
+
+async fn index() -> impl IntoResponse {
+    "cairn server: point WANDB_BASE_URL here\n"
+}
+
+async fn graphql(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    match graphql_inner(app, headers, body).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn graphql_inner(app: App, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let viewer = {
+        let mut conn = app.db.conn().await?;
+        auth::authenticate(&mut conn, &headers).await?
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|err| ApiError::BadRequest(format!("GraphQL request is not JSON: {err}")))?;
+    let Some(object) = value.as_object_mut() else {
+        return Err(ApiError::BadRequest(
+            "GraphQL request must be a JSON object".to_owned(),
+        ));
+    };
+    if object.get("variables").is_some_and(|v| v.is_null()) {
+        object.remove("variables");
+    }
+    let request: async_graphql::Request = serde_json::from_value(value)
+        .map_err(|err| ApiError::BadRequest(format!("GraphQL request is malformed: {err}")))?;
+    let session = Session {
+        base_url: app.base_url(&headers),
+        app: app.clone(),
+        viewer,
+    };
+    let response = app.schema.execute(request.data(session)).await;
+    Ok(Json(response).into_response())
+}
+
+fn signed(
+    app: &App,
+    method: &str,
+    key: &str,
+    query: &HashMap<String, String>,
+) -> Result<(), ApiError> {
+    let expires = query.get("exp").and_then(|e| e.parse::<i64>().ok());
+    let sig = query.get("sig");
+    match (expires, sig) {
+        (Some(expires), Some(sig)) if app.blobs.verify(method, key, expires, sig, unix_now()) => {
+            Ok(())
+        }
+        _ => Err(ApiError::Forbidden(format!(
+            "the URL for {key} is not valid or has expired"
+        ))),
+    }
+}
+
+async fn storage_put(
+    State(app): State<App>,
+    Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    signed(&app, "PUT", &key, &query)?;
+    let stored = app.blobs.put_stream(&key, body.into_data_stream()).await?;
+    if let Some((run, name)) = parse_run_file_key(&key) {
+        let mut tx = app.db.write().await?;
+        db::lines::file_stored(tx.conn(), run, name, stored.size as i64, &stored.md5).await?;
+        tx.commit().await?;
+    }
+    let mut response = StatusCode::OK.into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", md5_hex(&stored.md5))) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+async fn storage_get(
+    State(app): State<App>,
+    Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    signed(&app, "GET", &key, &query)?;
+    let (size, stream) = app.blobs.get(&key).await?;
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(response)
+}
+
+/// `runs/{id}/files/{name}` → (id, name).
+fn parse_run_file_key(key: &str) -> Option<(i64, &str)> {
+    let rest = key.strip_prefix("runs/")?;
+    let (id, rest) = rest.split_once('/')?;
+    let name = rest.strip_prefix("files/")?;
+    blob::check_file_name(name).ok()?;
+    Some((id.parse().ok()?, name))
+}
+
+/// The hex form of a base64 MD5 (ETags are hex).
+fn md5_hex(b64: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map(hex::encode)
+        .unwrap_or_default()
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_file_keys_parse() {
+        assert_eq!(
+            parse_run_file_key("runs/7/files/a/b.txt"),
+            Some((7, "a/b.txt"))
+        );
+        assert_eq!(parse_run_file_key("runs/x/files/a"), None);
+        assert_eq!(parse_run_file_key("runs/7/files/../a"), None);
+        assert_eq!(parse_run_file_key("artifacts/7"), None);
+    }
+}
