@@ -61,10 +61,10 @@ pub fn run<S: LogSink>(
         let first = match input.recv_timeout(IDLE_TICK) {
             Ok(records) => records,
             Err(RecvTimeoutError::Timeout) => {
-                if report.error.is_none() {
-                    if let Err(e) = log.sync_if_due() {
-                        report.error = Some(e);
-                    }
+                if report.error.is_none()
+                    && let Err(e) = log.sync_if_due()
+                {
+                    report.error = Some(e);
                 }
                 continue;
             }
@@ -98,10 +98,10 @@ pub fn run<S: LogSink>(
                 committed_at = log.end_offset();
             }
         }
-        if report.error.is_none() {
-            if let Err(e) = log.commit() {
-                report.error = Some(e);
-            }
+        if report.error.is_none()
+            && let Err(e) = log.commit()
+        {
+            report.error = Some(e);
         }
         match &output {
             Some((out, forward)) => {
@@ -115,10 +115,10 @@ pub fn run<S: LogSink>(
         }
     }
     report.bytes = log.end_offset();
-    if report.error.is_none() {
-        if let Err(e) = log.finish() {
-            report.error = Some(e);
-        }
+    if report.error.is_none()
+        && let Err(e) = log.finish()
+    {
+        report.error = Some(e);
     }
     report
 }

@@ -287,10 +287,10 @@ impl Handler {
                 }
             }
             for key in &keys {
-                if let Some((step_key, value)) = self.metrics.step_sync(key) {
-                    if !row.top.contains_key(step_key) {
-                        row.top.insert(step_key.to_owned(), value.clone());
-                    }
+                if let Some((step_key, value)) = self.metrics.step_sync(key)
+                    && !row.top.contains_key(step_key)
+                {
+                    row.top.insert(step_key.to_owned(), value.clone());
                 }
             }
             self.metrics
@@ -306,10 +306,10 @@ impl Handler {
         // The row is consumed: each key moves into its history item and each value into
         // the summary, so a steady-state commit allocates only the JSON text.
         for (key, value) in row.top {
-            if !key.starts_with('_') {
-                if let Some(x) = value.as_f64() {
-                    self.sampler.observe(&key, x);
-                }
+            if !key.starts_with('_')
+                && let Some(x) = value.as_f64()
+            {
+                self.sampler.observe(&key, x);
             }
             let value_json = value.to_json();
             // As in W&B, a null is history only: the summary keeps the last real value.

@@ -97,10 +97,10 @@ impl Entry {
             };
             out.push(("best".to_owned(), Value::Float(best)));
         }
-        if f.first {
-            if let Some(first) = &self.first {
-                out.push(("first".to_owned(), first.clone()));
-            }
+        if f.first
+            && let Some(first) = &self.first
+        {
+            out.push(("first".to_owned(), first.clone()));
         }
         if f.last {
             out.push(("last".to_owned(), self.last.clone()));
@@ -126,10 +126,10 @@ impl Summary {
                 self.entries.entry(path.to_vec()).or_insert(entry)
             }
         };
-        if let Some(agg) = agg {
-            if entry.aggregation.as_ref() != Some(agg) {
-                entry.aggregation = Some(agg.clone());
-            }
+        if let Some(agg) = agg
+            && entry.aggregation.as_ref() != Some(agg)
+        {
+            entry.aggregation = Some(agg.clone());
         }
         entry.observe(value);
     }

@@ -287,10 +287,10 @@ impl SystemMonitor {
 
     /// CPU seconds (user + system) the monitored process has used.
     fn cpu_seconds(&self, stat: Option<&PidStat>) -> Option<f64> {
-        if self.own_process_clock {
-            if let Some(seconds) = own_cpu_seconds() {
-                return Some(seconds);
-            }
+        if self.own_process_clock
+            && let Some(seconds) = own_cpu_seconds()
+        {
+            return Some(seconds);
         }
         stat.map(|stat| stat.cpu_ticks as f64 / self.clock_ticks_per_second)
     }

@@ -87,19 +87,17 @@ impl ProcRoots {
     /// it: `/dev/vda1` → `vda1`, `/dev/mapper/x` → `dm-0`, `/dev/root` → its real name.
     pub(crate) fn block_device_name(&self, mount: &Mount) -> String {
         let source = mount.source.as_str();
-        if source.starts_with("/dev/mapper/") {
-            if let Ok(real) = fs::canonicalize(source) {
-                if let Some(name) = real.file_name() {
-                    return name.to_string_lossy().into_owned();
-                }
-            }
+        if source.starts_with("/dev/mapper/")
+            && let Ok(real) = fs::canonicalize(source)
+            && let Some(name) = real.file_name()
+        {
+            return name.to_string_lossy().into_owned();
         }
-        if source == "/dev/root" {
-            if let Ok(link) = fs::read_link(self.sys.join("dev/block").join(&mount.device_id)) {
-                if let Some(name) = link.file_name() {
-                    return name.to_string_lossy().into_owned();
-                }
-            }
+        if source == "/dev/root"
+            && let Ok(link) = fs::read_link(self.sys.join("dev/block").join(&mount.device_id))
+            && let Some(name) = link.file_name()
+        {
+            return name.to_string_lossy().into_owned();
         }
         source.strip_prefix("/dev/").unwrap_or(source).to_owned()
     }
@@ -441,10 +439,10 @@ pub(crate) fn parse_cpuinfo(text: &str) -> CpuInfo {
     let (mut package, mut cores) = (None, None);
     for line in text.lines().chain(std::iter::once("")) {
         let Some((key, value)) = line.split_once(':') else {
-            if line.trim().is_empty() {
-                if let (Some(package), Some(cores)) = (package.take(), cores.take()) {
-                    cores_by_package.insert(package, cores);
-                }
+            if line.trim().is_empty()
+                && let (Some(package), Some(cores)) = (package.take(), cores.take())
+            {
+                cores_by_package.insert(package, cores);
             }
             continue;
         };
