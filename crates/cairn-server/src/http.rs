@@ -80,6 +80,13 @@ async fn graphql_inner(app: App, headers: HeaderMap, body: Bytes) -> Result<Resp
     if object.get("variables").is_some_and(|v| v.is_null()) {
         object.remove("variables");
     }
+    // `wandb.Api()` names some operations `""`: that means "the only one in the document".
+    if object
+        .get("operationName")
+        .is_some_and(|v| v.is_null() || v.as_str() == Some(""))
+    {
+        object.remove("operationName");
+    }
     let request: async_graphql::Request = serde_json::from_value(value)
         .map_err(|err| ApiError::BadRequest(format!("GraphQL request is malformed: {err}")))?;
     let session = Session {

@@ -13,6 +13,7 @@ pub mod blob;
 pub mod db;
 mod error;
 mod filestream;
+mod filter;
 mod graphql;
 mod http;
 mod names;

@@ -124,21 +124,18 @@ pub async fn read_lines(
     .fetch_all(conn)
     .await
     .map_err(doing("reading lines"))?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(doing("reading lines"))
+    numbered(&rows).map_err(doing("reading lines"))
 }
 
-/// The last `n` lines of `run`'s `kind` file, in order.
+/// The last `n` lines of `run`'s `kind` file with their offsets, in order.
 pub async fn tail_lines(
     conn: &mut AnyConnection,
     run: i64,
     kind: LineKind,
     n: i64,
-) -> Result<Vec<String>, DbError> {
-    let mut lines: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT content FROM {} WHERE run_id = $1 ORDER BY line DESC LIMIT $2",
+) -> Result<Vec<(i64, String)>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT line, content FROM {} WHERE run_id = $1 ORDER BY line DESC LIMIT $2",
         kind.table()
     ))
     .bind(run)
@@ -146,8 +143,43 @@ pub async fn tail_lines(
     .fetch_all(conn)
     .await
     .map_err(doing("reading lines"))?;
+    let mut lines = numbered(&rows).map_err(doing("reading lines"))?;
     lines.reverse();
     Ok(lines)
+}
+
+/// The lines of `run`'s `kind` file at the offsets `at` (sorted), skipping absent ones.
+pub async fn lines_at(
+    conn: &mut AnyConnection,
+    run: i64,
+    kind: LineKind,
+    at: &[i64],
+) -> Result<Vec<(i64, String)>, DbError> {
+    let mut out = Vec::with_capacity(at.len());
+    for chunk in at.chunks(ROWS_PER_INSERT) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT line, content FROM {} WHERE run_id = $1 AND line IN ({}) ORDER BY line",
+            kind.table(),
+            placeholders.join(",")
+        );
+        let mut query = sqlx::query(&sql).bind(run);
+        for line in chunk {
+            query = query.bind(*line);
+        }
+        let rows = query
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(doing("reading lines"))?;
+        out.extend(numbered(&rows).map_err(doing("reading lines"))?);
+    }
+    Ok(out)
+}
+
+fn numbered(rows: &[sqlx::any::AnyRow]) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
 }
 
 /// History lines whose `_step` lies in `[min_step, max_step)`, by step, at most `limit`.
@@ -169,10 +201,7 @@ pub async fn history_steps(
     .fetch_all(conn)
     .await
     .map_err(doing("reading history"))?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(doing("reading history"))
+    numbered(&rows).map_err(doing("reading history"))
 }
 
 /// The smallest and largest `_step` of `run`'s history.

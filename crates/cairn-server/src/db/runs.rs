@@ -52,10 +52,28 @@ pub struct RunRow {
     pub heartbeat_at: String,
 }
 
+/// A running run whose last sign of life is older than this counts as crashed.
+const CRASH_AFTER_SECS: i64 = 300;
+
 impl RunRow {
     /// `entity/project/run`, for messages.
     pub fn path(&self) -> String {
         format!("{}/{}/{}", self.entity_name, self.project_name, self.name)
+    }
+
+    /// The state clients see: the stored one, except that a `running` run without a sign
+    /// of life for five minutes is `crashed`.
+    pub fn effective_state(&self) -> &str {
+        if self.state == "running" && self.heartbeat_at < super::seconds_ago(CRASH_AFTER_SECS) {
+            "crashed"
+        } else {
+            &self.state
+        }
+    }
+
+    /// Seconds from creation to the last sign of life.
+    pub fn duration_secs(&self) -> i64 {
+        super::seconds_between(&self.created_at, &self.heartbeat_at).unwrap_or(0)
     }
 }
 
@@ -205,6 +223,21 @@ pub async fn projects_of(
         .map(project_row)
         .collect::<Result<_, _>>()
         .map_err(doing("listing projects"))
+}
+
+/// Every run of `project`, oldest first.
+pub async fn runs_of(conn: &mut AnyConnection, project: i64) -> Result<Vec<RunRow>, DbError> {
+    let rows = sqlx::query(&format!(
+        "{RUN_SELECT} WHERE runs.project_id = $1 ORDER BY runs.id"
+    ))
+    .bind(project)
+    .fetch_all(conn)
+    .await
+    .map_err(doing("listing runs"))?;
+    rows.iter()
+        .map(run_row)
+        .collect::<Result<_, _>>()
+        .map_err(doing("listing runs"))
 }
 
 pub async fn run_by_name(

@@ -10,7 +10,11 @@
 //! SDK never retries those). Resolvers are stateless: each reads what it needs from the
 //! database through the request's [`Session`].
 
+mod files;
+mod history;
+mod listing;
 mod mutation;
+mod paging;
 mod query;
 mod scalars;
 mod types;

@@ -2,6 +2,7 @@
 
 use async_graphql::{Context, Object, Result};
 
+use super::listing::{self, ProjectConnection};
 use super::types::{Entity, Project, ServerInfo, User};
 use super::{gql, session};
 use crate::auth;
@@ -54,6 +55,32 @@ impl Query {
             .await
             .map_err(gql)?
             .map(Entity))
+    }
+
+    /// The projects of an entity (the viewer's by default), newest first, one page.
+    async fn models(
+        &self,
+        ctx: &Context<'_>,
+        entity_name: Option<String>,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> Result<Option<ProjectConnection>> {
+        let s = session(ctx);
+        let mut conn = s.app.db.conn().await.map_err(gql)?;
+        let Some(entity) = auth::readable_entity(&mut conn, &s.viewer, entity_name.as_deref())
+            .await
+            .map_err(gql)?
+        else {
+            return Ok(None);
+        };
+        let projects = db::runs::projects_of(&mut conn, entity.id)
+            .await
+            .map_err(gql)?;
+        Ok(Some(listing::project_page(
+            projects,
+            after.as_deref(),
+            first,
+        )))
     }
 
     /// A project (W&B's legacy name for it is "model").

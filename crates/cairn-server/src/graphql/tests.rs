@@ -16,6 +16,21 @@ const SUPPORTED: &[&str] = &[
     "OrganizationCoreWeaveOrganizationID",
     "NotifyScriptableRunAlert",
     "DeleteRun",
+    "GetDefaultEntity",
+    "GetViewer",
+    "GetProjects",
+    "GetProject",
+    "Runs",
+    "Run",
+    "RunHistoryKeys",
+    "RunFullHistory",
+    "RunSampledHistory",
+    "RunParquetHistory",
+    "HistoryPage",
+    "SampledHistoryPage",
+    "RunFiles",
+    "RunConsoleLogPage",
+    "RunConsoleLogTail",
 ];
 
 #[tokio::test]

@@ -1,16 +1,16 @@
 //! The object types of the schema: users, entities, projects and runs ("buckets").
 
-use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 
-use super::scalars::JsonString;
+use super::files::{self, FileConnection, LogLineConnection};
+use super::history;
+use super::listing::{self, RunConnection};
+use super::scalars::{Int64, JsonString};
 use super::{encode_id, gql, session};
 use crate::db::{self, EntityRow, LineKind, ProjectRow, RunRow, UserRow};
 
 /// How many lines `historyTail` / `eventsTail` carry (the SDK reads the last one).
 const TAIL_LINES: i64 = 10;
-
-/// A running run whose last filestream request is older than this counts as crashed.
-const CRASH_AFTER_SECS: i64 = 300;
 
 pub(super) struct User(pub UserRow);
 
@@ -185,6 +185,49 @@ impl Project {
     async fn created_at(&self) -> &str {
         &self.0.created_at
     }
+    async fn is_benchmark(&self) -> bool {
+        false
+    }
+    async fn read_only(&self) -> bool {
+        false
+    }
+    /// The project's creator (not tracked: projects belong to entities).
+    async fn user(&self) -> Option<User> {
+        None
+    }
+    /// How many runs `filters` selects (all when absent).
+    async fn run_count(&self, ctx: &Context<'_>, filters: Option<JsonString>) -> Result<i64> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let runs = listing::select_runs(
+            &mut conn,
+            self.0.id,
+            filters.as_ref().map(|f| f.0.as_str()),
+            None,
+        )
+        .await
+        .map_err(gql)?;
+        Ok(runs.len() as i64)
+    }
+    /// The runs `filters` selects, in `order` (`+created_at` by default), one page.
+    async fn runs(
+        &self,
+        ctx: &Context<'_>,
+        filters: Option<JsonString>,
+        after: Option<String>,
+        first: Option<i32>,
+        order: Option<String>,
+    ) -> Result<RunConnection> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let runs = listing::select_runs(
+            &mut conn,
+            self.0.id,
+            filters.as_ref().map(|f| f.0.as_str()),
+            order.as_deref(),
+        )
+        .await
+        .map_err(gql)?;
+        Ok(listing::run_page(runs, after.as_deref(), first))
+    }
     async fn entity(&self, ctx: &Context<'_>) -> Result<Option<Entity>> {
         let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
         Ok(db::accounts::entity_by_id(&mut conn, self.0.entity_id)
@@ -220,10 +263,18 @@ impl Run {
         let lines = db::lines::tail_lines(&mut conn, self.0.id, kind, TAIL_LINES)
             .await
             .map_err(gql)?;
+        let lines: Vec<String> = lines.into_iter().map(|(_, text)| text).collect();
         Ok(JsonString(
             serde_json::to_string(&lines).unwrap_or_default(),
         ))
     }
+}
+
+/// `parquetHistory`: cairn exports no parquet files, so all history is live.
+#[derive(SimpleObject)]
+pub(super) struct ParquetHistory {
+    parquet_urls: Vec<String>,
+    live_data: Vec<Json<serde_json::Value>>,
 }
 
 #[Object]
@@ -233,6 +284,10 @@ impl Run {
     }
     async fn name(&self) -> &str {
         &self.0.name
+    }
+    /// The project's numeric id.
+    async fn project_id(&self) -> i64 {
+        self.0.project_id
     }
     async fn display_name(&self) -> Option<&str> {
         self.0.display_name.as_deref()
@@ -275,12 +330,8 @@ impl Run {
     }
     /// `running`, `finished`, `failed`, `crashed` (no sign of life for 5 minutes) or
     /// `preempting`.
-    async fn state(&self) -> String {
-        if self.0.state == "running" && self.0.heartbeat_at < db::seconds_ago(CRASH_AFTER_SECS) {
-            "crashed".to_owned()
-        } else {
-            self.0.state.clone()
-        }
+    async fn state(&self) -> &str {
+        self.0.effective_state()
     }
     async fn exitcode(&self) -> Option<i64> {
         self.0.exitcode
@@ -297,8 +348,117 @@ impl Run {
     async fn summary_metrics(&self) -> JsonString {
         JsonString(self.0.summary.clone())
     }
-    async fn system_metrics(&self) -> JsonString {
-        JsonString("{}".to_owned())
+    /// The latest system-metrics row.
+    async fn system_metrics(&self, ctx: &Context<'_>) -> Result<JsonString> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        Ok(JsonString(
+            history::latest_system_metrics(&mut conn, &self.0)
+                .await
+                .map_err(gql)?,
+        ))
+    }
+    /// History lines as JSON strings: `samples` of them over the run, or those with
+    /// `minStep <= _step < maxStep`.
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        samples: Option<i32>,
+        min_step: Option<Int64>,
+        max_step: Option<Int64>,
+    ) -> Result<Vec<String>> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        history::lines(
+            &mut conn,
+            &self.0,
+            LineKind::History,
+            samples.map(i64::from),
+            min_step.map(|s| s.0),
+            max_step.map(|s| s.0),
+        )
+        .await
+        .map_err(gql)
+    }
+    /// System-metrics lines as JSON strings, `samples` of them over the run.
+    async fn events(&self, ctx: &Context<'_>, samples: Option<i32>) -> Result<Vec<String>> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        history::lines(
+            &mut conn,
+            &self.0,
+            LineKind::Events,
+            samples.map(i64::from),
+            None,
+            None,
+        )
+        .await
+        .map_err(gql)
+    }
+    /// One list of row objects per spec (see `history`).
+    async fn sampled_history(
+        &self,
+        ctx: &Context<'_>,
+        specs: Vec<JsonString>,
+    ) -> Result<Json<Vec<Vec<serde_json::Value>>>> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let specs: Vec<String> = specs.into_iter().map(|s| s.0).collect();
+        Ok(Json(
+            history::sampled(&mut conn, &self.0, &specs)
+                .await
+                .map_err(gql)?,
+        ))
+    }
+    async fn parquet_history(
+        &self,
+        #[graphql(name = "liveKeys")] _live_keys: Option<Vec<String>>,
+    ) -> ParquetHistory {
+        ParquetHistory {
+            parquet_urls: Vec::new(),
+            live_data: Vec::new(),
+        }
+    }
+    /// How many files of the run are stored.
+    async fn file_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        Ok(files::stored_files(&mut conn, &self.0)
+            .await
+            .map_err(gql)?
+            .len() as i64)
+    }
+    /// The run's stored files: those in `names` (all when empty) or matching the SQL
+    /// `LIKE` `pattern`, one page.
+    async fn files(
+        &self,
+        ctx: &Context<'_>,
+        names: Option<Vec<Option<String>>>,
+        after: Option<String>,
+        first: Option<i32>,
+        pattern: Option<String>,
+    ) -> Result<FileConnection> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let names: Vec<String> = names.unwrap_or_default().into_iter().flatten().collect();
+        files::file_page(
+            &mut conn,
+            &self.0,
+            &names,
+            pattern.as_deref(),
+            after.as_deref(),
+            first,
+        )
+        .await
+        .map_err(gql)
+    }
+    /// Console lines: the `last` ones, or `first` after the cursor.
+    async fn log_lines(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        #[graphql(name = "useImprovedPagination")] _improved: Option<bool>,
+    ) -> Result<LogLineConnection> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        files::log_page(&mut conn, &self.0, first, after.as_deref(), last)
+            .await
+            .map_err(gql)
     }
     /// Entries of the config's `_wandb.value` object, restricted to `keys` when given.
     /// Resume depends on `wandbConfig(keys: ["t"])` (wire §3.6).

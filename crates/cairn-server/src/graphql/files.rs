@@ -1,0 +1,216 @@
+//! A run's files and console lines as `wandb.Api()` lists them (api-read §8).
+//!
+//! `files(names, pattern, after, first)` lists the files whose bytes are stored (a name
+//! only announced through `CreateRunFiles` is not a file yet), each with a signed,
+//! expiring download URL on this server. `logLines(first, after | last)` pages the
+//! console (`output.log`) by line number, split into timestamp, level and text.
+
+use async_graphql::{ID, Object, SimpleObject};
+use base64::Engine as _;
+use sqlx::AnyConnection;
+
+use super::listing::{PageInfo, Window};
+use super::paging::{console_line, cursor, decode_cursor, like, mimetype};
+use super::session;
+use crate::blob;
+use crate::db::{self, FileRow, LineKind, RunRow};
+use crate::error::ApiError;
+
+/// Console lines per page when the client names no count.
+const DEFAULT_LOG_PAGE: i64 = 1000;
+/// Largest console page.
+const MAX_LOG_PAGE: i64 = 10_000;
+
+/// A stored file of a run.
+pub(super) struct RunFile {
+    run: i64,
+    row: FileRow,
+}
+
+#[Object(name = "File")]
+impl RunFile {
+    async fn id(&self) -> ID {
+        ID(base64::engine::general_purpose::STANDARD
+            .encode(format!("File:v1:{}:{}", self.run, self.row.name)))
+    }
+    async fn name(&self) -> &str {
+        &self.row.name
+    }
+    async fn display_name(&self) -> &str {
+        &self.row.name
+    }
+    /// A signed download URL; with `upload: true`, a signed upload URL.
+    async fn url(&self, ctx: &async_graphql::Context<'_>, upload: Option<bool>) -> String {
+        let method = if upload == Some(true) { "PUT" } else { "GET" };
+        self.signed(ctx, method)
+    }
+    async fn direct_url(&self, ctx: &async_graphql::Context<'_>) -> String {
+        self.signed(ctx, "GET")
+    }
+    async fn size_bytes(&self) -> i64 {
+        self.row.size
+    }
+    async fn mimetype(&self) -> &'static str {
+        mimetype(&self.row.name)
+    }
+    async fn updated_at(&self) -> &str {
+        &self.row.updated_at
+    }
+    async fn md5(&self) -> Option<&str> {
+        self.row.md5.as_deref()
+    }
+    async fn digest(&self) -> Option<&str> {
+        self.row.md5.as_deref()
+    }
+    async fn storage_path(&self) -> String {
+        blob::run_file_key(self.run, &self.row.name)
+    }
+}
+
+impl RunFile {
+    fn signed(&self, ctx: &async_graphql::Context<'_>, method: &str) -> String {
+        let s = session(ctx);
+        s.app.signed_url(
+            &s.base_url,
+            method,
+            &blob::run_file_key(self.run, &self.row.name),
+        )
+    }
+}
+
+#[derive(SimpleObject)]
+pub(super) struct FileEdge {
+    node: RunFile,
+    cursor: String,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct FileConnection {
+    edges: Vec<FileEdge>,
+    page_info: PageInfo,
+    total_count: i64,
+}
+
+/// The stored files of `run`, by name.
+pub(super) async fn stored_files(
+    conn: &mut AnyConnection,
+    run: &RunRow,
+) -> Result<Vec<FileRow>, ApiError> {
+    let mut files = db::lines::files(conn, run.id).await?;
+    files.retain(|f| f.uploaded);
+    Ok(files)
+}
+
+/// A page of `run`'s stored files named in `names` (all when empty) or matching the SQL
+/// `LIKE` `pattern`.
+pub(super) async fn file_page(
+    conn: &mut AnyConnection,
+    run: &RunRow,
+    names: &[String],
+    pattern: Option<&str>,
+    after: Option<&str>,
+    first: Option<i32>,
+) -> Result<FileConnection, ApiError> {
+    let mut files = stored_files(conn, run).await?;
+    if !names.is_empty() {
+        files.retain(|f| names.contains(&f.name));
+    }
+    if let Some(pattern) = pattern {
+        files.retain(|f| like(pattern, &f.name));
+    }
+    let total = files.len();
+    let window = Window::new(total, after, first);
+    let page_info = window.page_info(total);
+    let edges = files
+        .into_iter()
+        .enumerate()
+        .skip(window.start)
+        .take(window.end - window.start)
+        .map(|(i, row)| FileEdge {
+            node: RunFile { run: run.id, row },
+            cursor: cursor(i as i64),
+        })
+        .collect();
+    Ok(FileConnection {
+        edges,
+        page_info,
+        total_count: total as i64,
+    })
+}
+
+/// One console line.
+#[derive(SimpleObject)]
+pub(super) struct LogLine {
+    /// The 0-based line number.
+    number: i64,
+    /// ISO-8601 UTC without a zone, when the line carries one.
+    timestamp: Option<String>,
+    /// `error` for stderr, else empty.
+    level: String,
+    /// The writer's label (empty: cairn runs have one writer).
+    label: String,
+    line: String,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct LogLineEdge {
+    node: LogLine,
+    cursor: String,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct LogLineConnection {
+    edges: Vec<LogLineEdge>,
+    page_info: PageInfo,
+}
+
+/// A page of `run`'s console: the `last` lines, or `first` lines after the cursor.
+pub(super) async fn log_page(
+    conn: &mut AnyConnection,
+    run: &RunRow,
+    first: Option<i32>,
+    after: Option<&str>,
+    last: Option<i32>,
+) -> Result<LogLineConnection, ApiError> {
+    let (rows, has_next) = match last {
+        Some(last) => {
+            let n = i64::from(last).clamp(0, MAX_LOG_PAGE);
+            let rows = db::lines::tail_lines(conn, run.id, LineKind::Console, n).await?;
+            (rows, false)
+        }
+        None => {
+            let from = decode_cursor(after).map_or(0, |n| n.saturating_add(1));
+            let n = first
+                .map_or(DEFAULT_LOG_PAGE, i64::from)
+                .clamp(0, MAX_LOG_PAGE);
+            let mut rows =
+                db::lines::read_lines(conn, run.id, LineKind::Console, from, n + 1).await?;
+            let has_next = rows.len() as i64 > n;
+            rows.truncate(n as usize);
+            (rows, has_next)
+        }
+    };
+    let page_info = PageInfo {
+        start_cursor: rows.first().map(|(n, _)| cursor(*n)),
+        end_cursor: rows.last().map(|(n, _)| cursor(*n)),
+        has_next_page: has_next,
+        has_previous_page: rows.first().is_some_and(|(n, _)| *n > 0),
+    };
+    let edges = rows
+        .into_iter()
+        .map(|(number, stored)| {
+            let parts = console_line(&stored);
+            LogLineEdge {
+                cursor: cursor(number),
+                node: LogLine {
+                    number,
+                    timestamp: (!parts.timestamp.is_empty()).then(|| parts.timestamp.to_owned()),
+                    level: parts.level.to_owned(),
+                    label: String::new(),
+                    line: parts.text.to_owned(),
+                },
+            }
+        })
+        .collect();
+    Ok(LogLineConnection { edges, page_info })
+}
