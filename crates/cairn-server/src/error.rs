@@ -62,6 +62,24 @@ impl ApiError {
     }
 }
 
+/// A body the server would not read: too large (413) or cut off (400), as a JSON error
+/// instead of axum's plain-text answer.
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "request body is too large for this endpoint: {}",
+                rejection.body_text()
+            ))
+        } else {
+            ApiError::BadRequest(format!(
+                "cannot read the request body: {}",
+                rejection.body_text()
+            ))
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -63,12 +63,13 @@ pub(crate) async fn file_stream(
     State(app): State<App>,
     Path((entity, project, run)): Path<(String, String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let viewer = {
         let mut conn = app.db.conn().await?;
         auth::authenticate(&mut conn, &headers).await?
     };
+    let body = body?;
     let path = format!("{entity}/{project}/{run}");
     let gzip = headers
         .get(axum::http::header::CONTENT_ENCODING)

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -58,18 +59,27 @@ async fn index() -> impl IntoResponse {
     "cairn server: point WANDB_BASE_URL here\n"
 }
 
-async fn graphql(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+async fn graphql(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     match graphql_inner(app, headers, body).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }
 }
 
-async fn graphql_inner(app: App, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn graphql_inner(
+    app: App,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let viewer = {
         let mut conn = app.db.conn().await?;
         auth::authenticate(&mut conn, &headers).await?
     };
+    let body = body?;
     let mut value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|err| ApiError::BadRequest(format!("GraphQL request is not JSON: {err}")))?;
     let Some(object) = value.as_object_mut() else {

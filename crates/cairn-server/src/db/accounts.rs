@@ -140,6 +140,9 @@ pub async fn entity_by_name(
     conn: &mut AnyConnection,
     name: &str,
 ) -> Result<Option<EntityRow>, DbError> {
+    if name.contains('\0') {
+        return Ok(None);
+    }
     let row = sqlx::query("SELECT id, name, is_team FROM entities WHERE name = $1")
         .bind(name)
         .fetch_optional(conn)
@@ -165,6 +168,9 @@ pub async fn user_by_name(
     conn: &mut AnyConnection,
     name: &str,
 ) -> Result<Option<UserRow>, DbError> {
+    if name.contains('\0') {
+        return Ok(None);
+    }
     let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1"))
         .bind(name)
         .fetch_optional(conn)

@@ -84,7 +84,11 @@ pub async fn write_lines(
             if kind == LineKind::History {
                 query = query.bind(line.step);
             }
-            query = query.bind(line.content);
+            query = if line.content.contains('\0') {
+                query.bind(without_nul(line.content))
+            } else {
+                query.bind(line.content)
+            };
         }
         query
             .execute(&mut *conn)
@@ -104,6 +108,13 @@ pub async fn write_lines(
         .map_err(doing("counting lines"))?;
     }
     Ok(())
+}
+
+/// `text` with NUL characters replaced by U+FFFD: PostgreSQL's text cannot hold NUL, and a
+/// console line with one (a program printing binary) must still land, on every backend
+/// alike. JSON lines never hold a raw NUL (JSON escapes it).
+fn without_nul(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 /// Up to `limit` lines of `run`'s `kind` file from offset `from`, in order.

@@ -96,6 +96,32 @@ pub struct RunFields {
     pub state: Option<String>,
 }
 
+impl RunFields {
+    /// The first field holding a NUL character, which no backend stores alike (PostgreSQL's
+    /// text cannot hold one): its GraphQL name.
+    pub fn field_with_nul(&self) -> Option<&'static str> {
+        [
+            ("displayName", &self.display_name),
+            ("description", &self.description),
+            ("notes", &self.notes),
+            ("groupName", &self.group_name),
+            ("jobType", &self.job_type),
+            ("tags", &self.tags),
+            ("config", &self.config),
+            ("summaryMetrics", &self.summary),
+            ("host", &self.host),
+            ("jobProgram", &self.program),
+            ("commit", &self.git_commit),
+            ("jobRepo", &self.git_repo),
+            ("sweep", &self.sweep),
+            ("state", &self.state),
+        ]
+        .into_iter()
+        .find(|(_, value)| value.as_deref().is_some_and(|v| v.contains('\0')))
+        .map(|(name, _)| name)
+    }
+}
+
 const PROJECT_SELECT: &str = "SELECT projects.id, projects.entity_id, entities.name, projects.name, \
      projects.description, projects.created_at \
      FROM projects JOIN entities ON entities.id = projects.entity_id";
@@ -158,6 +184,9 @@ pub async fn project(
     entity: i64,
     name: &str,
 ) -> Result<Option<ProjectRow>, DbError> {
+    if name.contains('\0') {
+        return Ok(None);
+    }
     let row = sqlx::query(&format!(
         "{PROJECT_SELECT} WHERE projects.entity_id = $1 AND projects.name = $2"
     ))
@@ -245,6 +274,9 @@ pub async fn run_by_name(
     project: i64,
     name: &str,
 ) -> Result<Option<RunRow>, DbError> {
+    if name.contains('\0') {
+        return Ok(None);
+    }
     let row = sqlx::query(&format!(
         "{RUN_SELECT} WHERE runs.project_id = $1 AND runs.name = $2"
     ))

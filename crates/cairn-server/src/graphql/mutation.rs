@@ -322,6 +322,11 @@ async fn upsert_bucket(
         state: input.state,
     };
     let _ = input.debug;
+    if let Some(field) = fields.field_with_nul() {
+        return Err(ApiError::BadRequest(format!(
+            "{field} contains a NUL character, which cannot be stored"
+        )));
+    }
     let mut tx = s.app.db.write().await?;
     let (run, inserted) = match input.id.as_deref().filter(|id| !id.is_empty()) {
         Some(id) => {
