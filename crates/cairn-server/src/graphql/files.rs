@@ -204,10 +204,10 @@ pub(super) async fn log_page(
                 cursor: cursor(number),
                 node: LogLine {
                     number,
-                    timestamp: (!parts.timestamp.is_empty()).then(|| parts.timestamp.to_owned()),
-                    level: parts.level.to_owned(),
+                    timestamp: (!parts.timestamp.is_empty()).then(|| parts.timestamp.into_owned()),
+                    level: parts.level.into_owned(),
                     label: String::new(),
-                    line: parts.text.to_owned(),
+                    line: parts.text.into_owned(),
                 },
             }
         })

@@ -1,6 +1,8 @@
 //! Pure helpers of the read path: cursors, sampling, LIKE patterns, lenient JSON lines and
 //! console-line parsing. No IO.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
@@ -125,14 +127,34 @@ fn quote_non_finite(text: &str) -> String {
 /// A console line as the filestream stores it, split for `logLines`.
 #[derive(Debug, PartialEq)]
 pub(super) struct ConsoleLine<'a> {
-    pub timestamp: &'a str,
-    pub level: &'a str,
-    pub text: &'a str,
+    pub timestamp: Cow<'a, str>,
+    pub level: Cow<'a, str>,
+    pub text: Cow<'a, str>,
 }
 
-/// Splits `"<ts> text"` / `"ERROR <ts> text"` (W&B's plain console format) into parts;
-/// a line in another shape is all text.
+/// Splits a stored console line into parts. W&B's plain format is `"<ts> text"`, or
+/// `"ERROR <ts> text"` for stderr; with `STRUCTURED_CONSOLE_LOGS` a line is the JSON
+/// object `{"ts": …, "content": …, "level": "error"?}`. A line in another shape is all
+/// text.
 pub(super) fn console_line(stored: &str) -> ConsoleLine<'_> {
+    if stored.starts_with('{')
+        && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(stored)
+        && let Some(Value::String(content)) = map.get("content")
+    {
+        let field = |key: &str| {
+            Cow::Owned(
+                map.get(key)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        };
+        return ConsoleLine {
+            timestamp: field("ts"),
+            level: field("level"),
+            text: Cow::Owned(content.clone()),
+        };
+    }
     let (level, rest) = match stored.strip_prefix("ERROR ") {
         Some(rest) => ("error", rest),
         None => ("", stored),
@@ -141,18 +163,15 @@ pub(super) fn console_line(stored: &str) -> ConsoleLine<'_> {
     let looks_like_time = first.len() >= 19
         && first.as_bytes()[0].is_ascii_digit()
         && first.as_bytes().get(10) == Some(&b'T');
-    if looks_like_time {
-        ConsoleLine {
-            timestamp: first,
-            level,
-            text,
-        }
+    let (timestamp, text) = if looks_like_time {
+        (first, text)
     } else {
-        ConsoleLine {
-            timestamp: "",
-            level,
-            text: rest,
-        }
+        ("", rest)
+    };
+    ConsoleLine {
+        timestamp: Cow::Borrowed(timestamp),
+        level: Cow::Borrowed(level),
+        text: Cow::Borrowed(text),
     }
 }
 
@@ -226,29 +245,32 @@ mod tests {
 
     #[test]
     fn console_lines_split() {
+        let parts = |line| {
+            let c = console_line(line);
+            (
+                c.timestamp.into_owned(),
+                c.level.into_owned(),
+                c.text.into_owned(),
+            )
+        };
+        let owned = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
         assert_eq!(
-            console_line("2026-11-22T06:39:52.201263 hello world"),
-            ConsoleLine {
-                timestamp: "2026-11-22T06:39:52.201263",
-                level: "",
-                text: "hello world"
-            }
+            parts("2026-11-22T06:39:52.201263 hello world"),
+            owned("2026-11-22T06:39:52.201263", "", "hello world")
         );
         assert_eq!(
-            console_line("ERROR 2026-11-22T06:39:52.201500 bad"),
-            ConsoleLine {
-                timestamp: "2026-11-22T06:39:52.201500",
-                level: "error",
-                text: "bad"
-            }
+            parts("ERROR 2026-11-22T06:39:52.201500 bad"),
+            owned("2026-11-22T06:39:52.201500", "error", "bad")
+        );
+        assert_eq!(parts("plain"), owned("", "", "plain"));
+        assert_eq!(
+            parts(r#"{"ts":"2026-11-21T23:43:54.816169","content":"text","level":"error"}"#),
+            owned("2026-11-21T23:43:54.816169", "error", "text")
         );
         assert_eq!(
-            console_line("plain"),
-            ConsoleLine {
-                timestamp: "",
-                level: "",
-                text: "plain"
-            }
+            parts(r#"{"ts":"2026-11-21T23:43:54.816169","content":"ok"}"#),
+            owned("2026-11-21T23:43:54.816169", "", "ok")
         );
+        assert_eq!(parts("{not json"), owned("", "", "{not json"));
     }
 }
