@@ -19,5 +19,6 @@ pub mod input;
 pub mod pipeline;
 pub mod sender;
 pub mod system;
+pub mod upload;
 pub mod value;
 pub mod writer;

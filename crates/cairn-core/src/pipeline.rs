@@ -20,14 +20,18 @@
 //!    output.
 //! 4. `Finalize` — the sender writes `output.log`, `config.yaml`, `wandb-summary.json` and
 //!    `wandb-metadata.json`.
-//! 5. `Done`.
+//! 5. `Upload` (online only) — the uploader, which has been following the log all along,
+//!    reads its last records, uploads the run files and sends the final filestream request.
+//! 6. `Done`.
 //!
 //! Phases 1–3 are local and always run to completion: nothing the user logged before
-//! `finish` is lost, whatever the deadline. The deadline bounds phase 4 (and, online, the
-//! uploads): past it, `finish` returns with `timed_out` and the sender goes on in the
-//! background until the process exits.
+//! `finish` is lost, whatever the deadline. The deadline bounds phases 4 and 5: past it,
+//! `finish` returns with `timed_out`, the upload stops retrying, and the run folder (whose
+//! log holds everything) is left for `cairn sync`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -38,6 +42,7 @@ use crate::handler::{Handler, HandlerConfig, Warning};
 use crate::input::Input;
 use crate::sender::{self, SenderConfig, SenderReport};
 use crate::system::{SystemConfig, SystemMonitor};
+use crate::upload::{self, Until, UploadError, UploadReport, UploadSettings};
 use crate::writer::{self, WriterReport};
 
 /// Batches of records in flight between two inner stages: with batches bounded by
@@ -65,7 +70,12 @@ pub struct PipelineConfig {
     pub queue_capacity: usize,
     /// System metrics, or `None` to collect none.
     pub system: Option<SystemConfig>,
+    /// Online: where and how to upload the run as it goes; `None` offline.
+    pub upload: Option<UploadSettings>,
 }
+
+/// How often a live upload looks for new records in the log.
+const UPLOAD_POLL: Duration = Duration::from_millis(200);
 
 /// Why a pipeline could not start.
 #[derive(Debug, thiserror::Error)]
@@ -98,8 +108,10 @@ pub enum ExitPhase {
     Handle,
     /// The writer is appending and syncing the last records.
     Persist,
-    /// The sender is writing the run's files (and, online, finishing uploads).
+    /// The sender is writing the run's files.
     Finalize,
+    /// Online: the last records, the run files and the final request are being sent.
+    Upload,
     /// Everything is done.
     Done,
 }
@@ -122,8 +134,11 @@ pub struct FinishReport {
     pub writer: WriterReport,
     /// What the sender did, unless the deadline passed first.
     pub sender: Option<SenderReport>,
-    /// Whether the deadline passed before the sender finished.
+    /// Whether the deadline passed before the sender (and, online, the upload) finished.
     pub timed_out: bool,
+    /// Online: what the upload did, or why it stopped (the run folder then needs
+    /// `cairn sync`); `None` offline or when the deadline passed first.
+    pub upload: Option<Result<UploadReport, UploadError>>,
     /// How long the finish took.
     pub elapsed: Duration,
 }
@@ -183,6 +198,16 @@ pub struct Pipeline {
     system: Option<(SyncSender<()>, JoinHandle<()>)>,
     events: SyncSender<Event>,
     completion: Completion,
+    upload: Option<LiveUpload>,
+    should_stop: Arc<AtomicBool>,
+}
+
+/// The thread uploading a live run, and how to end it.
+#[derive(Debug)]
+struct LiveUpload {
+    control: SyncSender<upload::Control>,
+    done: Receiver<Result<UploadReport, UploadError>>,
+    abort: Arc<AtomicBool>,
 }
 
 impl Pipeline {
@@ -218,6 +243,15 @@ impl Pipeline {
             let _ = sender_done_tx.send(report);
             sender_completion.mark();
         })?;
+        let should_stop = Arc::new(AtomicBool::new(false));
+        let upload = match config.upload {
+            Some(settings) => Some(spawn_upload(
+                config.log_path.clone(),
+                settings,
+                should_stop.clone(),
+            )?),
+            None => None,
+        };
         let input = RunInput { tx: input_tx };
         let system = match config.system {
             Some(system) => Some(spawn_system(system, input.clone())?),
@@ -232,9 +266,17 @@ impl Pipeline {
                 system,
                 events: events_tx,
                 completion,
+                upload,
+                should_stop,
             },
             events_rx,
         ))
+    }
+
+    /// Raised when the server asked the run to stop (`cairn run stop`, W&B's stop
+    /// button); a training loop polls it.
+    pub fn should_stop(&self) -> Arc<AtomicBool> {
+        self.should_stop.clone()
     }
 
     /// A handle that tells when this pipeline has finished.
@@ -278,18 +320,38 @@ impl Pipeline {
             .map_err(|_| LifecycleError::StageFailed("writer"))?;
         phase(ExitPhase::Finalize);
         let remaining = deadline.saturating_sub(start.elapsed());
-        let (sender, timed_out) = match self.sender_done.recv_timeout(remaining) {
+        let (sender, mut timed_out) = match self.sender_done.recv_timeout(remaining) {
             Ok(report) => (Some(report), false),
             Err(RecvTimeoutError::Timeout) => (None, true),
             Err(RecvTimeoutError::Disconnected) => {
                 return Err(LifecycleError::StageFailed("sender"));
             }
         };
+        let mut upload = None;
+        if let Some(live) = self.upload {
+            phase(ExitPhase::Upload);
+            let until = Until {
+                deadline: Some(start + deadline),
+                abort: Some(live.abort.clone()),
+            };
+            let _ = live.control.send(upload::Control::Finish(until));
+            let remaining = deadline.saturating_sub(start.elapsed());
+            match live.done.recv_timeout(remaining) {
+                Ok(result) => upload = Some(result),
+                Err(_) => {
+                    // Past the deadline: stop retrying; the log keeps everything for
+                    // `cairn sync`.
+                    live.abort.store(true, Ordering::SeqCst);
+                    timed_out = true;
+                }
+            }
+        }
         phase(ExitPhase::Done);
         Ok(FinishReport {
             writer,
             sender,
             timed_out,
+            upload,
             elapsed: start.elapsed(),
         })
     }
@@ -345,6 +407,34 @@ fn handler_stage(
         handler.handle(Input::Exit { exit_code: 1 }, started.elapsed(), &mut out);
         let _ = output.send(out);
     }
+}
+
+/// Starts the thread that uploads the run while the log grows (see `upload::follow`).
+fn spawn_upload(
+    log: PathBuf,
+    settings: UploadSettings,
+    should_stop: Arc<AtomicBool>,
+) -> std::io::Result<LiveUpload> {
+    let (control, control_rx) = sync_channel(1);
+    let (done_tx, done) = sync_channel(1);
+    let abort = Arc::new(AtomicBool::new(false));
+    let thread_abort = abort.clone();
+    spawn("cairn-uploader", move || {
+        let result = upload::follow(
+            &log,
+            settings,
+            should_stop,
+            control_rx,
+            UPLOAD_POLL,
+            thread_abort,
+        );
+        let _ = done_tx.send(result);
+    })?;
+    Ok(LiveUpload {
+        control,
+        done,
+        abort,
+    })
 }
 
 /// Samples system metrics every `interval` until the stop channel closes.

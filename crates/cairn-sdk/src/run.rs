@@ -21,6 +21,7 @@ use cairn_core::pipeline::{
     RunInput, StartError,
 };
 use cairn_core::system::SystemConfig;
+use cairn_core::upload::{self, ConnectionConfig, UploadSettings};
 use cairn_core::value::Value;
 use cairn_proto::record::RecordType;
 use cairn_proto::{
@@ -37,6 +38,15 @@ pub enum InitError {
     /// `WANDB_MODE` (or the mode given) is not one of online, offline, disabled.
     #[error("unknown mode `{0}` (expected online, offline or disabled)")]
     BadMode(String),
+    /// Online mode without an API key.
+    #[error(
+        "online mode needs an API key for {base_url}: set WANDB_API_KEY, run `wandb login`, \
+         or use WANDB_MODE=offline and `cairn sync` later"
+    )]
+    NoApiKey {
+        /// The server the run would upload to.
+        base_url: String,
+    },
     /// The run id cannot name a folder.
     #[error("invalid run id `{0}`: use letters, digits, `-` and `_` (at most 128)")]
     BadRunId(String),
@@ -97,6 +107,8 @@ pub struct RunBuilder {
     mode: Option<String>,
     dir: Option<PathBuf>,
     resume: Option<String>,
+    base_url: Option<String>,
+    api_key: Option<String>,
     console: Option<bool>,
     signals: Option<bool>,
     system_interval: Option<Option<Duration>>,
@@ -199,6 +211,18 @@ impl RunBuilder {
         self
     }
 
+    /// The server to upload to in online mode (default `WANDB_BASE_URL`, else W&B's cloud).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// The API key for online mode (default `WANDB_API_KEY`, else `~/.netrc`).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
     /// How long `finish` waits for the sender (default 60 s).
     pub fn finish_deadline(mut self, deadline: Duration) -> Self {
         self.finish_deadline = Some(deadline);
@@ -211,9 +235,24 @@ impl RunBuilder {
             .mode
             .clone()
             .or_else(|| settings::env(settings::ENV_MODE));
+        let base_url = self
+            .base_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(upload::credentials::base_url);
+        let api_key = self
+            .api_key
+            .clone()
+            .or_else(|| upload::credentials::api_key(&base_url));
+        // Like W&B, online unless told otherwise; without a key to upload with, offline.
         let mode = match &mode_text {
             Some(text) => Mode::parse(text).ok_or_else(|| InitError::BadMode(text.clone()))?,
+            None if api_key.is_some() => Mode::Online,
             None => Mode::Offline,
+        };
+        let api_key = match (mode, api_key) {
+            (Mode::Online, None) => return Err(InitError::NoApiKey { base_url }),
+            (_, key) => key.unwrap_or_default(),
         };
         let id = self
             .id
@@ -232,7 +271,7 @@ impl RunBuilder {
             .or_else(|| settings::env(settings::ENV_DIR).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("."));
         let started = SystemTime::now();
-        let layout = RunLayout::new(dir, &id, true, started);
+        let layout = RunLayout::new(dir, &id, mode != Mode::Online, started);
         let console = self
             .console
             .unwrap_or_else(|| settings::env(settings::ENV_CONSOLE).is_none_or(|v| v != "off"));
@@ -251,6 +290,21 @@ impl RunBuilder {
             sync: self.sync.unwrap_or_default(),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             system,
+            upload: (mode == Mode::Online).then(|| {
+                let connection = ConnectionConfig {
+                    base_url: base_url.clone(),
+                    api_key: api_key.clone(),
+                    user_agent: format!("cairn-sdk {}", env!("CARGO_PKG_VERSION")),
+                };
+                let mut upload = UploadSettings::new(connection, layout.files_dir.clone());
+                if let Some(secs) = settings::env(settings::ENV_TRANSMIT_INTERVAL)
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                {
+                    upload.transmit_interval = Duration::from_secs_f64(secs);
+                }
+                upload
+            }),
         };
         let (pipeline, events) = Pipeline::start(config).map_err(|source| InitError::Start {
             id: id.clone(),
@@ -281,6 +335,7 @@ impl RunBuilder {
             id,
             layout: Some(layout),
             inner: Some(Inner {
+                should_stop: pipeline.should_stop(),
                 pipeline,
                 input,
                 capture,
@@ -423,6 +478,7 @@ fn start_capture(input: RunInput) -> Option<ConsoleCapture> {
 
 #[derive(Debug)]
 struct Inner {
+    should_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pipeline: Pipeline,
     input: RunInput,
     capture: Option<ConsoleCapture>,
@@ -464,6 +520,14 @@ impl Run {
     /// The run's id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Whether the server asked this run to stop (`cairn run stop`, W&B's stop button):
+    /// a training loop polls it and ends cleanly. Always `false` offline.
+    pub fn should_stop(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|i| i.should_stop.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// The run's folder (`None` when disabled).

@@ -33,6 +33,10 @@ pub const ENV_JOB_TYPE: &str = "WANDB_JOB_TYPE";
 /// `WANDB_CONSOLE`: `off` disables console capture.
 pub const ENV_CONSOLE: &str = "WANDB_CONSOLE";
 
+/// `WANDB__FILE_STREAM_TRANSMIT_INTERVAL`: seconds between filestream requests (W&B's
+/// `x_file_stream_transmit_interval`; default 15).
+pub const ENV_TRANSMIT_INTERVAL: &str = "WANDB__FILE_STREAM_TRANSMIT_INTERVAL";
+
 /// Default project when none is given (W&B's).
 pub const DEFAULT_PROJECT: &str = "uncategorized";
 /// Default time `finish` waits for the sender.
@@ -41,8 +45,7 @@ pub const DEFAULT_FINISH_DEADLINE: Duration = Duration::from_secs(60);
 /// Where a run's data goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// Logged locally and uploaded (uploads arrive with the online sender; until then
-    /// online runs are logged locally, ready for `cairn sync`).
+    /// Logged locally and uploaded as the run goes (the default when an API key is found).
     Online,
     /// Logged locally only; upload later with `cairn sync` or `wandb sync`.
     #[default]

@@ -24,7 +24,7 @@
 //! record. The reader owns nothing but its source and buffers: dropping it is shutdown.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use cairn_proto::Record;
@@ -531,6 +531,30 @@ impl<R: Read> LogReader<R> {
                 }
             }
         }
+    }
+}
+
+impl<R: Read + Seek> LogReader<R> {
+    /// Continues reading at `offset`, which must be where a record starts (a
+    /// [`RecordRef::offset`] seen before, or [`LogReader::position`] after a record): a
+    /// follower of a log that is still being written reads what was added since its last
+    /// pass, and a reader that met the end of the file before the writer's last commit
+    /// tries again from the same place. The header's damage, if any, was reported by the
+    /// first pass and is not reported again.
+    pub fn seek_to(&mut self, offset: u64) -> io::Result<()> {
+        let offset = offset.max(FILE_HEADER_LEN as u64);
+        let block_start = offset - offset % BLOCK_SIZE as u64;
+        self.src.seek(SeekFrom::Start(block_start))?;
+        self.buf_start = block_start;
+        self.buf_len = 0;
+        self.eof = false;
+        self.pos = offset;
+        self.partial.clear();
+        self.partial_start = None;
+        self.resyncing = false;
+        self.header_damage.clear();
+        self.done = false;
+        self.fill()
     }
 }
 

@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Print the records of a `.wandb` transaction log as JSON lines.
     Dump(commands::dump::DumpArgs),
+    /// Upload offline, unfinished or crashed runs (cairn's or W&B's) to a server.
+    Sync(commands::sync::SyncArgs),
     /// Serve W&B's API (GraphQL, filestream, files) for the `wandb` SDK and `wandb.Api()`.
     Server(commands::server::ServerArgs),
     /// Manage the server's users.
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Dump(args) => commands::dump::run(&args),
         Command::Server(args) => commands::server::serve(&args),
+        Command::Sync(args) => commands::sync::run(&args),
         Command::User(command) => commands::server::user(&command),
         Command::Key(command) => commands::server::key(&command),
         Command::Run(command) => commands::server::run(&command),

@@ -88,6 +88,27 @@ impl RunFiles {
         }
     }
 
+    /// The config in W&B's wire shape, `{"key": {"value": v}, …}`, as JSON text.
+    pub(crate) fn config_json(&self) -> String {
+        let mut out = String::from("{");
+        for (i, (key, value)) in self.config.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            crate::value::write_string(key, &mut out);
+            out.push_str(":{\"value\":");
+            value.write_json(&mut out);
+            out.push('}');
+        }
+        out.push('}');
+        out
+    }
+
+    /// The summary as one JSON object.
+    pub(crate) fn summary_json(&self) -> String {
+        Value::Map(self.summary.clone()).to_json()
+    }
+
     /// Writes `config.yaml`, `wandb-summary.json` and `wandb-metadata.json` into `dir`.
     pub(crate) fn write_all(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let mut written = Vec::new();

@@ -14,7 +14,7 @@
 //! Shutdown: the stage ends when its input closes (the writer finished). Whatever happens,
 //! it reports what it wrote in a [`SenderReport`]; file errors are reported, not fatal.
 
-mod files;
+pub(crate) mod files;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -250,3 +250,34 @@ fn good_len(items: &[Result<(u64, Record), ReadError>]) -> u64 {
     use prost::Message;
     items[0].as_ref().unwrap().1.encoded_len() as u64
 }
+
+#[test]
+fn a_follower_resumes_where_the_last_pass_ended() {
+    // A log that grows: each pass sees a prefix (a commit may be cut mid-write), reads the
+    // whole records in it, and the next pass continues from the end of the last one.
+    let payloads = payloads();
+    let bytes = build(&payloads);
+    for step in [997usize, 4_096, 32_768, 50_000] {
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut resume = FILE_HEADER_LEN as u64;
+        let mut seen = FILE_HEADER_LEN;
+        while seen < bytes.len() {
+            seen = (seen + step).min(bytes.len());
+            let mut reader = LogReader::new(std::io::Cursor::new(&bytes[..seen])).unwrap();
+            reader.seek_to(resume).unwrap();
+            while let Some(item) = reader.next() {
+                match item {
+                    Ok(r) => {
+                        got.push(r.payload.to_vec());
+                        resume = reader.position();
+                    }
+                    Err(e) => {
+                        let damage = e.damage().cloned().unwrap();
+                        assert!(damage.is_torn_tail(), "cut at {seen}: {damage:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(got, payloads, "step {step}");
+    }
+}

@@ -5,6 +5,7 @@
 
 pub(crate) mod dump;
 pub(crate) mod server;
+pub(crate) mod sync;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,791 @@
+//! The online side of a run: what the transaction log holds, uploaded to a W&B-compatible
+//! server (W&B's own or `cairn server`).
+//!
+//! The log is the source of truth and the only input. An [`Uploader`] takes records in log
+//! order and turns them into W&B's wire traffic: the run upsert (`UpsertBucket`, with the
+//! full config, debounced), the filestream (history, system metrics, console, summary,
+//! uploaded files, preempting, the final `complete`), run files (`CreateRunFiles` + PUT to
+//! the signed URLs) and alerts. Two drivers feed it:
+//!
+//! * [`follow`] — a live run: a thread polls the log as the writer appends to it, so the
+//!   network is never on the training loop's path, memory holds one request's worth of
+//!   lines at most (whatever is not sent yet stays in the log, not in RAM), and a server
+//!   that is down only delays the upload;
+//! * [`sync_log`] — `cairn sync`: a finished or crashed run's log, read once.
+//!
+//! Both send the same bytes: filestream offsets are line numbers derived from the log, so
+//! a retried request, a second sync, or a sync after a cut-off live upload can never
+//! duplicate a line on the server (it stores each line by its offset).
+//!
+//! Shutdown: [`follow`] ends when told to finish (after the writer closed the log) and the
+//! last records are sent, or when its deadline passes or its abort flag is raised; then
+//! the run folder is left for `cairn sync`.
+
+mod convert;
+pub mod credentials;
+mod filestream;
+pub mod http;
+pub mod retry;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime};
+
+use cairn_proto::Record;
+use cairn_proto::record::RecordType;
+use cairn_store::LogReader;
+use serde_json::{Value as Json, json};
+
+use crate::console::{ConsoleModel, Stream};
+use crate::sender::files::RunFiles;
+use filestream::FileStream;
+pub use http::{Connection, ConnectionConfig, HttpError, Until};
+
+/// Run files uploaded at the end when present (W&B's set).
+const END_FILES: &[&str] = &[
+    "wandb-metadata.json",
+    "requirements.txt",
+    "config.yaml",
+    "wandb-summary.json",
+    "output.log",
+];
+
+/// How an upload is configured.
+#[derive(Clone, Debug)]
+pub struct UploadSettings {
+    /// The server and the key.
+    pub connection: ConnectionConfig,
+    /// Overrides of the run record's entity, project and id (`cairn sync --entity …`).
+    pub entity: Option<String>,
+    /// See `entity`.
+    pub project: Option<String>,
+    /// See `entity`.
+    pub run_id: Option<String>,
+    /// The run's `files/` folder.
+    pub files_dir: PathBuf,
+    /// Time between filestream requests (W&B: 15 s).
+    pub transmit_interval: Duration,
+    /// A quiet stream sends `{}` after this long (W&B: 30 s).
+    pub heartbeat: Duration,
+    /// Largest filestream request body.
+    pub max_request_bytes: usize,
+    /// Time between config upserts while the run goes on (W&B: 5 s).
+    pub upsert_debounce: Duration,
+}
+
+impl UploadSettings {
+    /// W&B's defaults for a server and a run folder.
+    pub fn new(connection: ConnectionConfig, files_dir: PathBuf) -> UploadSettings {
+        UploadSettings {
+            connection,
+            entity: None,
+            project: None,
+            run_id: None,
+            files_dir,
+            transmit_interval: Duration::from_secs(15),
+            heartbeat: Duration::from_secs(30),
+            max_request_bytes: 10 << 20,
+            upsert_debounce: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why an upload stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The server could not be reached or refused a request.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The log holds records of a run but no run record before them.
+    #[error("the log has no run record before its data")]
+    NoRun,
+    /// The server's answer lacks what the upload needs.
+    #[error("unexpected answer to {operation}: {detail}")]
+    Answer {
+        /// The GraphQL operation.
+        operation: &'static str,
+        /// What was missing.
+        detail: String,
+    },
+    /// The log could not be read.
+    #[error(transparent)]
+    Log(#[from] cairn_store::OpenError),
+    /// Reading the log failed.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The log.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What an upload did.
+#[derive(Debug, Default, Clone)]
+pub struct UploadReport {
+    /// `entity/project/run` on the server, once known.
+    pub path: Option<String>,
+    /// Records read from the log.
+    pub records: u64,
+    /// History lines sent (and confirmed).
+    pub history_lines: u64,
+    /// Filestream requests that reached the server.
+    pub requests: u64,
+    /// Run files uploaded.
+    pub files: Vec<String>,
+    /// Whether the final `complete` reached the server.
+    pub completed: bool,
+    /// Damage met in the log (records after it were still read).
+    pub damage: Vec<String>,
+    /// Problems that did not stop the upload (a file that could not be uploaded, …).
+    pub warnings: Vec<String>,
+}
+
+/// The run as the server knows it.
+#[derive(Debug, Clone)]
+struct RemoteRun {
+    entity: String,
+    project: String,
+    name: String,
+}
+
+const UPSERT_BUCKET: &str = "mutation UpsertBucket($id: String, $name: String, $project: String, \
+$entity: String, $groupName: String, $description: String, $displayName: String, $notes: String, \
+$commit: String, $config: JSONString, $host: String, $program: String, $repo: String, \
+$jobType: String, $state: String, $sweep: String, $tags: [String!], $summaryMetrics: JSONString) {
+  upsertBucket(input: {id: $id, name: $name, groupName: $groupName, modelName: $project, \
+entityName: $entity, description: $description, displayName: $displayName, notes: $notes, \
+config: $config, commit: $commit, host: $host, jobProgram: $program, jobRepo: $repo, \
+jobType: $jobType, state: $state, sweep: $sweep, tags: $tags, summaryMetrics: $summaryMetrics}) {
+    bucket { id name displayName project { name entity { name } } historyLineCount }
+    inserted
+  }
+}";
+
+const RUN_RESUME_STATUS: &str =
+    "query RunResumeStatus($project: String, $entity: String, $name: String!) {
+  model(name: $project, entityName: $entity) {
+    bucket(name: $name, missingOk: true) { id historyLineCount eventsLineCount logLineCount }
+  }
+}";
+
+const CREATE_RUN_FILES: &str = "mutation CreateRunFiles($entity: String!, $project: String!, $run: String!, $files: [String!]!) {
+  createRunFiles(input: {entityName: $entity, projectName: $project, runName: $run, files: $files}) {
+    runID uploadHeaders files { name uploadUrl }
+  }
+}";
+
+const NOTIFY_ALERT: &str = "mutation NotifyScriptableRunAlert($entityName: String!, $projectName: String!, \
+$runName: String!, $title: String!, $text: String!, $severity: AlertSeverity = INFO, $waitDuration: Duration) {
+  notifyScriptableRunAlert(input: {entityName: $entityName, projectName: $projectName, runName: $runName, \
+title: $title, text: $text, severity: $severity, waitDuration: $waitDuration}) { success }
+}";
+
+/// Turns log records into W&B's wire traffic (see the module docs).
+#[derive(Debug)]
+pub struct Uploader {
+    conn: Connection,
+    settings: UploadSettings,
+    run: Option<RemoteRun>,
+    files: RunFiles,
+    config_dirty: bool,
+    summary_dirty: bool,
+    last_upsert: Option<Instant>,
+    stream: Option<FileStream>,
+    console: ConsoleModel,
+    console_at: SystemTime,
+    start_time: Option<f64>,
+    /// Files to upload at the next pump, and at the end.
+    now_files: Vec<String>,
+    end_files: Vec<String>,
+    uploaded: HashSet<String>,
+    exit_code: Option<i32>,
+    stop: Arc<AtomicBool>,
+    report: UploadReport,
+}
+
+impl Uploader {
+    /// An uploader; `stop` is raised when the server asks the run to stop.
+    pub fn new(settings: UploadSettings, stop: Arc<AtomicBool>) -> Uploader {
+        Uploader {
+            conn: Connection::new(settings.connection.clone()),
+            settings,
+            run: None,
+            files: RunFiles::default(),
+            config_dirty: false,
+            summary_dirty: false,
+            last_upsert: None,
+            stream: None,
+            console: ConsoleModel::new(),
+            console_at: SystemTime::now(),
+            start_time: None,
+            now_files: Vec::new(),
+            end_files: Vec::new(),
+            uploaded: HashSet::new(),
+            exit_code: None,
+            stop,
+            report: UploadReport::default(),
+        }
+    }
+
+    /// What the upload did so far.
+    pub fn report(&self) -> &UploadReport {
+        &self.report
+    }
+
+    /// Takes one record of the log, in order.
+    pub fn observe(&mut self, record: &Record, until: &Until) -> Result<(), UploadError> {
+        self.report.records += 1;
+        self.files.observe(record);
+        let Some(kind) = &record.record_type else {
+            return Ok(());
+        };
+        match kind {
+            RecordType::Run(run) => {
+                self.start_time = convert::seconds(run.start_time.as_ref());
+                self.config_dirty = true;
+                if self.run.is_none() {
+                    self.start_run(run, until)?;
+                }
+            }
+            RecordType::Config(_) => self.config_dirty = true,
+            RecordType::Summary(_) => self.summary_dirty = true,
+            RecordType::History(history) => {
+                self.stream()?.push_history(convert::history_line(history));
+            }
+            RecordType::Stats(stats) => {
+                let line = convert::stats_line(stats, self.start_time);
+                self.stream()?.push_events(line);
+            }
+            RecordType::OutputRaw(raw) => {
+                if let Some(at) = raw.timestamp.and_then(|t| SystemTime::try_from(t).ok()) {
+                    self.console_at = at;
+                }
+                self.console
+                    .write(Stream::from_output_type(raw.output_type), &raw.line);
+                self.push_console_lines(false)?;
+            }
+            RecordType::Files(files) => {
+                for item in &files.files {
+                    let name = item.path.trim_start_matches('/').to_owned();
+                    if item.policy == cairn_proto::files_item::PolicyType::End as i32 {
+                        self.end_files.push(name);
+                    } else {
+                        self.now_files.push(name.clone());
+                        self.end_files.push(name);
+                    }
+                }
+            }
+            RecordType::Alert(alert) => self.alert(alert, until)?,
+            RecordType::Preempting(_) => self.stream()?.set_preempting(),
+            RecordType::Exit(exit) => self.exit_code = Some(exit.exit_code),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn stream(&mut self) -> Result<&mut FileStream, UploadError> {
+        self.stream.as_mut().ok_or(UploadError::NoRun)
+    }
+
+    fn push_console_lines(&mut self, all: bool) -> Result<(), UploadError> {
+        let lines = if all {
+            std::mem::take(&mut self.console).finish_lines()
+        } else {
+            self.console.take_completed()
+        };
+        let at = self.console_at;
+        let stream = self.stream()?;
+        for line in lines {
+            stream.push_console(convert::console_line(line.stream, at, &line.text));
+        }
+        Ok(())
+    }
+
+    /// The first upsert: creates (or finds) the run, learns its entity and project, and
+    /// where its lines continue when it is resumed.
+    fn start_run(
+        &mut self,
+        run: &cairn_proto::RunRecord,
+        until: &Until,
+    ) -> Result<(), UploadError> {
+        let name = self
+            .settings
+            .run_id
+            .clone()
+            .unwrap_or_else(|| run.run_id.clone());
+        let entity = self
+            .settings
+            .entity
+            .clone()
+            .or_else(|| Some(run.entity.clone()).filter(|e| !e.is_empty()));
+        let project = self
+            .settings
+            .project
+            .clone()
+            .or_else(|| Some(run.project.clone()).filter(|p| !p.is_empty()));
+        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let variables = json!({
+            "name": name,
+            "project": project,
+            "entity": entity,
+            "groupName": nonempty(&run.run_group),
+            "displayName": nonempty(&run.display_name),
+            "notes": nonempty(&run.notes),
+            "jobType": nonempty(&run.job_type),
+            "host": nonempty(&run.host),
+            "sweep": nonempty(&run.sweep_id),
+            "tags": run.tags,
+            "commit": run.git.as_ref().and_then(|g| nonempty(&g.commit)),
+            "repo": run.git.as_ref().and_then(|g| nonempty(&g.remote_url)),
+            "config": self.files.config_json(),
+        });
+        let data = self
+            .conn
+            .graphql("UpsertBucket", UPSERT_BUCKET, variables, until)?;
+        let bucket = &data["upsertBucket"]["bucket"];
+        let text = |v: &Json| v.as_str().map(str::to_owned);
+        let remote = match (
+            text(&bucket["project"]["entity"]["name"]),
+            text(&bucket["project"]["name"]),
+            text(&bucket["name"]),
+        ) {
+            (Some(entity), Some(project), Some(name)) => RemoteRun {
+                entity,
+                project,
+                name,
+            },
+            _ => {
+                return Err(UploadError::Answer {
+                    operation: "UpsertBucket",
+                    detail: format!("no bucket name, project and entity in {data}"),
+                });
+            }
+        };
+        self.last_upsert = Some(Instant::now());
+        self.config_dirty = false;
+        let (mut history, mut events, mut console) = (0, 0, 0);
+        if run.resumed {
+            let data = self.conn.graphql(
+                "RunResumeStatus",
+                RUN_RESUME_STATUS,
+                json!({"project": remote.project, "entity": remote.entity, "name": remote.name}),
+                until,
+            )?;
+            let bucket = &data["model"]["bucket"];
+            let count = |key: &str| bucket[key].as_u64().unwrap_or(0);
+            history = count("historyLineCount");
+            events = count("eventsLineCount");
+            console = count("logLineCount");
+        }
+        self.report.path = Some(format!(
+            "{}/{}/{}",
+            remote.entity, remote.project, remote.name
+        ));
+        self.stream = Some(FileStream::new(
+            self.settings.max_request_bytes,
+            history,
+            events,
+            console,
+        ));
+        self.run = Some(remote);
+        Ok(())
+    }
+
+    fn upsert_config(&mut self, until: &Until) -> Result<(), UploadError> {
+        let Some(run) = &self.run else {
+            return Ok(());
+        };
+        let variables = json!({
+            "name": run.name,
+            "project": run.project,
+            "entity": run.entity,
+            "config": self.files.config_json(),
+        });
+        self.conn
+            .graphql("UpsertBucket", UPSERT_BUCKET, variables, until)?;
+        self.config_dirty = false;
+        self.last_upsert = Some(Instant::now());
+        Ok(())
+    }
+
+    fn alert(
+        &mut self,
+        alert: &cairn_proto::AlertRecord,
+        until: &Until,
+    ) -> Result<(), UploadError> {
+        let Some(run) = &self.run else {
+            return Err(UploadError::NoRun);
+        };
+        let severity = match alert.level.to_ascii_uppercase().as_str() {
+            "WARN" | "WARNING" => "WARN",
+            "ERROR" => "ERROR",
+            _ => "INFO",
+        };
+        let variables = json!({
+            "entityName": run.entity,
+            "projectName": run.project,
+            "runName": run.name,
+            "title": alert.title,
+            "text": alert.text,
+            "severity": severity,
+            "waitDuration": (alert.wait_duration > 0).then_some(alert.wait_duration * 1000),
+        });
+        self.conn
+            .graphql("NotifyScriptableRunAlert", NOTIFY_ALERT, variables, until)?;
+        Ok(())
+    }
+
+    /// Sends what is due: debounced config, files to upload now, filestream requests
+    /// whose interval has passed, a heartbeat when the stream was quiet.
+    pub fn pump(&mut self, until: &Until) -> Result<(), UploadError> {
+        if self.run.is_none() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if self.config_dirty
+            && self
+                .last_upsert
+                .is_none_or(|t| now.duration_since(t) >= self.settings.upsert_debounce)
+        {
+            self.upsert_config(until)?;
+        }
+        if !self.now_files.is_empty() {
+            let names = std::mem::take(&mut self.now_files);
+            self.upload_files(&names, until)?;
+        }
+        self.refresh_summary();
+        let interval = self.settings.transmit_interval;
+        let heartbeat = self.settings.heartbeat;
+        let due = self
+            .stream
+            .as_ref()
+            .is_some_and(|s| s.due(Instant::now(), interval));
+        if due {
+            self.send_one(until)?;
+        } else if self
+            .stream
+            .as_ref()
+            .is_some_and(|s| !s.has_pending() && s.idle_for(now, heartbeat))
+        {
+            let path = self.stream_path()?;
+            let answer = self.conn.post_json(&path, b"{}", false, until)?;
+            self.check_stop(&answer);
+            if let Some(stream) = &mut self.stream {
+                stream.heartbeat_sent(Instant::now());
+            }
+        }
+        Ok(())
+    }
+
+    fn refresh_summary(&mut self) {
+        if self.summary_dirty
+            && let Some(stream) = &mut self.stream
+        {
+            stream.set_summary(self.files.summary_json());
+            self.summary_dirty = false;
+        }
+    }
+
+    fn stream_path(&self) -> Result<String, UploadError> {
+        let run = self.run.as_ref().ok_or(UploadError::NoRun)?;
+        Ok(format!(
+            "/files/{}/{}/{}/file_stream",
+            path_segment(&run.entity),
+            path_segment(&run.project),
+            path_segment(&run.name)
+        ))
+    }
+
+    fn check_stop(&self, answer: &Json) {
+        if answer.get("stopped").and_then(Json::as_bool) == Some(true) {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Sends one filestream request (the next body) and confirms it.
+    fn send_one(&mut self, until: &Until) -> Result<(), UploadError> {
+        let path = self.stream_path()?;
+        let Some(body) = self.stream.as_ref().and_then(FileStream::next_body) else {
+            return Ok(());
+        };
+        let answer = self.conn.post_json(&path, &body.json, false, until)?;
+        self.check_stop(&answer);
+        let before = self.stream.as_ref().map_or(0, |s| s.offsets().0);
+        if let Some(stream) = &mut self.stream {
+            stream.sent(&body, Instant::now());
+            self.report.history_lines += stream.offsets().0 - before;
+        }
+        self.report.requests += 1;
+        if body.is_final() {
+            self.report.completed = true;
+        }
+        Ok(())
+    }
+
+    /// Uploads run files (names relative to the files folder) that exist: one
+    /// `CreateRunFiles`, then a PUT each. A file that cannot be read is a warning.
+    fn upload_files(&mut self, names: &[String], until: &Until) -> Result<(), UploadError> {
+        let Some(run) = self.run.clone() else {
+            return Err(UploadError::NoRun);
+        };
+        let present: Vec<String> = names
+            .iter()
+            .filter(|n| safe_relative(n) && self.settings.files_dir.join(n).is_file())
+            .cloned()
+            .collect();
+        if present.is_empty() {
+            return Ok(());
+        }
+        let data = self.conn.graphql(
+            "CreateRunFiles",
+            CREATE_RUN_FILES,
+            json!({"entity": run.entity, "project": run.project, "run": run.name, "files": present}),
+            until,
+        )?;
+        let answer = &data["createRunFiles"];
+        let headers: Vec<(String, String)> = answer["uploadHeaders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.as_str()?.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        for file in answer["files"].as_array().into_iter().flatten() {
+            let (Some(name), Some(url)) = (file["name"].as_str(), file["uploadUrl"].as_str())
+            else {
+                continue;
+            };
+            let path = self.settings.files_dir.join(name);
+            match self.conn.put_file(url, &path, &headers, until) {
+                Ok(()) => {
+                    self.uploaded.insert(name.to_owned());
+                    self.report.files.push(name.to_owned());
+                    if let Some(stream) = &mut self.stream {
+                        stream.push_uploaded(name.to_owned());
+                    }
+                }
+                Err(HttpError::File { path, source }) => self
+                    .report
+                    .warnings
+                    .push(format!("cannot upload {}: {source}", path.display())),
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the upload: the last console lines, the config and summary, every run file,
+    /// then the remaining filestream requests, the last one with `complete` and the exit
+    /// code (1 when the log has no exit record: the run did not end cleanly).
+    pub fn finish(&mut self, until: &Until) -> Result<UploadReport, UploadError> {
+        if self.run.is_none() {
+            return Err(UploadError::NoRun);
+        }
+        self.push_console_lines(true)?;
+        if self.config_dirty {
+            self.upsert_config(until)?;
+        }
+        let mut names: Vec<String> = std::mem::take(&mut self.end_files);
+        names.extend(std::mem::take(&mut self.now_files));
+        names.extend(END_FILES.iter().map(|s| (*s).to_owned()));
+        let mut seen = HashSet::new();
+        names.retain(|n| seen.insert(n.clone()));
+        self.upload_files(&names, until)?;
+        self.summary_dirty = true;
+        self.refresh_summary();
+        let exit_code = match self.exit_code {
+            Some(code) => code,
+            None => {
+                self.report
+                    .warnings
+                    .push("the log has no exit record: the run is marked failed".to_owned());
+                1
+            }
+        };
+        if let Some(stream) = &mut self.stream {
+            stream.set_exit(exit_code);
+        }
+        while self.stream.as_ref().is_some_and(FileStream::has_pending) {
+            self.send_one(until)?;
+        }
+        Ok(self.report.clone())
+    }
+}
+
+/// A name safe to join under the files folder: relative, no `..`, no NUL.
+fn safe_relative(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains('\0')
+        && !Path::new(name).is_absolute()
+        && Path::new(name)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// Percent-encodes one URL path segment.
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Reads the records a log gained since the last call, from where the last one ended.
+#[derive(Debug)]
+pub struct LogFollower {
+    path: PathBuf,
+    resume: u64,
+}
+
+impl LogFollower {
+    /// Follows the log at `path` from its first record.
+    pub fn new(path: impl Into<PathBuf>) -> LogFollower {
+        LogFollower {
+            path: path.into(),
+            resume: 0,
+        }
+    }
+
+    /// Hands every whole record written since the last call to `each`; a record cut by a
+    /// write in progress is read on the next call. Damage in the middle is reported and
+    /// read past. Stops early when `each` fails.
+    pub fn read_new(
+        &mut self,
+        report: &mut UploadReport,
+        mut each: impl FnMut(&Record) -> Result<(), UploadError>,
+    ) -> Result<usize, UploadError> {
+        let mut reader = LogReader::open(&self.path)?;
+        if self.resume > 0 {
+            reader
+                .seek_to(self.resume)
+                .map_err(|source| UploadError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+        }
+        let mut n = 0;
+        while let Some(item) = reader.next() {
+            match item {
+                Ok(record) => {
+                    let decoded = record.decode();
+                    let end = reader.position();
+                    match decoded {
+                        Ok(record) => {
+                            each(&record)?;
+                            n += 1;
+                        }
+                        Err(err) => report.damage.push(format!(
+                            "{}: a record does not decode: {err}",
+                            self.path.display()
+                        )),
+                    }
+                    self.resume = end;
+                }
+                Err(err) => {
+                    if err.damage().is_some_and(|d| d.is_torn_tail()) {
+                        break; // not written yet (or the run was cut here)
+                    }
+                    report.damage.push(err.to_string());
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Uploads a whole log (`cairn sync`): every record, then the finish.
+pub fn sync_log(
+    log: &Path,
+    settings: UploadSettings,
+    until: &Until,
+) -> Result<UploadReport, UploadError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut uploader = Uploader::new(settings, stop);
+    let mut follower = LogFollower::new(log);
+    let mut damage = UploadReport::default();
+    follower.read_new(&mut damage, |record| {
+        uploader.observe(record, until)?;
+        // Big logs: send full bodies as they fill, not all at the end.
+        if uploader
+            .stream
+            .as_ref()
+            .is_some_and(|s| s.pending_bytes() >= uploader.settings.max_request_bytes)
+        {
+            uploader.send_one(until)?;
+        }
+        Ok(())
+    })?;
+    let mut report = uploader.finish(until)?;
+    report.damage = damage.damage;
+    Ok(report)
+}
+
+/// What the pipeline tells a live upload.
+#[derive(Debug)]
+pub enum Control {
+    /// The log is complete: send the rest and finish, giving up at `until`.
+    Finish(Until),
+}
+
+/// Drives a live upload on the current thread (see the module docs) until it is told to
+/// finish and has sent everything, or gives up. Polls the log every `poll`.
+pub fn follow(
+    log: &Path,
+    settings: UploadSettings,
+    stop: Arc<AtomicBool>,
+    control: Receiver<Control>,
+    poll: Duration,
+    abort: Arc<AtomicBool>,
+) -> Result<UploadReport, UploadError> {
+    let mut uploader = Uploader::new(settings, stop);
+    let mut follower = LogFollower::new(log);
+    let mut damage = UploadReport::default();
+    let live = Until {
+        deadline: None,
+        abort: Some(abort),
+    };
+    loop {
+        let finish = match control.recv_timeout(poll) {
+            Ok(Control::Finish(until)) => Some(until),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some(live.clone()),
+        };
+        let until = finish.as_ref().unwrap_or(&live);
+        follower.read_new(&mut damage, |record| uploader.observe(record, until))?;
+        if let Some(until) = finish {
+            let mut report = uploader.finish(&until)?;
+            report.damage = damage.damage;
+            return Ok(report);
+        }
+        uploader.pump(&live)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_stay_inside() {
+        assert!(safe_relative("media/images/a.png"));
+        assert!(!safe_relative("../x"));
+        assert!(!safe_relative("/etc/passwd"));
+        assert!(!safe_relative("a/../../b"));
+        assert!(!safe_relative(""));
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(path_segment("my run/1"), "my%20run%2F1");
+        assert_eq!(path_segment("abc-1_2.x"), "abc-1_2.x");
+    }
+}
