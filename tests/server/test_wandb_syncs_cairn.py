@@ -12,7 +12,9 @@ from pathlib import Path
 from conftest import ENTITY, REPO
 from test_offline_sync import read_transaction_log
 
-TRAIN_BIN = Path(os.environ.get("CAIRN_TRAIN_BIN", REPO / "target" / "debug" / "examples" / "train"))
+TRAIN_BIN = Path(
+    os.environ.get("CAIRN_TRAIN_BIN", REPO / "target" / "debug" / "examples" / "train")
+).resolve()
 
 
 def test_wandb_sync_uploads_a_cairn_run(client, store):

@@ -2,7 +2,9 @@
 //!
 //! `cargo run --release -p cairn-sdk --example train -- --steps N --metrics K`
 //! (defaults 1000 and 10). Honours W&B's environment (`WANDB_DIR`, `WANDB_PROJECT`,
-//! `WANDB_MODE`, `WANDB_RUN_ID`, ...) and prints the run's folder at the end.
+//! `WANDB_MODE`, `WANDB_RUN_ID`, `WANDB_BASE_URL`, `WANDB_API_KEY`, ...) and prints the
+//! run's folder at the end. Online, it stops early when the server asks the run to stop.
+//! `TRAIN_STEP_DELAY_MS` sleeps between steps (to simulate a slow model in tests).
 
 use std::process::ExitCode;
 
@@ -25,7 +27,7 @@ fn main() -> ExitCode {
         }
     };
     let run = match cairn_sdk::init()
-        .project("cairn-examples")
+        .project(std::env::var("WANDB_PROJECT").unwrap_or_else(|_| "cairn-examples".to_owned()))
         .config("steps", steps)
         .config("metrics", metrics)
         .config("lr", 3e-4)
@@ -40,7 +42,18 @@ fn main() -> ExitCode {
     run.define_metric("loss").summary("min,last").apply().ok();
     let names: Vec<String> = (0..metrics).map(|k| format!("train/m{k}")).collect();
     let mut row: Vec<(String, f64)> = Vec::with_capacity(names.len() + 1);
+    let delay = std::env::var("TRAIN_STEP_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_millis);
     for step in 0..steps {
+        if run.should_stop() {
+            eprintln!("train: the server asked the run to stop at step {step}");
+            break;
+        }
+        if let Some(delay) = delay {
+            std::thread::sleep(delay);
+        }
         row.clear();
         let loss = 1.0 / (step as f64 + 1.0);
         row.push(("loss".to_owned(), loss));
@@ -57,7 +70,18 @@ fn main() -> ExitCode {
         .map(|d| d.display().to_string())
         .unwrap_or_default();
     match run.finish() {
-        Ok(_) => {
+        Ok(report) => {
+            if let Some(report) = report {
+                match &report.upload {
+                    Some(Err(e)) => {
+                        eprintln!("train: the upload did not finish ({e}): run `cairn sync {dir}`")
+                    }
+                    None if report.timed_out => eprintln!(
+                        "train: the upload did not finish in time: run `cairn sync {dir}`"
+                    ),
+                    _ => {}
+                }
+            }
             println!("{dir}");
             ExitCode::SUCCESS
         }

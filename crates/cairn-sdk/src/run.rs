@@ -296,7 +296,8 @@ impl RunBuilder {
                     api_key: api_key.clone(),
                     user_agent: format!("cairn-sdk {}", env!("CARGO_PKG_VERSION")),
                 };
-                let mut upload = UploadSettings::new(connection, layout.files_dir.clone());
+                let mut upload =
+                    UploadSettings::new(connection, layout.files_dir.clone()).with_retry_env();
                 if let Some(secs) = settings::env(settings::ENV_TRANSMIT_INTERVAL)
                     .and_then(|s| s.parse::<f64>().ok())
                     .filter(|s| s.is_finite() && *s >= 0.0)
@@ -342,7 +343,15 @@ impl RunBuilder {
                 events,
                 signals,
             }),
-            deadline: self.finish_deadline.unwrap_or(DEFAULT_FINISH_DEADLINE),
+            deadline: self
+                .finish_deadline
+                .or_else(|| {
+                    settings::env(settings::ENV_FINISH_DEADLINE)
+                        .and_then(|s| s.parse::<f64>().ok())
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .map(Duration::from_secs_f64)
+                })
+                .unwrap_or(DEFAULT_FINISH_DEADLINE),
         })
     }
 

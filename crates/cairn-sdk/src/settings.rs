@@ -37,6 +37,10 @@ pub const ENV_CONSOLE: &str = "WANDB_CONSOLE";
 /// `x_file_stream_transmit_interval`; default 15).
 pub const ENV_TRANSMIT_INTERVAL: &str = "WANDB__FILE_STREAM_TRANSMIT_INTERVAL";
 
+/// `CAIRN_FINISH_DEADLINE`: seconds `finish` waits for the run's files and uploads
+/// (default 60); past it the run folder is left for `cairn sync`.
+pub const ENV_FINISH_DEADLINE: &str = "CAIRN_FINISH_DEADLINE";
+
 /// Default project when none is given (W&B's).
 pub const DEFAULT_PROJECT: &str = "uncategorized";
 /// Default time `finish` waits for the sender.

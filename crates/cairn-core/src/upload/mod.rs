@@ -42,7 +42,7 @@ use serde_json::{Value as Json, json};
 use crate::console::{ConsoleModel, Stream};
 use crate::sender::files::RunFiles;
 use filestream::FileStream;
-pub use http::{Connection, ConnectionConfig, HttpError, Until};
+pub use http::{Connection, ConnectionConfig, HttpError, Policies, Until};
 
 /// Run files uploaded at the end when present (W&B's set).
 const END_FILES: &[&str] = &[
@@ -74,6 +74,8 @@ pub struct UploadSettings {
     pub max_request_bytes: usize,
     /// Time between config upserts while the run goes on (W&B: 5 s).
     pub upsert_debounce: Duration,
+    /// Retries per kind of request (W&B's by default).
+    pub policies: Policies,
 }
 
 impl UploadSettings {
@@ -89,7 +91,39 @@ impl UploadSettings {
             heartbeat: Duration::from_secs(30),
             max_request_bytes: 10 << 20,
             upsert_debounce: Duration::from_secs(5),
+            policies: Policies::default(),
         }
+    }
+
+    /// Applies W&B's retry settings from the environment, as its SDK reads them:
+    /// `WANDB__{GRAPHQL,FILE_STREAM,FILE_TRANSFER}_RETRY_MAX` and
+    /// `…_RETRY_WAIT_MIN_SECONDS` / `…_RETRY_WAIT_MAX_SECONDS`.
+    pub fn with_retry_env(mut self) -> UploadSettings {
+        for (prefix, policy) in [
+            ("WANDB__GRAPHQL", &mut self.policies.graphql),
+            ("WANDB__FILE_STREAM", &mut self.policies.filestream),
+            ("WANDB__FILE_TRANSFER", &mut self.policies.file_transfer),
+        ] {
+            let var = |suffix: &str| {
+                std::env::var(format!("{prefix}_{suffix}"))
+                    .ok()
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+            };
+            if let Some(n) = var("RETRY_MAX") {
+                policy.max_retries = n as u32;
+            }
+            if let Some(s) = var("RETRY_WAIT_MIN_SECONDS") {
+                policy.min_wait = Duration::from_secs_f64(s);
+            }
+            if let Some(s) = var("RETRY_WAIT_MAX_SECONDS") {
+                policy.max_wait = Duration::from_secs_f64(s);
+            }
+            if policy.min_wait > policy.max_wait {
+                policy.min_wait = policy.max_wait;
+            }
+        }
+        self
     }
 }
 
@@ -211,7 +245,7 @@ impl Uploader {
     /// An uploader; `stop` is raised when the server asks the run to stop.
     pub fn new(settings: UploadSettings, stop: Arc<AtomicBool>) -> Uploader {
         Uploader {
-            conn: Connection::new(settings.connection.clone()),
+            conn: Connection::with_policies(settings.connection.clone(), settings.policies),
             settings,
             run: None,
             files: RunFiles::default(),

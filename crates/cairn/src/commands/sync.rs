@@ -140,7 +140,8 @@ pub(crate) fn run(args: &SyncArgs) -> Result<Status> {
                     let next = queue.lock().ok().and_then(|mut q| q.next());
                     let Some(target) = next else { break };
                     let mut settings =
-                        UploadSettings::new(connection.clone(), target.files_dir.clone());
+                        UploadSettings::new(connection.clone(), target.files_dir.clone())
+                            .with_retry_env();
                     settings.entity.clone_from(&args.entity);
                     settings.project.clone_from(&args.project);
                     settings.run_id.clone_from(&args.id);
