@@ -6,7 +6,6 @@ The expected rows always come from the run's own transaction log (`cairn dump`):
 the server stores must be exactly what the writer received.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ import time
 from pathlib import Path
 
 from conftest import CAIRN_BIN, ENTITY, REPO, make_server
-from test_offline_sync import _set
+from test_offline_sync import read_transaction_log
 
 TRAIN_BIN = Path(
     os.environ.get("CAIRN_TRAIN_BIN", REPO / "target" / "debug" / "examples" / "train")
@@ -37,25 +36,6 @@ def train(client, run_id, steps=200, metrics=3, timeout=180, **env):
     )
     folders = sorted((Path(full_env["WANDB_DIR"]) / "wandb").glob(f"*run-*-{run_id}"))
     return out, (folders[-1] if folders else None)
-
-
-def read_transaction_log(path):
-    """(history rows, summary) of a .wandb log, as `cairn dump` reads it (a crashed run's
-    log is cut: dump reports the damage and exits 2, and its records still count)."""
-    out = subprocess.run([str(CAIRN), "dump", str(path)], capture_output=True, text=True)
-    assert out.returncode in (0, 2), out.stderr
-    rows, summary = [], {}
-    for line in out.stdout.splitlines():
-        record = json.loads(line)
-        if "history" in record:
-            row = {}
-            for item in record["history"]["item"]:
-                _set(row, item)
-            rows.append(row)
-        elif "summary" in record:
-            for item in record["summary"].get("update", []):
-                _set(summary, item)
-    return rows, summary
 
 
 def cairn_sync(client, *args, env=None, timeout=120):
@@ -162,3 +142,22 @@ def test_server_down_at_start_and_finish_with_deadline(client, server, tmp_path)
         assert_run_matches_log(srv.store, project, "downstart1", run_dir)
     finally:
         srv.cleanup()
+
+
+def test_resume_online(client, store):
+    project = client.project()
+    env = dict(WANDB_PROJECT=project, WANDB__FILE_STREAM_TRANSMIT_INTERVAL="1")
+    out, _ = train(client, "resume0001", steps=100, **env)
+    assert out.returncode == 0, out.stderr
+    out, _ = train(client, "resume0001", steps=50, WANDB_RESUME="must", **env)
+    assert out.returncode == 0, out.stderr
+    row = store.run(ENTITY, project, "resume0001")
+    history = store.history(row["id"])
+    assert [h["_step"] for h in history] == list(range(150))
+    assert row["history_lines"] == 150 and row["state"] == "finished"
+
+    out, _ = train(client, "resume0001", steps=5, WANDB_RESUME="never", **env)
+    assert out.returncode != 0 and "already exists" in out.stderr, out.stderr
+    out, _ = train(client, "resume0002", steps=5, WANDB_RESUME="must", **env)
+    assert out.returncode != 0 and "does not exist" in out.stderr, out.stderr
+    assert store.run(ENTITY, project, "resume0002") is None

@@ -47,6 +47,20 @@ pub enum InitError {
         /// The server the run would upload to.
         base_url: String,
     },
+    /// `resume="must"`, but the server has no such run.
+    #[error("run {0} does not exist on the server, but resume=\"must\" requires it")]
+    ResumeMissing(String),
+    /// `resume="never"`, but the server already has the run.
+    #[error("run {0} already exists on the server, and resume=\"never\" forbids resuming it")]
+    RunExists(String),
+    /// The server could not say whether the run exists.
+    #[error("cannot resume run {id}: {source}")]
+    Resume {
+        /// The run.
+        id: String,
+        /// Why.
+        source: cairn_core::upload::UploadError,
+    },
     /// The run id cannot name a folder.
     #[error("invalid run id `{0}`: use letters, digits, `-` and `_` (at most 128)")]
     BadRunId(String),
@@ -254,6 +268,11 @@ impl RunBuilder {
             (Mode::Online, None) => return Err(InitError::NoApiKey { base_url }),
             (_, key) => key.unwrap_or_default(),
         };
+        let connection = ConnectionConfig {
+            base_url: base_url.clone(),
+            api_key: api_key.clone(),
+            user_agent: format!("cairn-sdk {}", env!("CARGO_PKG_VERSION")),
+        };
         let id = self
             .id
             .clone()
@@ -265,13 +284,59 @@ impl RunBuilder {
         if mode == Mode::Disabled {
             return Ok(Run::disabled(id));
         }
+        // Resuming asks the server first (the one time `init` waits on the network, as
+        // W&B's does): where the run's steps and runtime continue.
+        let resume = self
+            .resume
+            .clone()
+            .or_else(|| settings::env(settings::ENV_RESUME))
+            .map(|r| r.trim().to_ascii_lowercase())
+            .filter(|r| !r.is_empty() && r != "false");
+        let mut resumed = None;
+        if mode == Mode::Online
+            && let Some(resume) = &resume
+        {
+            let pick =
+                |code: &Option<String>, var: &str| code.clone().or_else(|| settings::env(var));
+            let project = pick(&self.project, settings::ENV_PROJECT)
+                .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
+            let entity = pick(&self.entity, settings::ENV_ENTITY);
+            let until = upload::Until::deadline(std::time::Instant::now() + RESUME_TIMEOUT);
+            let status = upload::resume_status(
+                &connection,
+                upload::Policies::default(),
+                entity.as_deref(),
+                &project,
+                &id,
+                &until,
+            )
+            .map_err(|source| InitError::Resume {
+                id: id.clone(),
+                source,
+            })?;
+            match (resume.as_str(), status) {
+                ("must", None) => return Err(InitError::ResumeMissing(id)),
+                ("never", Some(_)) => return Err(InitError::RunExists(id)),
+                (_, Some(status)) => resumed = Some(status),
+                _ => {}
+            }
+        }
         let dir = self
             .dir
             .clone()
             .or_else(|| settings::env(settings::ENV_DIR).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("."));
         let started = SystemTime::now();
-        let layout = RunLayout::new(dir, &id, mode != Mode::Online, started);
+        // A run folder is named by its start second and id; a run resumed (or restarted)
+        // within the same second gets the next free second's name.
+        let mut layout = RunLayout::new(dir.clone(), &id, mode != Mode::Online, started);
+        for later in 1..=60 {
+            if !layout.run_dir.exists() {
+                break;
+            }
+            let at = started + Duration::from_secs(later);
+            layout = RunLayout::new(dir.clone(), &id, mode != Mode::Online, at);
+        }
         let console = self
             .console
             .unwrap_or_else(|| settings::env(settings::ENV_CONSOLE).is_none_or(|v| v != "off"));
@@ -285,17 +350,20 @@ impl RunBuilder {
             files_dir: layout.files_dir.clone(),
             handler: HandlerConfig {
                 stream_id: id.clone(),
+                starting_step: resumed
+                    .as_ref()
+                    .and_then(|r| r.last_step)
+                    .map_or(0, |s| s + 1),
+                runtime_offset: resumed
+                    .as_ref()
+                    .map(|r| Duration::from_secs_f64(r.runtime.max(0.0)))
+                    .unwrap_or_default(),
                 ..HandlerConfig::default()
             },
             sync: self.sync.unwrap_or_default(),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             system,
             upload: (mode == Mode::Online).then(|| {
-                let connection = ConnectionConfig {
-                    base_url: base_url.clone(),
-                    api_key: api_key.clone(),
-                    user_agent: format!("cairn-sdk {}", env!("CARGO_PKG_VERSION")),
-                };
                 let mut upload =
                     UploadSettings::new(connection, layout.files_dir.clone()).with_retry_env();
                 if let Some(secs) = settings::env(settings::ENV_TRANSMIT_INTERVAL)
@@ -314,7 +382,11 @@ impl RunBuilder {
         })?;
         link_latest(&layout);
         let input = pipeline.input().clone();
-        let run_record = self.run_record(&id, started);
+        let mut run_record = self.run_record(&id, started);
+        if let Some(status) = &resumed {
+            run_record.resumed = true;
+            run_record.starting_step = status.last_step.map_or(0, |s| s + 1);
+        }
         // The queue is empty: these cannot fail.
         let _ = input.send(Input::Record(Box::new(Record {
             record_type: Some(RecordType::Run(run_record)),
@@ -505,6 +577,9 @@ pub struct Run {
     inner: Option<Inner>,
     deadline: Duration,
 }
+
+/// How long `init` waits for the server's answer about a run it resumes.
+const RESUME_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Options of [`Run::log_with`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -44,6 +44,9 @@ use crate::sender::files::RunFiles;
 use filestream::FileStream;
 pub use http::{Connection, ConnectionConfig, HttpError, Policies, Until};
 
+/// Run-file uploads in flight at once.
+const PARALLEL_UPLOADS: usize = 8;
+
 /// Run files uploaded at the end when present (W&B's set).
 const END_FILES: &[&str] = &[
     "wandb-metadata.json",
@@ -199,6 +202,10 @@ jobType: $jobType, state: $state, sweep: $sweep, tags: $tags, summaryMetrics: $s
   }
 }";
 
+const SERVER_FEATURES: &str = "query ServerFeaturesQuery {
+  serverInfo { features { name isEnabled } }
+}";
+
 const RUN_RESUME_STATUS: &str =
     "query RunResumeStatus($project: String, $entity: String, $name: String!) {
   model(name: $project, entityName: $entity) {
@@ -235,8 +242,9 @@ pub struct Uploader {
     /// Files to upload at the next pump, and at the end.
     now_files: Vec<String>,
     end_files: Vec<String>,
-    uploaded: HashSet<String>,
     exit_code: Option<i32>,
+    /// The server takes gzip filestream bodies (its `FILESTREAM_GZIP` feature).
+    gzip: bool,
     stop: Arc<AtomicBool>,
     report: UploadReport,
 }
@@ -258,8 +266,8 @@ impl Uploader {
             start_time: None,
             now_files: Vec::new(),
             end_files: Vec::new(),
-            uploaded: HashSet::new(),
             exit_code: None,
+            gzip: false,
             stop,
             report: UploadReport::default(),
         }
@@ -268,6 +276,11 @@ impl Uploader {
     /// What the upload did so far.
     pub fn report(&self) -> &UploadReport {
         &self.report
+    }
+
+    /// Bytes of lines read from the log and not yet confirmed by the server.
+    pub fn backlog(&self) -> usize {
+        self.stream.as_ref().map_or(0, FileStream::pending_bytes)
     }
 
     /// Takes one record of the log, in order.
@@ -377,6 +390,17 @@ impl Uploader {
             "repo": run.git.as_ref().and_then(|g| nonempty(&g.remote_url)),
             "config": self.files.config_json(),
         });
+        // A server that cannot say (an old one) gets plain JSON.
+        self.gzip = self
+            .conn
+            .graphql("ServerFeaturesQuery", SERVER_FEATURES, json!({}), until)
+            .ok()
+            .and_then(|data| data["serverInfo"]["features"].as_array().cloned())
+            .is_some_and(|features| {
+                features.iter().any(|f| {
+                    f["name"] == "FILESTREAM_GZIP" && f["isEnabled"].as_bool() == Some(true)
+                })
+            });
         let data = self
             .conn
             .graphql("UpsertBucket", UPSERT_BUCKET, variables, until)?;
@@ -546,7 +570,7 @@ impl Uploader {
         let Some(body) = self.stream.as_ref().and_then(FileStream::next_body) else {
             return Ok(());
         };
-        let answer = self.conn.post_json(&path, &body.json, false, until)?;
+        let answer = self.conn.post_json(&path, &body.json, self.gzip, until)?;
         self.check_stop(&answer);
         let before = self.stream.as_ref().map_or(0, |s| s.offsets().0);
         if let Some(stream) = &mut self.stream {
@@ -588,28 +612,55 @@ impl Uploader {
             .filter_map(|h| h.as_str()?.split_once(':'))
             .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
             .collect();
-        for file in answer["files"].as_array().into_iter().flatten() {
-            let (Some(name), Some(url)) = (file["name"].as_str(), file["uploadUrl"].as_str())
-            else {
-                continue;
-            };
-            let path = self.settings.files_dir.join(name);
-            match self.conn.put_file(url, &path, &headers, until) {
+        let jobs: Vec<(String, String)> = answer["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| {
+                Some((
+                    f["name"].as_str()?.to_owned(),
+                    f["uploadUrl"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        // Parallel PUTs, each streamed from disk.
+        let queue = std::sync::Mutex::new(jobs.into_iter());
+        let results = std::sync::Mutex::new(Vec::new());
+        let (conn, dir) = (&self.conn, &self.settings.files_dir);
+        std::thread::scope(|scope| {
+            for _ in 0..PARALLEL_UPLOADS {
+                scope.spawn(|| {
+                    while let Some((name, url)) = queue.lock().ok().and_then(|mut q| q.next()) {
+                        let outcome = conn.put_file(&url, &dir.join(&name), &headers, until);
+                        if let Ok(mut results) = results.lock() {
+                            results.push((name, outcome));
+                        }
+                    }
+                });
+            }
+        });
+        let mut results = results.into_inner().unwrap_or_default();
+        results.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut failure = None;
+        for (name, outcome) in results {
+            match outcome {
                 Ok(()) => {
-                    self.uploaded.insert(name.to_owned());
-                    self.report.files.push(name.to_owned());
+                    self.report.files.push(name.clone());
                     if let Some(stream) = &mut self.stream {
-                        stream.push_uploaded(name.to_owned());
+                        stream.push_uploaded(name);
                     }
                 }
                 Err(HttpError::File { path, source }) => self
                     .report
                     .warnings
                     .push(format!("cannot upload {}: {source}", path.display())),
-                Err(other) => return Err(other.into()),
+                Err(other) => failure = Some(other),
             }
         }
-        Ok(())
+        match failure {
+            Some(err) => Err(err.into()),
+            None => Ok(()),
+        }
     }
 
     /// Ends the upload: the last console lines, the config and summary, every run file,
@@ -689,13 +740,14 @@ impl LogFollower {
         }
     }
 
-    /// Hands every whole record written since the last call to `each`; a record cut by a
-    /// write in progress is read on the next call. Damage in the middle is reported and
-    /// read past. Stops early when `each` fails.
+    /// Hands every whole record written since the last call to `each`, until `each`
+    /// answers `false` (enough for now: the next call goes on after that record); a record
+    /// cut by a write in progress is read on the next call. Damage in the middle is
+    /// reported and read past. Stops early when `each` fails. Returns the records read.
     pub fn read_new(
         &mut self,
         report: &mut UploadReport,
-        mut each: impl FnMut(&Record) -> Result<(), UploadError>,
+        mut each: impl FnMut(&Record) -> Result<bool, UploadError>,
     ) -> Result<usize, UploadError> {
         let mut reader = LogReader::open(&self.path)?;
         if self.resume > 0 {
@@ -712,17 +764,24 @@ impl LogFollower {
                 Ok(record) => {
                     let decoded = record.decode();
                     let end = reader.position();
-                    match decoded {
+                    let more = match decoded {
                         Ok(record) => {
-                            each(&record)?;
+                            let more = each(&record)?;
                             n += 1;
+                            more
                         }
-                        Err(err) => report.damage.push(format!(
-                            "{}: a record does not decode: {err}",
-                            self.path.display()
-                        )),
-                    }
+                        Err(err) => {
+                            report.damage.push(format!(
+                                "{}: a record does not decode: {err}",
+                                self.path.display()
+                            ));
+                            true
+                        }
+                    };
                     self.resume = end;
+                    if !more {
+                        break;
+                    }
                 }
                 Err(err) => {
                     if err.damage().is_some_and(|d| d.is_torn_tail()) {
@@ -736,6 +795,84 @@ impl LogFollower {
     }
 }
 
+/// What the server holds of a run that is being resumed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumeStatus {
+    /// The last `_step` in its history, if it has any.
+    pub last_step: Option<i64>,
+    /// Seconds it already ran (the last history row's `_runtime`).
+    pub runtime: f64,
+    /// History lines the server holds.
+    pub history_lines: u64,
+}
+
+const RESUME_QUERY: &str =
+    "query RunResumeStatus($project: String, $entity: String, $name: String!) {
+  model(name: $project, entityName: $entity) {
+    bucket(name: $name, missingOk: true) { id historyLineCount historyTail }
+  }
+}";
+
+/// Asks the server about run `name` before resuming it (W&B's `RunResumeStatus`):
+/// `None` when it does not exist.
+pub fn resume_status(
+    connection: &ConnectionConfig,
+    policies: Policies,
+    entity: Option<&str>,
+    project: &str,
+    name: &str,
+    until: &Until,
+) -> Result<Option<ResumeStatus>, UploadError> {
+    let conn = Connection::with_policies(connection.clone(), policies);
+    let data = conn.graphql(
+        "RunResumeStatus",
+        RESUME_QUERY,
+        json!({"project": project, "entity": entity, "name": name}),
+        until,
+    )?;
+    let bucket = &data["model"]["bucket"];
+    if bucket.is_null() {
+        return Ok(None);
+    }
+    // `historyTail` is a JSON string holding an array of JSON-line strings.
+    let last: Option<serde_json::Map<String, Json>> = bucket["historyTail"]
+        .as_str()
+        .and_then(|tail| serde_json::from_str::<Vec<String>>(tail).ok())
+        .and_then(|lines| lines.last().cloned())
+        .and_then(|line| serde_json::from_str(&line).ok());
+    Ok(Some(ResumeStatus {
+        last_step: last.as_ref().and_then(|row| row.get("_step")?.as_i64()),
+        runtime: last
+            .as_ref()
+            .and_then(|row| row.get("_runtime")?.as_f64())
+            .unwrap_or(0.0),
+        history_lines: bucket["historyLineCount"].as_u64().unwrap_or(0),
+    }))
+}
+
+/// Reads the log as far as it goes, never holding more than one request's worth of
+/// unsent lines: when that much waits, a request goes out before reading on. What is not
+/// read yet stays in the log, not in memory, however long the server is away.
+fn drain(
+    uploader: &mut Uploader,
+    follower: &mut LogFollower,
+    damage: &mut UploadReport,
+    until: &Until,
+) -> Result<(), UploadError> {
+    let budget = uploader.settings.max_request_bytes;
+    loop {
+        let read = follower.read_new(damage, |record| {
+            uploader.observe(record, until)?;
+            Ok(uploader.backlog() < budget)
+        })?;
+        if uploader.backlog() >= budget {
+            uploader.send_one(until)?;
+        } else if read == 0 {
+            return Ok(());
+        }
+    }
+}
+
 /// Uploads a whole log (`cairn sync`): every record, then the finish.
 pub fn sync_log(
     log: &Path,
@@ -746,18 +883,7 @@ pub fn sync_log(
     let mut uploader = Uploader::new(settings, stop);
     let mut follower = LogFollower::new(log);
     let mut damage = UploadReport::default();
-    follower.read_new(&mut damage, |record| {
-        uploader.observe(record, until)?;
-        // Big logs: send full bodies as they fill, not all at the end.
-        if uploader
-            .stream
-            .as_ref()
-            .is_some_and(|s| s.pending_bytes() >= uploader.settings.max_request_bytes)
-        {
-            uploader.send_one(until)?;
-        }
-        Ok(())
-    })?;
+    drain(&mut uploader, &mut follower, &mut damage, until)?;
     let mut report = uploader.finish(until)?;
     report.damage = damage.damage;
     Ok(report)
@@ -794,7 +920,7 @@ pub fn follow(
             Err(RecvTimeoutError::Disconnected) => Some(live.clone()),
         };
         let until = finish.as_ref().unwrap_or(&live);
-        follower.read_new(&mut damage, |record| uploader.observe(record, until))?;
+        drain(&mut uploader, &mut follower, &mut damage, until)?;
         if let Some(until) = finish {
             let mut report = uploader.finish(&until)?;
             report.damage = damage.damage;

@@ -23,10 +23,7 @@ pub(crate) async fn find_project(
 ) -> Result<Option<Project>> {
     let s = session(ctx);
     let mut conn = s.app.db.conn().await.map_err(gql)?;
-    let Some(entity) = auth::readable_entity(&mut conn, &s.viewer, entity_name.as_deref())
-        .await
-        .map_err(gql)?
-    else {
+    let Some(entity) = readable(ctx, &mut conn, entity_name.as_deref()).await? else {
         return Ok(None);
     };
     let name = name.filter(|n| !n.is_empty());
@@ -35,6 +32,17 @@ pub(crate) async fn find_project(
         .await
         .map_err(gql)?
         .map(Project))
+}
+
+/// The entity `name` (the viewer's own by default), if it exists and the viewer may read it.
+async fn readable(
+    ctx: &Context<'_>,
+    conn: &mut sqlx::AnyConnection,
+    name: Option<&str>,
+) -> Result<Option<db::EntityRow>> {
+    auth::readable_entity(conn, &session(ctx).viewer, name)
+        .await
+        .map_err(gql)
 }
 
 #[Object]
@@ -49,12 +57,8 @@ impl Query {
     }
 
     async fn entity(&self, ctx: &Context<'_>, name: Option<String>) -> Result<Option<Entity>> {
-        let s = session(ctx);
-        let mut conn = s.app.db.conn().await.map_err(gql)?;
-        Ok(auth::readable_entity(&mut conn, &s.viewer, name.as_deref())
-            .await
-            .map_err(gql)?
-            .map(Entity))
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        Ok(readable(ctx, &mut conn, name.as_deref()).await?.map(Entity))
     }
 
     /// The projects of an entity (the viewer's by default), newest first, one page.
@@ -65,12 +69,8 @@ impl Query {
         after: Option<String>,
         first: Option<i32>,
     ) -> Result<Option<ProjectConnection>> {
-        let s = session(ctx);
-        let mut conn = s.app.db.conn().await.map_err(gql)?;
-        let Some(entity) = auth::readable_entity(&mut conn, &s.viewer, entity_name.as_deref())
-            .await
-            .map_err(gql)?
-        else {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let Some(entity) = readable(ctx, &mut conn, entity_name.as_deref()).await? else {
             return Ok(None);
         };
         let projects = db::runs::projects_of(&mut conn, entity.id)

@@ -151,9 +151,15 @@ pub(super) struct ServerInfo;
 
 #[Object]
 impl ServerInfo {
-    /// None yet: the SDK then speaks its most conservative protocol (wire §2.1).
+    /// Only `FILESTREAM_GZIP`: the filestream accepts gzip bodies. W&B's SDK keeps
+    /// sending plain JSON unless its user opts in (`x_file_stream_no_gzip=False`), so this
+    /// changes nothing for it; cairn's uploader compresses. Every other feature off keeps
+    /// W&B's SDK on its most conservative protocol (wire §2.1).
     async fn features(&self) -> Vec<ServerFeature> {
-        Vec::new()
+        vec![ServerFeature {
+            name: "FILESTREAM_GZIP".to_owned(),
+            is_enabled: true,
+        }]
     }
     async fn cli_version_info(&self) -> async_graphql::Json<serde_json::Value> {
         async_graphql::Json(serde_json::json!({}))
