@@ -729,6 +729,7 @@ fn path_segment(text: &str) -> String {
 pub struct LogFollower {
     path: PathBuf,
     resume: u64,
+    progress: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl LogFollower {
@@ -737,7 +738,14 @@ impl LogFollower {
         LogFollower {
             path: path.into(),
             resume: 0,
+            progress: None,
         }
+    }
+
+    /// Publishes how many bytes of the log have been read (for a progress display).
+    pub fn with_progress(mut self, progress: Arc<std::sync::atomic::AtomicU64>) -> LogFollower {
+        self.progress = Some(progress);
+        self
     }
 
     /// Hands every whole record written since the last call to `each`, until `each`
@@ -779,6 +787,9 @@ impl LogFollower {
                         }
                     };
                     self.resume = end;
+                    if let Some(progress) = &self.progress {
+                        progress.store(end, Ordering::Relaxed);
+                    }
                     if !more {
                         break;
                     }
@@ -873,15 +884,17 @@ fn drain(
     }
 }
 
-/// Uploads a whole log (`cairn sync`): every record, then the finish.
+/// Uploads a whole log (`cairn sync`): every record, then the finish. `progress` follows
+/// the bytes of the log read so far.
 pub fn sync_log(
     log: &Path,
     settings: UploadSettings,
     until: &Until,
+    progress: Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<UploadReport, UploadError> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut uploader = Uploader::new(settings, stop);
-    let mut follower = LogFollower::new(log);
+    let mut follower = LogFollower::new(log).with_progress(progress);
     let mut damage = UploadReport::default();
     drain(&mut uploader, &mut follower, &mut damage, until)?;
     let mut report = uploader.finish(until)?;

@@ -8,9 +8,10 @@
 //! stores every line by its offset, so nothing is duplicated, and a sync cut short is
 //! simply run again.
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, bail};
 use cairn_core::upload::{self, ConnectionConfig, Until, UploadSettings};
@@ -130,28 +131,80 @@ pub(crate) fn run(args: &SyncArgs) -> Result<Status> {
         user_agent: format!("cairn {}", env!("CARGO_PKG_VERSION")),
     };
     let total = all.len();
+    let total_bytes: u64 = all
+        .iter()
+        .filter_map(|t| std::fs::metadata(&t.log).ok())
+        .map(|m| m.len())
+        .sum();
     let queue = Mutex::new(all.into_iter());
     let done = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
+    // Bytes of finished runs, plus one live counter per run in flight.
+    let finished_bytes = AtomicU64::new(0);
+    let live: Mutex<Vec<Arc<AtomicU64>>> = Mutex::new(Vec::new());
+    let all_done = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        for _ in 0..args.jobs.clamp(1, 32).min(total) {
+        if std::io::stderr().is_terminal() {
             scope.spawn(|| {
-                loop {
-                    let next = queue.lock().ok().and_then(|mut q| q.next());
-                    let Some(target) = next else { break };
-                    let mut settings =
-                        UploadSettings::new(connection.clone(), target.files_dir.clone())
-                            .with_retry_env();
-                    settings.entity.clone_from(&args.entity);
-                    settings.project.clone_from(&args.project);
-                    settings.run_id.clone_from(&args.id);
-                    let outcome = upload::sync_log(&target.log, settings, &Until::default());
-                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    report(n, total, &base_url, &target, outcome, &failed);
+                while !all_done.load(Ordering::SeqCst) {
+                    let in_flight: u64 = live
+                        .lock()
+                        .map(|l| l.iter().map(|p| p.load(Ordering::Relaxed)).sum())
+                        .unwrap_or(0);
+                    progress_bar(
+                        done.load(Ordering::SeqCst),
+                        total,
+                        finished_bytes.load(Ordering::SeqCst) + in_flight,
+                        total_bytes,
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(250));
                 }
             });
         }
+        let workers: Vec<_> = (0..args.jobs.clamp(1, 32).min(total))
+            .map(|_| {
+                scope.spawn(|| {
+                    loop {
+                        let next = queue.lock().ok().and_then(|mut q| q.next());
+                        let Some(target) = next else { break };
+                        let mut settings =
+                            UploadSettings::new(connection.clone(), target.files_dir.clone())
+                                .with_retry_env();
+                        settings.entity.clone_from(&args.entity);
+                        settings.project.clone_from(&args.project);
+                        settings.run_id.clone_from(&args.id);
+                        let progress = Arc::new(AtomicU64::new(0));
+                        if let Ok(mut l) = live.lock() {
+                            l.push(progress.clone());
+                        }
+                        let outcome = upload::sync_log(
+                            &target.log,
+                            settings,
+                            &Until::default(),
+                            progress.clone(),
+                        );
+                        if let Ok(mut l) = live.lock() {
+                            l.retain(|p| !Arc::ptr_eq(p, &progress));
+                        }
+                        let size = std::fs::metadata(&target.log).map_or(0, |m| m.len());
+                        finished_bytes.fetch_add(size, Ordering::SeqCst);
+                        let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                        report(n, total, &base_url, &target, outcome, &failed);
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            let _ = worker.join();
+        }
+        all_done.store(true, Ordering::SeqCst);
     });
+    if std::io::stderr().is_terminal() {
+        #[allow(clippy::print_stderr, reason = "clears the progress line")]
+        {
+            eprint!("\r\x1b[K");
+        }
+    }
     if failed.load(Ordering::SeqCst) > 0 {
         bail!(
             "{} of {total} runs could not be synced (run the same command again to retry)",
@@ -159,6 +212,25 @@ pub(crate) fn run(args: &SyncArgs) -> Result<Status> {
         );
     }
     Ok(Status::Success)
+}
+
+/// One line of progress on a terminal, redrawn in place.
+#[allow(clippy::print_stderr, reason = "the command's own progress")]
+fn progress_bar(done: usize, total: usize, bytes: u64, total_bytes: u64) {
+    const WIDTH: usize = 30;
+    let fraction = if total_bytes == 0 {
+        1.0
+    } else {
+        (bytes as f64 / total_bytes as f64).min(1.0)
+    };
+    let filled = (fraction * WIDTH as f64) as usize;
+    eprint!(
+        "\r[{}{}] {done}/{total} runs, {:.1}/{:.1} MiB ",
+        "#".repeat(filled),
+        " ".repeat(WIDTH - filled),
+        bytes as f64 / 1048576.0,
+        total_bytes as f64 / 1048576.0
+    );
 }
 
 #[allow(
@@ -175,6 +247,9 @@ fn report(
     failed: &AtomicUsize,
 ) {
     let run = target.log.parent().unwrap_or(&target.log).display();
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[K"); // clear the progress line
+    }
     match outcome {
         Ok(report) => {
             let marker = PathBuf::from(format!("{}.synced", target.log.display()));
