@@ -46,6 +46,8 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map(std::time::Duration::from_millis);
+    let loop_start = std::time::Instant::now();
+    let mut logged = 0u64;
     for step in 0..steps {
         if run.should_stop() {
             eprintln!("train: the server asked the run to stop at step {step}");
@@ -60,11 +62,17 @@ fn main() -> ExitCode {
         for (k, name) in names.iter().enumerate().skip(1) {
             row.push((name.clone(), loss * k as f64));
         }
+        logged += row.len() as u64;
         if let Err(e) = run.log(row.drain(..)) {
             eprintln!("train: {e}");
             return ExitCode::FAILURE;
         }
     }
+    let loop_secs = loop_start.elapsed().as_secs_f64();
+    eprintln!(
+        "train: logged {logged} values in {loop_secs:.3} s ({:.0} values/s)",
+        logged as f64 / loop_secs.max(1e-9)
+    );
     let dir = run
         .dir()
         .map(|d| d.display().to_string())
