@@ -41,7 +41,7 @@ proxy_port="$(cat "$work/proxy.port")"
 control="http://127.0.0.1:$(cat "$work/control.port")"
 curl -s -X POST "$control/__proxy/mode" -d '{"mode":"delay","seconds":2}' >/dev/null
 
-run() { # name, then env assignments; prints "loop_s wall_s" of the median run
+run() { # name, then env assignments; prints "loop_s wall_s p50 p99" of the median run
   local name="$1"; shift
   local rows=()
   for i in 1 2 3; do
@@ -51,7 +51,9 @@ run() { # name, then env assignments; prints "loop_s wall_s" of the median run
       target/release/examples/train --steps "$steps" --metrics "$metrics" >/dev/null 2>"$work/err"
     t1=$(date +%s.%N)
     loop=$(sed -n 's/^train: logged [0-9]* values in \([0-9.]*\) s.*/\1/p' "$work/err")
-    rows+=("$loop $(echo "$t1 - $t0" | bc)")
+    p50=$(sed -n 's/.*log p50 \([0-9.]*\) µs.*/\1/p' "$work/err")
+    p99=$(sed -n 's/.*p99 \([0-9.]*\) µs.*/\1/p' "$work/err")
+    rows+=("$loop $(echo "$t1 - $t0" | bc) $p50 $p99")
   done
   printf '%s\n' "${rows[@]}" | sort -n | sed -n 2p
 }
@@ -61,13 +63,13 @@ online=$(run online WANDB_MODE=online WANDB_BASE_URL="http://127.0.0.1:$port" WA
 slow=$(run slow WANDB_MODE=online WANDB_BASE_URL="http://127.0.0.1:$proxy_port" WANDB_API_KEY="$key")
 down=$(run down WANDB_MODE=online WANDB_BASE_URL="http://127.0.0.1:9" WANDB_API_KEY="$key" CAIRN_FINISH_DEADLINE=0)
 values=$((steps * metrics))
-base_loop="${offline% *}"
-base_wall="${offline#* }"
-printf '| run | loop s | values/s in the loop | loop ÷ offline | process wall s | wall ÷ offline |\n'
-printf '|---|---:|---:|---:|---:|---:|\n'
+read -r base_loop base_wall _ _ <<<"$offline"
+printf '| run | loop s | values/s in the loop | loop ÷ offline | log p50 µs | log p99 µs | process wall s | wall ÷ offline |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
 for row in "offline|$offline" "online|$online" "online, server 2 s late|$slow" "online, server down|$down"; do
-  name="${row%%|*}"; times="${row#*|}"; loop="${times% *}"; wall="${times#* }"
-  printf '| %s | %.3f | %.0f | %.2f | %.2f | %.2f |\n' "$name" "$loop" \
-    "$(echo "$values / $loop" | bc -l)" "$(echo "$loop / $base_loop" | bc -l)" \
+  name="${row%%|*}"
+  read -r loop wall p50 p99 <<<"${row#*|}"
+  printf '| %s | %.3f | %.0f | %.2f | %s | %s | %.2f | %.2f |\n' "$name" "$loop" \
+    "$(echo "$values / $loop" | bc -l)" "$(echo "$loop / $base_loop" | bc -l)" "$p50" "$p99" \
     "$wall" "$(echo "$wall / $base_wall" | bc -l)"
 done

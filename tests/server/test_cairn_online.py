@@ -161,3 +161,42 @@ def test_resume_online(client, store):
     out, _ = train(client, "resume0002", steps=5, WANDB_RESUME="must", **env)
     assert out.returncode != 0 and "does not exist" in out.stderr, out.stderr
     assert store.run(ENTITY, project, "resume0002") is None
+
+
+LARGE_WANDB_RUN = """
+run = wandb.init(project=PROJECT, id="largewb001", config={"lr": 0.1})
+for i in range(ARGS["steps"]):
+    row = {"loss": 1.0 / (i + 1), "acc": i / ARGS["steps"], "lr": 0.1 * 0.999 ** i}
+    if i % 100 == 0:
+        row["val/loss"] = 2.0 / (i + 1)
+    run.log(row)
+report(run_dir=os.path.dirname(run.dir))
+run.finish()
+"""
+
+SCAN = """
+api = wandb.Api(timeout=120)
+run = api.run(ARGS["path"])
+report(rows=list(run.scan_history(page_size=5000)), last_step=run.lastHistoryStep)
+"""
+
+
+def test_large_wandb_offline_run_synced_reads_back(client, store):
+    """A large run logged offline by W&B's SDK, uploaded by `cairn sync`, read back with
+    `wandb.Api().scan_history()`: exactly the log's rows."""
+    project = client.project()
+    steps = 20_000
+    res = client.run(
+        LARGE_WANDB_RUN, project, args={"steps": steps},
+        env=client.env(WANDB_MODE="offline"), timeout=300,
+    )
+    run_dir = Path(res.result["run_dir"])
+    sync = cairn_sync(client, run_dir, "--project", project)
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    assert_run_matches_log(store, project, "largewb001", run_dir)
+    (log,) = run_dir.glob("run-*.wandb")
+    expected, _ = read_transaction_log(log)
+    assert len(expected) == steps
+    read = client.run(SCAN, project, args={"path": f"{ENTITY}/{project}/largewb001"}, timeout=300)
+    assert read.result["last_step"] == steps - 1
+    assert read.result["rows"] == expected

@@ -48,6 +48,8 @@ fn main() -> ExitCode {
         .map(std::time::Duration::from_millis);
     let loop_start = std::time::Instant::now();
     let mut logged = 0u64;
+    // Each `log` call's latency, for the p50/p99 the loop reports.
+    let mut call_nanos: Vec<u64> = Vec::with_capacity(steps.min(10_000_000) as usize);
     for step in 0..steps {
         if run.should_stop() {
             eprintln!("train: the server asked the run to stop at step {step}");
@@ -63,15 +65,26 @@ fn main() -> ExitCode {
             row.push((name.clone(), loss * k as f64));
         }
         logged += row.len() as u64;
-        if let Err(e) = run.log(row.drain(..)) {
+        let call = std::time::Instant::now();
+        let outcome = run.log(row.drain(..));
+        call_nanos.push(call.elapsed().as_nanos() as u64);
+        if let Err(e) = outcome {
             eprintln!("train: {e}");
             return ExitCode::FAILURE;
         }
     }
     let loop_secs = loop_start.elapsed().as_secs_f64();
+    call_nanos.sort_unstable();
+    let percentile = |p: f64| {
+        call_nanos
+            .get(((call_nanos.len() as f64 * p) as usize).min(call_nanos.len().saturating_sub(1)))
+            .map_or(0.0, |n| *n as f64 / 1000.0)
+    };
     eprintln!(
-        "train: logged {logged} values in {loop_secs:.3} s ({:.0} values/s)",
-        logged as f64 / loop_secs.max(1e-9)
+        "train: logged {logged} values in {loop_secs:.3} s ({:.0} values/s); log p50 {:.2} µs, p99 {:.2} µs",
+        logged as f64 / loop_secs.max(1e-9),
+        percentile(0.50),
+        percentile(0.99)
     );
     let dir = run
         .dir()
