@@ -1,5 +1,5 @@
-//! File bytes: run files (later artifacts) kept in an `object_store` — a local folder by
-//! default, or any S3-compatible bucket — behind self-authorising URLs.
+//! File bytes: run files and artifact contents kept in an `object_store` — a local folder
+//! by default, or any S3-compatible bucket — behind self-authorising URLs.
 //!
 //! W&B's clients PUT and GET files at URLs the server hands out and send no credentials
 //! with them, so every such URL carries its own authority: an expiry and an HMAC-SHA256
@@ -239,6 +239,77 @@ impl Blobs {
         Ok((size, result.into_stream()))
     }
 
+    /// Moves the object `from` to `to` (replacing `to`).
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), BlobError> {
+        self.store
+            .rename(&object_path(from), &object_path(to))
+            .await
+            .map_err(|source| BlobError::Store {
+                key: from.to_owned(),
+                source,
+            })
+    }
+
+    /// Deletes the object `key`; a missing one is no error.
+    pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        match self.store.delete(&object_path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(BlobError::Store {
+                key: key.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Stores the objects `parts`, in order, joined as `key`, streaming (a multipart
+    /// artifact upload's completion). A missing part is [`BlobError::NotFound`].
+    pub async fn concat(&self, parts: &[String], key: &str) -> Result<Stored, BlobError> {
+        for part in parts {
+            self.store
+                .head(&object_path(part))
+                .await
+                .map_err(|source| match source {
+                    object_store::Error::NotFound { .. } => BlobError::NotFound(part.clone()),
+                    source => BlobError::Store {
+                        key: part.clone(),
+                        source,
+                    },
+                })?;
+        }
+        let store_err = |key: &str| {
+            let key = key.to_owned();
+            move |source| BlobError::Store { key, source }
+        };
+        let upload = self
+            .store
+            .put_multipart(&object_path(key))
+            .await
+            .map_err(store_err(key))?;
+        let mut upload = WriteMultipart::new(upload);
+        let mut md5 = Md5::new();
+        let mut size = 0u64;
+        for part in parts {
+            let mut stream = self
+                .store
+                .get(&object_path(part))
+                .await
+                .map_err(store_err(part))?
+                .into_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(store_err(part))?;
+                md5.update(&chunk);
+                size += chunk.len() as u64;
+                // At most 8 parts of the store's size in flight: memory stays bounded.
+                upload.wait_for_capacity(8).await.map_err(store_err(key))?;
+                upload.write(&chunk);
+            }
+        }
+        upload.finish().await.map_err(store_err(key))?;
+        use base64::Engine as _;
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5.finalize());
+        Ok(Stored { size, md5 })
+    }
+
     /// Deletes every object under `prefix` (a run's folder, when the run is deleted).
     pub async fn delete_prefix(&self, prefix: &str) -> Result<(), BlobError> {
         let prefix_path = object_path(prefix);
@@ -271,6 +342,78 @@ fn object_path(key: &str) -> Path {
 /// The storage key of a run's file.
 pub fn run_file_key(run: i64, name: &str) -> String {
     format!("runs/{run}/files/{name}")
+}
+
+/// The storage key of an entity's artifact content with this hex MD5 (content-addressed:
+/// every version holding the same bytes shares it).
+pub fn artifact_blob_key(entity: i64, md5_hex: &str) -> String {
+    format!("artifacts/{entity}/blobs/{md5_hex}")
+}
+
+/// The storage key of a version's `wandb_manifest.json`.
+pub fn artifact_manifest_key(entity: i64, artifact: i64) -> String {
+    format!("artifacts/{entity}/manifests/{artifact}.json")
+}
+
+/// The storage key of part `part` of a multipart upload.
+pub fn artifact_part_key(entity: i64, upload: &str, part: i64) -> String {
+    format!("artifacts/{entity}/uploads/{upload}/{part}")
+}
+
+/// Where an artifact upload is written before its MD5 is checked.
+pub fn artifact_staging_key(entity: i64) -> String {
+    use rand::Rng as _;
+    let tag: u64 = rand::rng().random();
+    format!("artifacts/{entity}/staging/{tag:016x}")
+}
+
+/// A storage key of the artifact area, taken apart.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ArtifactKey<'a> {
+    Blob {
+        entity: i64,
+        md5_hex: &'a str,
+    },
+    Manifest {
+        entity: i64,
+        artifact: i64,
+    },
+    Part {
+        entity: i64,
+        upload: &'a str,
+        part: i64,
+    },
+}
+
+/// Parses a key made by the `artifact_*_key` functions.
+pub fn parse_artifact_key(key: &str) -> Option<ArtifactKey<'_>> {
+    let rest = key.strip_prefix("artifacts/")?;
+    let (entity, rest) = rest.split_once('/')?;
+    let entity = entity.parse().ok()?;
+    let (area, rest) = rest.split_once('/')?;
+    match area {
+        "blobs" if rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(ArtifactKey::Blob {
+                entity,
+                md5_hex: rest,
+            })
+        }
+        "manifests" => Some(ArtifactKey::Manifest {
+            entity,
+            artifact: rest.strip_suffix(".json")?.parse().ok()?,
+        }),
+        "uploads" => {
+            let (upload, part) = rest.split_once('/')?;
+            let upload_ok = !upload.is_empty() && upload.bytes().all(|b| b.is_ascii_alphanumeric());
+            upload_ok.then_some(())?;
+            Some(ArtifactKey::Part {
+                entity,
+                upload,
+                part: part.parse().ok()?,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Checks a client-supplied file name: relative, `/`-separated, no empty, `.` or `..`
@@ -385,6 +528,61 @@ mod tests {
             assert!(check_file_name(bad).is_err(), "{bad:?}");
         }
         assert!(check_file_name(&"x".repeat(2000)).is_err());
+    }
+
+    #[test]
+    fn artifact_keys_round_trip() {
+        let md5 = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            parse_artifact_key(&artifact_blob_key(3, md5)),
+            Some(ArtifactKey::Blob {
+                entity: 3,
+                md5_hex: md5
+            })
+        );
+        assert_eq!(
+            parse_artifact_key(&artifact_manifest_key(3, 9)),
+            Some(ArtifactKey::Manifest {
+                entity: 3,
+                artifact: 9
+            })
+        );
+        assert_eq!(
+            parse_artifact_key(&artifact_part_key(3, "ab12", 7)),
+            Some(ArtifactKey::Part {
+                entity: 3,
+                upload: "ab12",
+                part: 7
+            })
+        );
+        for bad in [
+            "artifacts/3/blobs/../x",
+            "artifacts/x/blobs/0123456789abcdef0123456789abcdef",
+            "artifacts/3/uploads/a.b/1",
+            "artifacts/3/staging/1",
+            "runs/1/files/a",
+        ] {
+            assert_eq!(parse_artifact_key(bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn parts_concatenate() {
+        let blobs = Blobs::open("memory://", b"s").unwrap();
+        blobs.put("p/1", b"hello ".to_vec()).await.unwrap();
+        blobs.put("p/2", b"world".to_vec()).await.unwrap();
+        let stored = blobs
+            .concat(&["p/1".to_owned(), "p/2".to_owned()], "joined")
+            .await
+            .unwrap();
+        assert_eq!(stored.size, 11);
+        let (_, stream) = blobs.get("joined").await.unwrap();
+        let got: Vec<u8> = stream.map(|c| c.unwrap().to_vec()).concat().await;
+        assert_eq!(got, b"hello world");
+        assert!(matches!(
+            blobs.concat(&["p/9".to_owned()], "x").await,
+            Err(BlobError::NotFound(_))
+        ));
     }
 
     #[test]

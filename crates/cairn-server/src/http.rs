@@ -130,17 +130,28 @@ async fn storage_put(
     State(app): State<App>,
     Path(key): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     signed(&app, "PUT", &key, &query)?;
-    let stored = app.blobs.put_stream(&key, body.into_data_stream()).await?;
+    let stored = match blob::parse_artifact_key(&key) {
+        Some(blob::ArtifactKey::Blob { entity, md5_hex }) => {
+            put_artifact_blob(&app, &key, entity, md5_hex, body).await?
+        }
+        Some(blob::ArtifactKey::Part { .. }) => {
+            let stored = app.blobs.put_stream(&key, body.into_data_stream()).await?;
+            check_content_md5(&headers, &stored, &key)?;
+            stored
+        }
+        _ => app.blobs.put_stream(&key, body.into_data_stream()).await?,
+    };
     if let Some((run, name)) = parse_run_file_key(&key) {
         let mut tx = app.db.write().await?;
         db::lines::file_stored(tx.conn(), run, name, stored.size as i64, &stored.md5).await?;
         tx.commit().await?;
     }
     let mut response = StatusCode::OK.into_response();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", md5_hex(&stored.md5))) {
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", md5_hex_of(&stored.md5))) {
         response.headers_mut().insert(header::ETAG, etag);
     }
     Ok(response)
@@ -163,6 +174,51 @@ async fn storage_get(
     Ok(response)
 }
 
+/// Stores an artifact file whose key names its MD5: the body goes to a staging key first
+/// and becomes the blob only when its MD5 is the one the key names.
+async fn put_artifact_blob(
+    app: &App,
+    key: &str,
+    entity: i64,
+    md5_hex: &str,
+    body: Body,
+) -> Result<blob::Stored, ApiError> {
+    let staging = blob::artifact_staging_key(entity);
+    let stored = app
+        .blobs
+        .put_stream(&staging, body.into_data_stream())
+        .await?;
+    let got = md5_hex_of(&stored.md5);
+    if got != md5_hex {
+        if let Err(err) = app.blobs.delete(&staging).await {
+            tracing::warn!(key = %staging, error = %err, "a refused upload remains in storage");
+        }
+        return Err(ApiError::BadRequest(format!(
+            "upload to {key}: the body's MD5 is {got}, not the one the file was announced with"
+        )));
+    }
+    app.blobs.rename(&staging, key).await?;
+    let mut tx = app.db.write().await?;
+    db::artifacts::blob_stored(tx.conn(), entity, md5_hex, stored.size as i64).await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// Refuses a body whose MD5 differs from its `Content-MD5` header (when it has one).
+fn check_content_md5(
+    headers: &HeaderMap,
+    stored: &blob::Stored,
+    key: &str,
+) -> Result<(), ApiError> {
+    match headers.get("content-md5").and_then(|v| v.to_str().ok()) {
+        Some(expected) if expected.trim() != stored.md5 => Err(ApiError::BadRequest(format!(
+            "upload to {key}: Content-MD5 is {expected}, the body's MD5 is {}",
+            stored.md5
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// `runs/{id}/files/{name}` → (id, name).
 fn parse_run_file_key(key: &str) -> Option<(i64, &str)> {
     let rest = key.strip_prefix("runs/")?;
@@ -173,7 +229,7 @@ fn parse_run_file_key(key: &str) -> Option<(i64, &str)> {
 }
 
 /// The hex form of a base64 MD5 (ETags are hex).
-fn md5_hex(b64: &str) -> String {
+fn md5_hex_of(b64: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD
         .decode(b64)

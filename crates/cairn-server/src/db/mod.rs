@@ -11,6 +11,7 @@
 //! Readers never wait (WAL mode). Closing: [`Db::close`] waits for checked-out connections.
 
 pub mod accounts;
+pub mod artifacts;
 pub mod lines;
 pub mod runs;
 
@@ -22,12 +23,17 @@ use sqlx::{AnyConnection, AnyPool, Executor, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use accounts::{EntityRow, UserRow};
+pub use artifacts::{ArtifactRow, CollectionRow, EntryRow, NewArtifact};
 pub use lines::{FileRow, LineKind};
 pub use runs::{ProjectRow, RunFields, RunRow};
 
 /// The schema's current version; [`Db::connect`] brings older databases up to it.
-const SCHEMA_VERSION: i64 = 1;
-const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA_VERSION: i64 = 2;
+/// The schema texts, each bringing a database from the version before it to its own.
+const SCHEMAS: [(i64, &str); 2] = [
+    (1, include_str!("schema.sql")),
+    (2, include_str!("schema_v2.sql")),
+];
 
 /// A database failure, naming what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -185,12 +191,15 @@ impl Db {
         if found > SCHEMA_VERSION {
             return Err(DbError::TooNew { found });
         }
-        if found < 1 {
-            let id = match self.backend {
-                Backend::Sqlite => "INTEGER PRIMARY KEY",
-                Backend::Postgres => "BIGSERIAL PRIMARY KEY",
-            };
-            for statement in schema_statements(SCHEMA) {
+        let id = match self.backend {
+            Backend::Sqlite => "INTEGER PRIMARY KEY",
+            Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+        };
+        for (version, text) in SCHEMAS {
+            if found >= version {
+                continue;
+            }
+            for statement in schema_statements(text) {
                 let statement = statement.replace("{id}", id);
                 conn.execute(statement.as_str())
                     .await
@@ -329,8 +338,10 @@ mod tests {
 
     #[test]
     fn schema_splits_into_statements() {
-        let statements = schema_statements(SCHEMA);
-        assert!(statements.len() > 10);
-        assert!(statements.iter().all(|s| !s.contains("--")));
+        for (_, text) in SCHEMAS {
+            let statements = schema_statements(text);
+            assert!(statements.len() > 5);
+            assert!(statements.iter().all(|s| !s.contains("--")));
+        }
     }
 }

@@ -383,9 +383,22 @@ pub async fn request_stop(conn: &mut AnyConnection, id: i64) -> Result<(), DbErr
 }
 
 /// Deletes a run and everything stored with it in the database (its files' bytes are the
-/// caller's to delete).
+/// caller's to delete). Artifacts the run logged stay (no longer linked to a run) unless
+/// the caller deleted them first (`artifacts::delete_outputs_of`).
 pub async fn delete_run(conn: &mut AnyConnection, id: i64) -> Result<(), DbError> {
-    for table in ["history", "events", "console", "run_files", "alerts"] {
+    sqlx::query("UPDATE artifacts SET run_id = NULL WHERE run_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(doing("deleting a run"))?;
+    for table in [
+        "history",
+        "events",
+        "console",
+        "run_files",
+        "alerts",
+        "artifact_usage",
+    ] {
         sqlx::query(&format!("DELETE FROM {table} WHERE run_id = $1"))
             .bind(id)
             .execute(&mut *conn)

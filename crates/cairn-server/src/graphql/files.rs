@@ -21,17 +21,32 @@ const DEFAULT_LOG_PAGE: i64 = 1000;
 /// Largest console page.
 const MAX_LOG_PAGE: i64 = 10_000;
 
-/// A stored file of a run.
-pub(super) struct RunFile {
-    run: i64,
+/// A stored file: of a run, or an entry of an artifact version (W&B gives both one type).
+pub(super) struct StoredFile {
+    /// Where its bytes are in storage.
+    key: String,
     row: FileRow,
 }
 
+impl StoredFile {
+    pub(super) fn of_run(run: i64, row: FileRow) -> StoredFile {
+        StoredFile {
+            key: blob::run_file_key(run, &row.name),
+            row,
+        }
+    }
+
+    /// A file at storage `key` shown under `row.name`.
+    pub(super) fn at(key: String, row: FileRow) -> StoredFile {
+        StoredFile { key, row }
+    }
+}
+
 #[Object(name = "File")]
-impl RunFile {
+impl StoredFile {
     async fn id(&self) -> ID {
         ID(base64::engine::general_purpose::STANDARD
-            .encode(format!("File:v1:{}:{}", self.run, self.row.name)))
+            .encode(format!("File:v1:{}:{}", self.key, self.row.name)))
     }
     async fn name(&self) -> &str {
         &self.row.name
@@ -62,33 +77,29 @@ impl RunFile {
     async fn digest(&self) -> Option<&str> {
         self.row.md5.as_deref()
     }
-    async fn storage_path(&self) -> String {
-        blob::run_file_key(self.run, &self.row.name)
+    async fn storage_path(&self) -> &str {
+        &self.key
     }
 }
 
-impl RunFile {
+impl StoredFile {
     fn signed(&self, ctx: &async_graphql::Context<'_>, method: &str) -> String {
         let s = session(ctx);
-        s.app.signed_url(
-            &s.base_url,
-            method,
-            &blob::run_file_key(self.run, &self.row.name),
-        )
+        s.app.signed_url(&s.base_url, method, &self.key)
     }
 }
 
 #[derive(SimpleObject)]
 pub(super) struct FileEdge {
-    node: RunFile,
-    cursor: String,
+    pub node: StoredFile,
+    pub cursor: String,
 }
 
 #[derive(SimpleObject)]
 pub(super) struct FileConnection {
-    edges: Vec<FileEdge>,
-    page_info: PageInfo,
-    total_count: i64,
+    pub edges: Vec<FileEdge>,
+    pub page_info: PageInfo,
+    pub total_count: i64,
 }
 
 /// The stored files of `run`, by name.
@@ -121,14 +132,11 @@ pub(super) async fn file_page(
     let total = files.len();
     let window = Window::new(total, after, first);
     let page_info = window.page_info(total);
-    let edges = files
-        .into_iter()
-        .enumerate()
-        .skip(window.start)
-        .take(window.end - window.start)
-        .map(|(i, row)| FileEdge {
-            node: RunFile { run: run.id, row },
-            cursor: cursor(i as i64),
+    let edges = window
+        .edges(files)
+        .map(|(row, cursor)| FileEdge {
+            node: StoredFile::of_run(run.id, row),
+            cursor,
         })
         .collect();
     Ok(FileConnection {

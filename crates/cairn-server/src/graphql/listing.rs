@@ -60,6 +60,16 @@ impl Window {
         }
     }
 
+    /// The items of this window, each with its cursor (`items` is the whole listing).
+    pub(super) fn edges<T>(&self, items: Vec<T>) -> impl Iterator<Item = (T, String)> + use<T> {
+        items
+            .into_iter()
+            .enumerate()
+            .skip(self.start)
+            .take(self.end - self.start)
+            .map(|(i, item)| (item, cursor(i as i64)))
+    }
+
     /// The page information of this window over `total` items.
     pub(super) fn page_info(&self, total: usize) -> PageInfo {
         let nonempty = self.end > self.start;
@@ -95,14 +105,11 @@ pub(super) fn project_page(
     let total = projects.len();
     let window = Window::new(total, after, first);
     let page_info = window.page_info(total);
-    let edges = projects
-        .into_iter()
-        .enumerate()
-        .skip(window.start)
-        .take(window.end - window.start)
-        .map(|(i, row)| ProjectEdge {
+    let edges = window
+        .edges(projects)
+        .map(|(row, cursor)| ProjectEdge {
             node: Project(row),
-            cursor: cursor(i as i64),
+            cursor,
         })
         .collect();
     ProjectConnection {
@@ -178,14 +185,11 @@ pub(super) fn run_page(
     let total = runs.len();
     let window = Window::new(total, after, first);
     let page_info = window.page_info(total);
-    let edges = runs
-        .into_iter()
-        .enumerate()
-        .skip(window.start)
-        .take(window.end - window.start)
-        .map(|(i, row)| RunEdge {
+    let edges = window
+        .edges(runs)
+        .map(|(row, cursor)| RunEdge {
             node: Run(row),
-            cursor: cursor(i as i64),
+            cursor,
         })
         .collect();
     RunConnection {

@@ -10,6 +10,8 @@
 //! SDK never retries those). Resolvers are stateless: each reads what it needs from the
 //! database through the request's [`Session`].
 
+mod artifact_mutation;
+mod artifacts;
 mod files;
 mod history;
 mod listing;
@@ -31,10 +33,14 @@ pub type CairnSchema = Schema<query::Query, mutation::Mutation, EmptySubscriptio
 
 /// Builds the schema once per server.
 pub fn schema() -> CairnSchema {
-    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
-        .limit_depth(24)
-        .limit_recursive_depth(24)
-        .finish()
+    Schema::build(
+        query::Query,
+        mutation::Mutation::default(),
+        EmptySubscription,
+    )
+    .limit_depth(24)
+    .limit_recursive_depth(24)
+    .finish()
 }
 
 /// What a resolver knows about its request.

@@ -1,4 +1,5 @@
-//! The root mutation: creating and updating runs, announcing run files, alerts, deletion.
+//! The root mutation: creating and updating runs, announcing run files, alerts, deletion;
+//! the artifact mutations are merged in from `artifact_mutation`.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use serde_json::Value;
@@ -13,8 +14,13 @@ use crate::db::{self, RunFields};
 use crate::error::ApiError;
 use crate::names;
 
-#[derive(Debug)]
-pub struct Mutation;
+/// The root mutation: the run mutations below and the artifact ones
+/// (`artifact_mutation`).
+#[derive(async_graphql::MergedObject, Debug, Default)]
+pub struct Mutation(RunMutation, super::artifact_mutation::ArtifactMutation);
+
+#[derive(Debug, Default)]
+pub(super) struct RunMutation;
 
 /// `upsertBucket`'s input: every field nullable, null meaning "leave unchanged".
 #[derive(InputObject, Default)]
@@ -110,7 +116,7 @@ pub(super) struct ClientMutationPayload {
 }
 
 /// Parses a JSON-text input that must hold an object, naming the field on failure.
-fn json_object(field: &str, text: &JsonString) -> Result<String, ApiError> {
+pub(super) fn json_object(field: &str, text: &JsonString) -> Result<String, ApiError> {
     match serde_json::from_str::<Value>(&text.0) {
         Ok(Value::Object(_)) => Ok(text.0.clone()),
         Ok(_) => Err(ApiError::BadRequest(format!(
@@ -123,7 +129,7 @@ fn json_object(field: &str, text: &JsonString) -> Result<String, ApiError> {
 }
 
 /// The run an entity/project/run triple names, checked for access.
-async fn named_run(
+pub(super) async fn named_run(
     ctx: &Context<'_>,
     entity: Option<&str>,
     project: Option<&str>,
@@ -151,7 +157,7 @@ async fn named_run(
 }
 
 #[Object]
-impl Mutation {
+impl RunMutation {
     /// Creates or updates a run (W&B's `upsertBucket`).
     ///
     /// The run is found by storage `id` when given, else by entity (default: the viewer's),
@@ -273,9 +279,13 @@ impl Mutation {
         {
             return Err(gql(auth::forbidden(&run.entity_name)));
         }
+        if input.delete_artifacts == Some(true) {
+            db::artifacts::delete_outputs_of(tx.conn(), run.id)
+                .await
+                .map_err(gql)?;
+        }
         db::runs::delete_run(tx.conn(), run.id).await.map_err(gql)?;
         tx.commit().await.map_err(gql)?;
-        let _ = input.delete_artifacts;
         if let Err(err) = s
             .app
             .blobs

@@ -1,10 +1,11 @@
-//! The root query: the viewer, server capabilities, entities and projects.
+//! The root query: the viewer, server capabilities, entities, projects, and artifacts by id.
 
-use async_graphql::{Context, Object, Result};
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
 
+use super::artifacts;
 use super::listing::{self, ProjectConnection};
 use super::types::{Entity, Project, ServerInfo, User};
-use super::{gql, session};
+use super::{decode_id, encode_id, gql, session};
 use crate::auth;
 use crate::db;
 
@@ -13,6 +14,12 @@ pub(super) const DEFAULT_PROJECT: &str = "uncategorized";
 
 #[derive(Debug)]
 pub struct Query;
+
+#[derive(SimpleObject)]
+pub(super) struct ClientIdMapping {
+    #[graphql(name = "serverID")]
+    server_id: ID,
+}
 
 /// The project `name` of entity `entity_name` (defaults: the viewer's entity,
 /// `uncategorized`), if it exists and the viewer may read it.
@@ -91,6 +98,79 @@ impl Query {
         entity_name: Option<String>,
     ) -> Result<Option<Project>> {
         find_project(ctx, name, entity_name).await
+    }
+
+    /// An artifact version by id (a PENDING one too: its creator polls it).
+    async fn artifact(&self, ctx: &Context<'_>, id: ID) -> Result<Option<artifacts::Artifact>> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        Ok(artifacts::readable_artifact(ctx, &mut conn, &id)
+            .await
+            .map_err(gql)?
+            .map(artifacts::Artifact))
+    }
+
+    /// An artifact collection by id.
+    async fn artifact_collection(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<Option<artifacts::ArtifactSequence>> {
+        let Some(id) = decode_id("ArtifactSequence", &id) else {
+            return Ok(None);
+        };
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let Some(collection) = db::artifacts::collection_by_id(&mut conn, id)
+            .await
+            .map_err(gql)?
+        else {
+            return Ok(None);
+        };
+        artifacts::check_entity(
+            ctx,
+            &mut conn,
+            collection.entity_id,
+            &collection.entity_name,
+        )
+        .await
+        .map_err(gql)?;
+        Ok(Some(artifacts::ArtifactSequence(collection)))
+    }
+
+    /// The server id behind a client id of an artifact version (`clientID`) or of a
+    /// collection (`sequenceClientID`), for `wandb-client-artifact://` references.
+    #[graphql(name = "clientIDMapping")]
+    async fn client_id_mapping(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "clientID")] client_id: ID,
+    ) -> Result<Option<ClientIdMapping>> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let (entity, name, server_id) =
+            match db::artifacts::artifact_by_client_id(&mut conn, &client_id)
+                .await
+                .map_err(gql)?
+            {
+                Some(a) => (
+                    a.collection.entity_id,
+                    a.collection.entity_name.clone(),
+                    encode_id("Artifact", a.id),
+                ),
+                None => match db::artifacts::collection_by_client_id(&mut conn, &client_id)
+                    .await
+                    .map_err(gql)?
+                {
+                    Some(c) => (
+                        c.entity_id,
+                        c.entity_name,
+                        encode_id("ArtifactSequence", c.id),
+                    ),
+                    None => return Ok(None),
+                },
+            };
+        artifacts::check_entity(ctx, &mut conn, entity, &name)
+            .await
+            .map_err(gql)?;
+        Ok(Some(ClientIdMapping { server_id }))
     }
 
     async fn project(

@@ -2,6 +2,7 @@
 
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 
+use super::artifacts;
 use super::files::{self, FileConnection, LogLineConnection};
 use super::history;
 use super::listing::{self, RunConnection};
@@ -258,6 +259,72 @@ impl Project {
             .await
             .map_err(gql)?
             .map(Run))
+    }
+    /// The committed artifact version `name` (`collection:alias` or `collection:vN`).
+    async fn artifact(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> Result<Option<artifacts::Artifact>> {
+        artifacts::project_artifact(ctx, &self.0, &name)
+            .await
+            .map(|a| a.map(artifacts::Artifact))
+    }
+    /// The same version, seen as a membership of its collection.
+    async fn artifact_collection_membership(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> Result<Option<artifacts::Membership>> {
+        artifacts::project_artifact(ctx, &self.0, &name)
+            .await
+            .map(|a| a.map(artifacts::Membership))
+    }
+    async fn artifact_collection(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> Result<Option<artifacts::ArtifactSequence>> {
+        artifacts::project_collection(ctx, &self.0, &name).await
+    }
+    async fn artifact_collections(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+        filters: Option<JsonString>,
+        order: Option<String>,
+    ) -> Result<artifacts::CollectionConnection> {
+        let _ = (filters, order);
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let all = db::artifacts::collections_of(&mut conn, self.0.id)
+            .await
+            .map_err(gql)?;
+        Ok(artifacts::collection_page(all, after.as_deref(), first))
+    }
+    async fn artifact_type(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> Result<Option<artifacts::ArtifactType>> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        Ok(artifacts::ArtifactType::of_project(&mut conn, self.0.id)
+            .await
+            .map_err(gql)?
+            .into_iter()
+            .find(|t| t.name() == name))
+    }
+    async fn artifact_types(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> Result<artifacts::ArtifactTypeConnection> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let types = artifacts::ArtifactType::of_project(&mut conn, self.0.id)
+            .await
+            .map_err(gql)?;
+        Ok(artifacts::type_page(types, after.as_deref(), first))
     }
 }
 
@@ -555,5 +622,31 @@ impl Run {
             .await
             .map_err(gql)?
             .map(User))
+    }
+    /// The artifact versions this run logged.
+    async fn output_artifacts(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> Result<artifacts::VersionConnection> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let versions = db::artifacts::outputs_of(&mut conn, self.0.id)
+            .await
+            .map_err(gql)?;
+        Ok(artifacts::version_page(versions, after.as_deref(), first))
+    }
+    /// The artifact versions this run used.
+    async fn input_artifacts(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> Result<artifacts::VersionConnection> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let versions = db::artifacts::inputs_of(&mut conn, self.0.id)
+            .await
+            .map_err(gql)?;
+        Ok(artifacts::version_page(versions, after.as_deref(), first))
     }
 }

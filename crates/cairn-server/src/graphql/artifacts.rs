@@ -1,0 +1,784 @@
+//! Artifacts as the SDK and `wandb.Api()` read them (wire §4.10–§4.15, api-read §10–§11):
+//! versions (`Artifact`), collections (`ArtifactSequence`, behind W&B's `ArtifactCollection`
+//! interface), aliases, memberships (a version seen through a collection and an alias or
+//! `vN`), types, files with signed download URLs, and lineage.
+//!
+//! Every path into an artifact checks that the viewer may read its entity: through a
+//! project (already checked by `find_project`) or through an id ([`readable_artifact`]).
+//! Only COMMITTED versions are visible by name; a PENDING one is reachable by id only
+//! (its creator's `wait()` polls it).
+
+use async_graphql::{Context, ID, Interface, Object, Result, SimpleObject, Union};
+use sqlx::AnyConnection;
+
+use super::files::{FileConnection, FileEdge, StoredFile};
+use super::listing::{PageInfo, Window};
+use super::paging::cursor;
+use super::scalars::JsonString;
+use super::types::{Project, Run, User};
+use super::{decode_id, encode_id, gql, session};
+use crate::auth;
+use crate::blob;
+use crate::db::{self, ArtifactRow, CollectionRow, EntryRow, FileRow, ProjectRow};
+use crate::error::ApiError;
+
+/// Entries per page of `files` when the client names no count.
+const DEFAULT_FILE_PAGE: i64 = 50;
+/// Largest page of `files`.
+const MAX_FILE_PAGE: i64 = 10_000;
+
+/// The version `id` names, if the viewer may read its entity.
+pub(super) async fn readable_artifact(
+    ctx: &Context<'_>,
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<ArtifactRow>, ApiError> {
+    let Some(id) = decode_id("Artifact", id) else {
+        return Ok(None);
+    };
+    let Some(artifact) = db::artifacts::artifact_by_id(conn, id).await? else {
+        return Ok(None);
+    };
+    check_entity(
+        ctx,
+        conn,
+        artifact.collection.entity_id,
+        &artifact.collection.entity_name,
+    )
+    .await?;
+    Ok(Some(artifact))
+}
+
+/// Fails unless the viewer may read and write entity `id`.
+pub(super) async fn check_entity(
+    ctx: &Context<'_>,
+    conn: &mut AnyConnection,
+    id: i64,
+    name: &str,
+) -> Result<(), ApiError> {
+    let entity = db::accounts::entity_by_id(conn, id)
+        .await?
+        .ok_or_else(|| auth::forbidden(name))?;
+    if auth::may_access(conn, &session(ctx).viewer, &entity).await? {
+        Ok(())
+    } else {
+        Err(auth::forbidden(name))
+    }
+}
+
+/// `collection:alias` (or `collection:vN`; a bare name means `latest`).
+pub(super) fn split_name(name: &str) -> (&str, &str) {
+    match name.rsplit_once(':') {
+        Some((collection, alias)) if !alias.is_empty() => (collection, alias),
+        _ => (name.trim_end_matches(':'), "latest"),
+    }
+}
+
+/// The committed version `name` (`collection:alias`) of `project`.
+pub(super) async fn artifact_by_name(
+    conn: &mut AnyConnection,
+    project: i64,
+    name: &str,
+) -> Result<Option<ArtifactRow>, ApiError> {
+    let (collection, alias) = split_name(name);
+    let Some(collection) = db::artifacts::collection(conn, project, collection).await? else {
+        return Ok(None);
+    };
+    Ok(db::artifacts::resolve(conn, collection.id, alias)
+        .await?
+        .filter(|a| a.state == "COMMITTED"))
+}
+
+/// The committed version `name` of `project` (whose entity the caller has checked).
+pub(super) async fn project_artifact(
+    ctx: &Context<'_>,
+    project: &ProjectRow,
+    name: &str,
+) -> Result<Option<ArtifactRow>> {
+    let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+    artifact_by_name(&mut conn, project.id, name)
+        .await
+        .map_err(gql)
+}
+
+/// The collection `name` of `project`.
+pub(super) async fn project_collection(
+    ctx: &Context<'_>,
+    project: &ProjectRow,
+    name: &str,
+) -> Result<Option<ArtifactSequence>> {
+    let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+    Ok(db::artifacts::collection(&mut conn, project.id, name)
+        .await
+        .map_err(gql)?
+        .map(ArtifactSequence))
+}
+
+/// A version of an artifact.
+pub(super) struct Artifact(pub ArtifactRow);
+
+#[Object]
+impl Artifact {
+    async fn id(&self) -> ID {
+        encode_id("Artifact", self.0.id)
+    }
+    async fn artifact_sequence(&self) -> ArtifactSequence {
+        ArtifactSequence(self.0.collection.clone())
+    }
+    async fn version_index(&self) -> Option<i64> {
+        self.0.version_index
+    }
+    async fn artifact_type(&self) -> ArtifactType {
+        ArtifactType::of(&self.0.collection)
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn metadata(&self) -> Option<JsonString> {
+        self.0.metadata.clone().map(JsonString)
+    }
+    /// -1: no time-to-live.
+    async fn ttl_duration_seconds(&self) -> i64 {
+        self.0.ttl_seconds.unwrap_or(-1)
+    }
+    async fn ttl_is_inherited(&self) -> bool {
+        false
+    }
+    async fn tags(&self) -> Vec<Tag> {
+        serde_json::from_str::<Vec<String>>(&self.0.tags)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|name| Tag {
+                id: ID(name.clone()),
+                name,
+            })
+            .collect()
+    }
+    async fn history_step(&self) -> Option<i64> {
+        self.0.history_step
+    }
+    async fn state(&self) -> &str {
+        &self.0.state
+    }
+    async fn size(&self) -> i64 {
+        self.0.size
+    }
+    async fn digest(&self) -> &str {
+        &self.0.digest
+    }
+    async fn digest_algorithm(&self) -> &'static str {
+        "MANIFEST_MD5"
+    }
+    async fn commit_hash(&self) -> Option<String> {
+        (self.0.state == "COMMITTED").then(|| self.0.digest.chars().take(12).collect())
+    }
+    async fn file_count(&self) -> i64 {
+        self.0.file_count
+    }
+    async fn created_at(&self) -> &str {
+        &self.0.created_at
+    }
+    async fn updated_at(&self) -> Option<&str> {
+        Some(&self.0.updated_at)
+    }
+    async fn aliases(&self, ctx: &Context<'_>) -> Result<Vec<ArtifactAlias>> {
+        aliases(ctx, &self.0).await.map_err(gql)
+    }
+    /// The manifest file, once uploaded.
+    async fn current_manifest(&self) -> Option<ArtifactManifest> {
+        let key = self.0.manifest_key.clone()?;
+        Some(ArtifactManifest {
+            id: encode_id("ArtifactManifest", self.0.id),
+            key,
+        })
+    }
+    /// The run that logged this version.
+    async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<Creator>> {
+        let Some(run) = self.0.run_id else {
+            return Ok(None);
+        };
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        Ok(db::runs::run_by_id(&mut conn, run)
+            .await
+            .map_err(gql)?
+            .map(|r| Creator::Run(Run(r))))
+    }
+    /// The runs that used this version as an input.
+    async fn used_by(&self, ctx: &Context<'_>) -> Result<RunUsageConnection> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut edges = Vec::new();
+        for id in db::artifacts::users_of(&mut conn, self.0.id)
+            .await
+            .map_err(gql)?
+        {
+            if let Some(run) = db::runs::run_by_id(&mut conn, id).await.map_err(gql)? {
+                edges.push(RunUsageEdge { node: Run(run) });
+            }
+        }
+        Ok(RunUsageConnection { edges })
+    }
+    async fn files(
+        &self,
+        ctx: &Context<'_>,
+        names: Option<Vec<String>>,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> Result<FileConnection> {
+        file_page(ctx, &self.0, names, after.as_deref(), first)
+            .await
+            .map_err(gql)
+    }
+}
+
+/// Who made a version: a run (W&B also has users, for versions made outside runs).
+// Built once per answer and dropped: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Union)]
+pub(super) enum Creator {
+    Run(Run),
+    User(User),
+}
+
+#[derive(SimpleObject)]
+pub(super) struct RunUsageEdge {
+    node: Run,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct RunUsageConnection {
+    edges: Vec<RunUsageEdge>,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct Tag {
+    id: ID,
+    name: String,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct TagEdge {
+    node: Tag,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct TagConnection {
+    edges: Vec<TagEdge>,
+}
+
+/// A version's `wandb_manifest.json`.
+pub(super) struct ArtifactManifest {
+    id: ID,
+    key: String,
+}
+
+#[Object]
+impl ArtifactManifest {
+    async fn id(&self) -> &ID {
+        &self.id
+    }
+    async fn file(&self) -> ManifestFile {
+        ManifestFile {
+            key: self.key.clone(),
+        }
+    }
+}
+
+pub(super) struct ManifestFile {
+    key: String,
+}
+
+#[Object]
+impl ManifestFile {
+    async fn id(&self) -> ID {
+        ID(self.key.clone())
+    }
+    /// A signed, expiring download URL.
+    async fn direct_url(&self, ctx: &Context<'_>) -> String {
+        let s = session(ctx);
+        s.app.signed_url(&s.base_url, "GET", &self.key)
+    }
+}
+
+/// The fields every artifact collection has (W&B also has portfolios; cairn has sequences).
+// The macro's `field(...)` entries repeat `ty = …` by design.
+#[allow(clippy::duplicated_attributes)]
+#[derive(Interface)]
+#[graphql(
+    field(name = "id", ty = "ID"),
+    field(name = "name", ty = "&str"),
+    field(name = "description", ty = "Option<&str>"),
+    field(name = "created_at", ty = "&str"),
+    field(name = "updated_at", ty = "Option<&str>"),
+    field(name = "project", ty = "Result<Option<Project>>"),
+    field(name = "default_artifact_type", ty = "ArtifactType"),
+    field(name = "tags", ty = "TagConnection")
+)]
+pub(super) enum ArtifactCollection {
+    ArtifactSequence(ArtifactSequence),
+}
+
+/// A collection: the versions of one artifact name in a project.
+pub(super) struct ArtifactSequence(pub CollectionRow);
+
+#[Object]
+impl ArtifactSequence {
+    async fn id(&self) -> ID {
+        encode_id("ArtifactSequence", self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn created_at(&self) -> &str {
+        &self.0.created_at
+    }
+    async fn updated_at(&self) -> Option<&str> {
+        Some(&self.0.created_at)
+    }
+    async fn project(&self, ctx: &Context<'_>) -> Result<Option<Project>> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        Ok(db::runs::project_by_id(&mut conn, self.0.project_id)
+            .await
+            .map_err(gql)?
+            .map(Project))
+    }
+    async fn default_artifact_type(&self) -> ArtifactType {
+        ArtifactType::of(&self.0)
+    }
+    async fn tags(&self) -> TagConnection {
+        TagConnection { edges: Vec::new() }
+    }
+    /// The newest committed version.
+    async fn latest_artifact(&self, ctx: &Context<'_>) -> Result<Option<Artifact>> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        Ok(db::artifacts::latest_committed(&mut conn, self.0.id)
+            .await
+            .map_err(gql)?
+            .map(Artifact))
+    }
+    /// The version an alias or `vN` names.
+    async fn artifact_membership(
+        &self,
+        ctx: &Context<'_>,
+        alias_name: Option<String>,
+    ) -> Result<Option<Membership>> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let alias = alias_name.unwrap_or_else(|| "latest".to_owned());
+        Ok(db::artifacts::resolve(&mut conn, self.0.id, &alias)
+            .await
+            .map_err(gql)?
+            .map(Membership))
+    }
+    /// The committed versions, oldest first (`filters`/`order` are accepted; only committed
+    /// versions are ever listed).
+    async fn artifacts(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+        order: Option<String>,
+        filters: Option<JsonString>,
+    ) -> Result<VersionConnection> {
+        let _ = (order, filters);
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let versions = db::artifacts::versions(&mut conn, self.0.id)
+            .await
+            .map_err(gql)?;
+        Ok(version_page(versions, after.as_deref(), first))
+    }
+    async fn aliases(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> Result<AliasConnection> {
+        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let versions = db::artifacts::versions(&mut conn, self.0.id)
+            .await
+            .map_err(gql)?;
+        let mut all = Vec::new();
+        for version in &versions {
+            for alias in db::artifacts::aliases_of(&mut conn, version.id)
+                .await
+                .map_err(gql)?
+            {
+                all.push(ArtifactAlias::new(&self.0, version.id, alias));
+            }
+        }
+        let window = Window::new(all.len(), after.as_deref(), first);
+        let page_info = window.page_info(all.len());
+        let edges = window
+            .edges(all)
+            .map(|(node, cursor)| AliasEdge { node, cursor })
+            .collect();
+        Ok(AliasConnection { edges, page_info })
+    }
+}
+
+/// A version seen through its collection.
+pub(super) struct Membership(pub ArtifactRow);
+
+#[Object(name = "ArtifactCollectionMembership")]
+impl Membership {
+    async fn id(&self) -> ID {
+        encode_id("ArtifactCollectionMembership", self.0.id)
+    }
+    async fn version_index(&self) -> Option<i64> {
+        self.0.version_index
+    }
+    async fn created_at(&self) -> &str {
+        &self.0.created_at
+    }
+    async fn aliases(&self, ctx: &Context<'_>) -> Result<Vec<ArtifactAlias>> {
+        aliases(ctx, &self.0).await.map_err(gql)
+    }
+    async fn artifact_collection(&self) -> ArtifactSequence {
+        ArtifactSequence(self.0.collection.clone())
+    }
+    async fn artifact(&self) -> Artifact {
+        Artifact(self.0.clone())
+    }
+    async fn files(
+        &self,
+        ctx: &Context<'_>,
+        names: Option<Vec<String>>,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> Result<FileConnection> {
+        file_page(ctx, &self.0, names, after.as_deref(), first)
+            .await
+            .map_err(gql)
+    }
+}
+
+pub(super) struct ArtifactAlias {
+    id: ID,
+    alias: String,
+    collection: CollectionRow,
+}
+
+impl ArtifactAlias {
+    fn new(collection: &CollectionRow, artifact: i64, alias: String) -> ArtifactAlias {
+        ArtifactAlias {
+            id: ID(format!("{}:{artifact}:{alias}", collection.id)),
+            alias,
+            collection: collection.clone(),
+        }
+    }
+}
+
+#[Object]
+impl ArtifactAlias {
+    async fn id(&self) -> &ID {
+        &self.id
+    }
+    async fn alias(&self) -> &str {
+        &self.alias
+    }
+    async fn artifact_collection(&self) -> ArtifactCollection {
+        ArtifactCollection::ArtifactSequence(ArtifactSequence(self.collection.clone()))
+    }
+}
+
+#[derive(SimpleObject)]
+pub(super) struct AliasEdge {
+    node: ArtifactAlias,
+    cursor: String,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct AliasConnection {
+    edges: Vec<AliasEdge>,
+    page_info: PageInfo,
+}
+
+async fn aliases(
+    ctx: &Context<'_>,
+    artifact: &ArtifactRow,
+) -> Result<Vec<ArtifactAlias>, ApiError> {
+    let mut conn = session(ctx).app.db.conn().await?;
+    Ok(db::artifacts::aliases_of(&mut conn, artifact.id)
+        .await?
+        .into_iter()
+        .map(|alias| ArtifactAlias::new(&artifact.collection, artifact.id, alias))
+        .collect())
+}
+
+/// An artifact type of a project: cairn keeps the type on each collection, so a type is
+/// the set of collections that carry its name.
+pub(super) struct ArtifactType {
+    project: i64,
+    name: String,
+    created_at: String,
+}
+
+impl ArtifactType {
+    fn of(collection: &CollectionRow) -> ArtifactType {
+        ArtifactType {
+            project: collection.project_id,
+            name: collection.type_name.clone(),
+            created_at: collection.created_at.clone(),
+        }
+    }
+
+    /// The types of `project`'s collections, each once, in first-use order.
+    pub(super) async fn of_project(
+        conn: &mut AnyConnection,
+        project: i64,
+    ) -> Result<Vec<ArtifactType>, ApiError> {
+        let mut types: Vec<ArtifactType> = Vec::new();
+        for collection in db::artifacts::collections_of(conn, project).await? {
+            if !types.iter().any(|t| t.name == collection.type_name) {
+                types.push(ArtifactType::of(&collection));
+            }
+        }
+        Ok(types)
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn collections(&self, ctx: &Context<'_>) -> Result<Vec<CollectionRow>, ApiError> {
+        let mut conn = session(ctx).app.db.conn().await?;
+        let mut all = db::artifacts::collections_of(&mut conn, self.project).await?;
+        all.retain(|c| c.type_name == self.name);
+        Ok(all)
+    }
+}
+
+#[Object(name = "ArtifactType")]
+impl ArtifactType {
+    async fn id(&self) -> ID {
+        ID(format!("{}:{}", self.project, self.name))
+    }
+    #[graphql(name = "name")]
+    async fn type_name(&self) -> &str {
+        &self.name
+    }
+    async fn description(&self) -> Option<&str> {
+        None
+    }
+    async fn created_at(&self) -> &str {
+        &self.created_at
+    }
+    async fn artifact_collection(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> Result<Option<ArtifactSequence>> {
+        Ok(self
+            .collections(ctx)
+            .await
+            .map_err(gql)?
+            .into_iter()
+            .find(|c| c.name == name)
+            .map(ArtifactSequence))
+    }
+    async fn artifact_collections(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+        filters: Option<JsonString>,
+        order: Option<String>,
+    ) -> Result<CollectionConnection> {
+        let _ = (filters, order);
+        let all = self.collections(ctx).await.map_err(gql)?;
+        Ok(collection_page(all, after.as_deref(), first))
+    }
+}
+
+#[derive(SimpleObject)]
+pub(super) struct ArtifactTypeEdge {
+    node: ArtifactType,
+    cursor: String,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct ArtifactTypeConnection {
+    edges: Vec<ArtifactTypeEdge>,
+    page_info: PageInfo,
+}
+
+pub(super) fn type_page(
+    types: Vec<ArtifactType>,
+    after: Option<&str>,
+    first: Option<i32>,
+) -> ArtifactTypeConnection {
+    let window = Window::new(types.len(), after, first);
+    let page_info = window.page_info(types.len());
+    let edges = window
+        .edges(types)
+        .map(|(node, cursor)| ArtifactTypeEdge { node, cursor })
+        .collect();
+    ArtifactTypeConnection { edges, page_info }
+}
+
+#[derive(SimpleObject)]
+pub(super) struct CollectionEdge {
+    node: ArtifactSequence,
+    cursor: String,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct CollectionConnection {
+    edges: Vec<CollectionEdge>,
+    page_info: PageInfo,
+    total_count: i64,
+}
+
+pub(super) fn collection_page(
+    all: Vec<CollectionRow>,
+    after: Option<&str>,
+    first: Option<i32>,
+) -> CollectionConnection {
+    let total = all.len();
+    let window = Window::new(total, after, first);
+    let page_info = window.page_info(total);
+    let edges = window
+        .edges(all)
+        .map(|(row, cursor)| CollectionEdge {
+            node: ArtifactSequence(row),
+            cursor,
+        })
+        .collect();
+    CollectionConnection {
+        edges,
+        page_info,
+        total_count: total as i64,
+    }
+}
+
+#[derive(SimpleObject)]
+pub(super) struct VersionEdge {
+    node: Artifact,
+    cursor: String,
+    /// `vN`.
+    version: String,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct VersionConnection {
+    edges: Vec<VersionEdge>,
+    page_info: PageInfo,
+    total_count: i64,
+}
+
+/// One page of `versions` (a run's inputs or outputs, a collection's versions).
+pub(super) fn version_page(
+    versions: Vec<ArtifactRow>,
+    after: Option<&str>,
+    first: Option<i32>,
+) -> VersionConnection {
+    let total = versions.len();
+    let window = Window::new(total, after, first);
+    let page_info = window.page_info(total);
+    let edges = window
+        .edges(versions)
+        .map(|(row, cursor)| VersionEdge {
+            version: format!("v{}", row.version_index.unwrap_or(0)),
+            node: Artifact(row),
+            cursor,
+        })
+        .collect();
+    VersionConnection {
+        edges,
+        page_info,
+        total_count: total as i64,
+    }
+}
+
+/// One page of a version's stored files (references have no bytes here), by path, each
+/// with a signed download URL.
+async fn file_page(
+    ctx: &Context<'_>,
+    artifact: &ArtifactRow,
+    names: Option<Vec<String>>,
+    after: Option<&str>,
+    first: Option<i32>,
+) -> Result<FileConnection, ApiError> {
+    let mut conn = session(ctx).app.db.conn().await?;
+    let total = db::artifacts::entry_count(&mut conn, artifact.id).await?;
+    let start = super::paging::decode_cursor(after).map_or(0, |n| n.saturating_add(1));
+    let size = first
+        .map_or(DEFAULT_FILE_PAGE, i64::from)
+        .clamp(0, MAX_FILE_PAGE);
+    let mut rows = db::artifacts::entries(&mut conn, artifact.id, start, size).await?;
+    let names = names.filter(|n| !n.is_empty());
+    let edges: Vec<FileEdge> = rows
+        .drain(..)
+        .enumerate()
+        .filter(|(_, e)| names.as_ref().is_none_or(|n| n.contains(&e.path)))
+        .filter_map(|(i, entry)| {
+            let file = entry_file(artifact, entry)?;
+            Some(FileEdge {
+                node: file,
+                cursor: cursor(start + i as i64),
+            })
+        })
+        .collect();
+    let end = (start + size).min(total);
+    Ok(FileConnection {
+        edges,
+        page_info: PageInfo {
+            start_cursor: (end > start).then(|| cursor(start)),
+            end_cursor: (end > start).then(|| cursor(end - 1)),
+            has_next_page: end < total,
+            has_previous_page: start > 0,
+        },
+        total_count: total,
+    })
+}
+
+/// The stored file behind an entry, or `None` for a reference.
+fn entry_file(artifact: &ArtifactRow, entry: EntryRow) -> Option<StoredFile> {
+    if entry.reference.is_some() {
+        return None;
+    }
+    let md5 = entry.md5?;
+    let key = blob::artifact_blob_key(artifact.collection.entity_id, &md5_hex(&md5)?);
+    Some(StoredFile::at(
+        key,
+        FileRow {
+            name: entry.path,
+            size: entry.size,
+            md5: Some(md5),
+            uploaded: true,
+            updated_at: artifact.updated_at.clone(),
+        },
+    ))
+}
+
+/// The hex form of W&B's base64 MD5, if it is one.
+pub(super) fn md5_hex(b64: &str) -> Option<String> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    (raw.len() == 16).then(|| hex::encode(raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_split_into_collection_and_alias() {
+        assert_eq!(split_name("ds:latest"), ("ds", "latest"));
+        assert_eq!(split_name("ds:v3"), ("ds", "v3"));
+        assert_eq!(split_name("ds"), ("ds", "latest"));
+        assert_eq!(split_name("ds:"), ("ds", "latest"));
+        assert_eq!(split_name("run-x-tbl:v0"), ("run-x-tbl", "v0"));
+    }
+
+    #[test]
+    fn md5_forms() {
+        assert_eq!(
+            md5_hex("t/DFCvY1IvFkGHDVa9VgAg==").as_deref(),
+            Some("b7f0c50af63522f1641870d56bd56002")
+        );
+        assert_eq!(md5_hex("not base64!"), None);
+        assert_eq!(md5_hex("AAAA"), None);
+    }
+}
