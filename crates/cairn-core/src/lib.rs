@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod artifact;
 pub mod clock;
 pub mod console;
 pub mod handler;

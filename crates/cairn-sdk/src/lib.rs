@@ -27,10 +27,12 @@
 
 #![warn(missing_docs)]
 
+pub mod artifact;
 mod run;
 pub mod settings;
 mod signals;
 
+pub use artifact::{Artifact, ArtifactHandle, LoggedArtifact, UsedArtifact};
 pub use cairn_core::pipeline::{Event, ExitPhase, FinishReport};
 pub use cairn_core::value::Value;
 pub use cairn_store::SyncPolicy;

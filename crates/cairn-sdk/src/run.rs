@@ -30,6 +30,7 @@ use cairn_proto::{
 };
 use cairn_store::SyncPolicy;
 
+use crate::artifact::{Artifact, ArtifactError, ArtifactHandle, RunArtifacts, UsedArtifact};
 use crate::settings::{self, DEFAULT_FINISH_DEADLINE, DEFAULT_PROJECT, Mode, RunLayout};
 
 /// Why a run could not start.
@@ -345,6 +346,8 @@ impl RunBuilder {
             Some(Some(interval)) => Some(system_config(interval)),
             None => Some(system_config(cairn_core::system::DEFAULT_INTERVAL)),
         };
+        let board = std::sync::Arc::new(cairn_core::upload::artifact::ArtifactBoard::default());
+        let online_connection = (mode == Mode::Online).then(|| connection.clone());
         let config = PipelineConfig {
             log_path: layout.log_path.clone(),
             files_dir: layout.files_dir.clone(),
@@ -366,6 +369,7 @@ impl RunBuilder {
             upload: (mode == Mode::Online).then(|| {
                 let mut upload =
                     UploadSettings::new(connection, layout.files_dir.clone()).with_retry_env();
+                upload.artifacts = board.clone();
                 if let Some(secs) = settings::env(settings::ENV_TRANSMIT_INTERVAL)
                     .and_then(|s| s.parse::<f64>().ok())
                     .filter(|s| s.is_finite() && *s >= 0.0)
@@ -387,6 +391,8 @@ impl RunBuilder {
             run_record.resumed = true;
             run_record.starting_step = status.last_step.map_or(0, |s| s + 1);
         }
+        let run_entity = Some(run_record.entity.clone()).filter(|e| !e.is_empty());
+        let run_project = run_record.project.clone();
         // The queue is empty: these cannot fail.
         let _ = input.send(Input::Record(Box::new(Record {
             record_type: Some(RecordType::Run(run_record)),
@@ -394,6 +400,15 @@ impl RunBuilder {
         })));
         let _ = input.send(Input::Record(Box::new(telemetry_record(mode))));
         let _ = input.send(Input::Record(Box::new(environment_record(started))));
+        let artifacts = RunArtifacts {
+            board,
+            connection: online_connection,
+            entity: run_entity,
+            project: run_project,
+            run_id: id.clone(),
+            run_dir: layout.run_dir.clone(),
+            pending: std::sync::Mutex::new(Vec::new()),
+        };
         let capture = if console {
             start_capture(input.clone())
         } else {
@@ -414,6 +429,7 @@ impl RunBuilder {
                 capture,
                 events,
                 signals,
+                artifacts,
             }),
             deadline: self
                 .finish_deadline
@@ -566,6 +582,7 @@ struct Inner {
     events: std::sync::mpsc::Receiver<Event>,
     /// Registration with the signal listener, removed when the run finishes.
     signals: Option<u64>,
+    artifacts: RunArtifacts,
 }
 
 /// A run: log metrics, set the summary and config, then [`finish`](Run::finish).
@@ -817,6 +834,26 @@ impl Run {
         }))
     }
 
+    /// Logs an artifact and returns at once: its files are hashed on another thread, then
+    /// it is saved beside the run's other uploads (online) or kept in the log for
+    /// `cairn sync` (offline). [`ArtifactHandle::wait`] gives the outcome.
+    pub fn log_artifact(&self, artifact: &Artifact) -> Result<ArtifactHandle, ArtifactError> {
+        match &self.inner {
+            Some(inner) => inner.artifacts.log(&inner.input, artifact),
+            None => Err(ArtifactError::NoRun(artifact.name().to_owned())),
+        }
+    }
+
+    /// Finds the artifact version `name` (`[entity/][project/]name[:alias|:vN]`; the
+    /// run's entity and project by default, `latest` by default) on the server and records
+    /// that this run uses it. Online only; this call waits for the server's answer.
+    pub fn use_artifact(&self, name: &str) -> Result<UsedArtifact, ArtifactError> {
+        match &self.inner {
+            Some(inner) => inner.artifacts.use_artifact(&inner.input, name),
+            None => Err(ArtifactError::NoRun(name.to_owned())),
+        }
+    }
+
     /// Marks the run as about to be preempted.
     pub fn mark_preempting(&self) -> Result<(), RunError> {
         self.record(RecordType::Preempting(RunPreemptingRecord::default()))
@@ -861,6 +898,7 @@ impl Run {
             let _ = std::io::stderr().flush();
             let _ = capture.stop();
         }
+        inner.artifacts.wait_hashing();
         drop(inner.input);
         Ok(Some(inner.pipeline.finish(exit_code, self.deadline)?))
     }

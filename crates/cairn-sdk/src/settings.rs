@@ -77,6 +77,14 @@ pub(crate) fn env(name: &str) -> Option<String> {
 
 /// A random run id: 8 characters of `[a-z0-9]`, as W&B makes them.
 pub(crate) fn generate_run_id() -> String {
+    random_id(8)
+}
+
+/// `len` random characters of `[a-z0-9]` (ids, not secrets: seeded from the clock, the
+/// process and a counter).
+pub(crate) fn random_id(len: usize) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -84,7 +92,10 @@ pub(crate) fn generate_run_id() -> String {
     let mut state = now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32);
     let local = 0u8;
     state ^= (&local as *const u8 as usize as u64).rotate_left(17);
-    (0..8)
+    state ^= COUNTER
+        .fetch_add(1, Ordering::Relaxed)
+        .wrapping_mul(0xA24B_AED4_963E_E407);
+    (0..len)
         .map(|_| {
             // splitmix64
             state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -383,11 +383,10 @@ impl Connection {
         })
     }
 
-    /// PUTs a local file to a (signed) upload URL, streamed from disk with its length as
-    /// `Content-Length`, with the given extra headers and no `Authorization` header.
+    /// PUTs the file at `path` to `url` (a signed upload URL: no credentials are sent),
+    /// streamed from disk, with `headers` (the server's `uploadHeaders`).
     ///
-    /// Retried per [`Policies::file_transfer`]; each attempt reopens the file, so a file that
-    /// cannot be opened fails at once with [`HttpError::File`].
+    /// Retried per [`Policies::file_transfer`]; each attempt re-reads the file.
     pub fn put_file(
         &self,
         url: &str,
@@ -395,20 +394,44 @@ impl Connection {
         headers: &[(String, String)],
         until: &Until,
     ) -> Result<(), HttpError> {
+        self.put_file_part(url, path, None, headers, until)
+            .map(|_| ())
+    }
+
+    /// PUTs the bytes of `path` in `range` (`(offset, length)`; the whole file when `None`)
+    /// like [`Connection::put_file`]; returns the answer's `ETag` header, quotes included,
+    /// when it has one (multipart parts need it).
+    pub fn put_file_part(
+        &self,
+        url: &str,
+        path: &Path,
+        range: Option<(u64, u64)>,
+        headers: &[(String, String)],
+        until: &Until,
+    ) -> Result<Option<String>, HttpError> {
+        use std::io::{Seek, SeekFrom};
         let policy = self.inner.policies.file_transfer;
         let file_error = |source| HttpError::File {
             path: path.to_owned(),
             source,
         };
         self.with_retries(&policy, url, until, |timeout| {
-            let file = match File::open(path) {
+            let mut file = match File::open(path) {
                 Ok(file) => file,
                 Err(source) => return Attempt::Fail(file_error(source)),
             };
-            let len = match file.metadata() {
-                Ok(metadata) => metadata.len(),
-                Err(source) => return Attempt::Fail(file_error(source)),
+            let (offset, len) = match range {
+                Some(range) => range,
+                None => match file.metadata() {
+                    Ok(metadata) => (0, metadata.len()),
+                    Err(source) => return Attempt::Fail(file_error(source)),
+                },
             };
+            if offset > 0
+                && let Err(source) = file.seek(SeekFrom::Start(offset))
+            {
+                return Attempt::Fail(file_error(source));
+            }
             let mut request = self
                 .inner
                 .agent
@@ -428,7 +451,77 @@ impl Connection {
                 abort: until.abort.clone(),
             };
             let result = request.send(SendBody::from_owned_reader(reader));
-            self.exchange(url, result).and_then(|_| Ok(()))
+            let etag = result
+                .as_ref()
+                .ok()
+                .and_then(|r| header(r.headers(), "etag"))
+                .map(str::to_owned);
+            self.exchange(url, result).and_then(|_| Ok(etag))
+        })
+    }
+
+    /// GETs `url` (a signed download URL: no credentials are sent) into a new file at
+    /// `dest`, streaming, and returns the MD5 of the bytes written. A cut-off or failed
+    /// attempt starts over. Retried per [`Policies::file_transfer`].
+    pub fn get_to_file(
+        &self,
+        url: &str,
+        dest: &Path,
+        until: &Until,
+    ) -> Result<[u8; 16], HttpError> {
+        use md5::Digest as _;
+        let policy = self.inner.policies.file_transfer;
+        let file_error = |source| HttpError::File {
+            path: dest.to_owned(),
+            source,
+        };
+        self.with_retries(&policy, url, until, |timeout| {
+            let result = self
+                .inner
+                .agent
+                .get(url)
+                .config()
+                .timeout_per_call(Some(timeout))
+                .build()
+                .call();
+            let mut response = match result {
+                Ok(response) if response.status().is_success() => response,
+                other => return self.exchange(url, other).and_then(|_| Ok([0; 16])),
+            };
+            let mut out = match File::create(dest) {
+                Ok(file) => io::BufWriter::with_capacity(1 << 20, file),
+                Err(source) => return Attempt::Fail(file_error(source)),
+            };
+            let mut md5 = md5::Md5::new();
+            let mut reader = AbortableReader {
+                inner: response.body_mut().as_reader(),
+                abort: until.abort.clone(),
+            };
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        md5.update(&buf[..n]);
+                        if let Err(source) = out.write_all(&buf[..n]) {
+                            return Attempt::Fail(file_error(source));
+                        }
+                    }
+                    Err(error) => {
+                        return Attempt::Retry {
+                            error: HttpError::Transport {
+                                url: shown_url(url).to_owned(),
+                                message: error.to_string(),
+                            },
+                            server_wait: None,
+                        };
+                    }
+                }
+            }
+            if let Err(source) = out.flush() {
+                return Attempt::Fail(file_error(source));
+            }
+            Attempt::Done(md5.finalize().into())
         })
     }
 

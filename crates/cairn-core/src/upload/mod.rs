@@ -5,7 +5,9 @@
 //! order and turns them into W&B's wire traffic: the run upsert (`UpsertBucket`, with the
 //! full config, debounced), the filestream (history, system metrics, console, summary,
 //! uploaded files, preempting, the final `complete`), run files (`CreateRunFiles` + PUT to
-//! the signed URLs) and alerts. Two drivers feed it:
+//! the signed URLs), alerts, artifacts (saved by a worker thread beside the rest, see
+//! [`artifact`]; the finish waits for them) and the artifacts a run used. Two drivers feed
+//! it:
 //!
 //! * [`follow`] — a live run: a thread polls the log as the writer appends to it, so the
 //!   network is never on the training loop's path, memory holds one request's worth of
@@ -21,6 +23,7 @@
 //! last records are sent, or when its deadline passes or its abort flag is raised; then
 //! the run folder is left for `cairn sync`.
 
+pub mod artifact;
 mod convert;
 pub mod credentials;
 mod filestream;
@@ -79,6 +82,8 @@ pub struct UploadSettings {
     pub upsert_debounce: Duration,
     /// Retries per kind of request (W&B's by default).
     pub policies: Policies,
+    /// Where the outcome of each artifact the log holds is published.
+    pub artifacts: Arc<artifact::ArtifactBoard>,
 }
 
 impl UploadSettings {
@@ -95,6 +100,7 @@ impl UploadSettings {
             max_request_bytes: 10 << 20,
             upsert_debounce: Duration::from_secs(5),
             policies: Policies::default(),
+            artifacts: Arc::default(),
         }
     }
 
@@ -179,6 +185,8 @@ pub struct UploadReport {
     pub damage: Vec<String>,
     /// Problems that did not stop the upload (a file that could not be uploaded, …).
     pub warnings: Vec<String>,
+    /// Artifact versions saved (`collection:vN`, or the id when the server gave no number).
+    pub artifacts: Vec<String>,
 }
 
 /// The run as the server knows it.
@@ -246,7 +254,53 @@ pub struct Uploader {
     /// The server takes gzip filestream bodies (its `FILESTREAM_GZIP` feature).
     gzip: bool,
     stop: Arc<AtomicBool>,
+    /// Saves artifacts beside the rest; started with the first one.
+    artifact_worker: Option<ArtifactWorker>,
     report: UploadReport,
+}
+
+/// A thread saving a run's artifacts in log order, publishing each outcome.
+#[derive(Debug)]
+struct ArtifactWorker {
+    queue: std::sync::mpsc::Sender<(artifact::Target, cairn_proto::ArtifactRecord)>,
+    thread: std::thread::JoinHandle<(Vec<String>, Vec<String>)>,
+}
+
+impl ArtifactWorker {
+    fn start(
+        conn: Connection,
+        board: Arc<artifact::ArtifactBoard>,
+        until: Until,
+    ) -> ArtifactWorker {
+        let (queue, jobs) =
+            std::sync::mpsc::channel::<(artifact::Target, cairn_proto::ArtifactRecord)>();
+        let thread = std::thread::Builder::new()
+            .name("cairn-artifacts".to_owned())
+            .spawn(move || {
+                let (mut saved, mut failed) = (Vec::new(), Vec::new());
+                for (target, record) in jobs {
+                    let outcome = match artifact::save(&conn, &target, &record, &until) {
+                        Ok(done) => {
+                            saved.push(match done.version {
+                                Some(v) => format!("{}:v{v}", record.name),
+                                None => format!("{} ({})", record.name, done.id),
+                            });
+                            artifact::ArtifactOutcome::Saved(done)
+                        }
+                        Err(err) => {
+                            failed.push(err.to_string());
+                            artifact::ArtifactOutcome::Failed(err.to_string())
+                        }
+                    };
+                    if !record.client_id.is_empty() {
+                        board.publish(&record.client_id, outcome);
+                    }
+                }
+                (saved, failed)
+            })
+            .expect("spawning the artifact thread");
+        ArtifactWorker { queue, thread }
+    }
 }
 
 impl Uploader {
@@ -269,6 +323,7 @@ impl Uploader {
             exit_code: None,
             gzip: false,
             stop,
+            artifact_worker: None,
             report: UploadReport::default(),
         }
     }
@@ -327,11 +382,69 @@ impl Uploader {
                 }
             }
             RecordType::Alert(alert) => self.alert(alert, until)?,
+            RecordType::Artifact(record) => self.save_artifact(record, until)?,
+            RecordType::UseArtifact(used) => {
+                let target = self.target()?;
+                if let Err(err) = artifact::record_use(&self.conn, &target, &used.id, until) {
+                    self.report.warnings.push(err.to_string());
+                }
+            }
             RecordType::Preempting(_) => self.stream()?.set_preempting(),
             RecordType::Exit(exit) => self.exit_code = Some(exit.exit_code),
             _ => {}
         }
         Ok(())
+    }
+
+    /// The run as an artifact's owner.
+    fn target(&self) -> Result<artifact::Target, UploadError> {
+        let run = self.run.as_ref().ok_or(UploadError::NoRun)?;
+        Ok(artifact::Target {
+            entity: run.entity.clone(),
+            project: run.project.clone(),
+            run: run.name.clone(),
+        })
+    }
+
+    /// Hands an artifact of the log to the artifact thread (started on first use).
+    fn save_artifact(
+        &mut self,
+        record: &cairn_proto::ArtifactRecord,
+        until: &Until,
+    ) -> Result<(), UploadError> {
+        let target = self.target()?;
+        let worker = self.artifact_worker.get_or_insert_with(|| {
+            ArtifactWorker::start(
+                self.conn.clone(),
+                self.settings.artifacts.clone(),
+                until.clone(),
+            )
+        });
+        if worker.queue.send((target, record.clone())).is_err() {
+            self.report.warnings.push(format!(
+                "artifact {}: the artifact thread ended",
+                record.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits for the artifact thread to save what it was given.
+    fn finish_artifacts(&mut self) {
+        let Some(worker) = self.artifact_worker.take() else {
+            return;
+        };
+        drop(worker.queue);
+        match worker.thread.join() {
+            Ok((saved, failed)) => {
+                self.report.artifacts.extend(saved);
+                self.report.warnings.extend(failed);
+            }
+            Err(_) => self
+                .report
+                .warnings
+                .push("the artifact thread panicked".to_owned()),
+        }
     }
 
     fn stream(&mut self) -> Result<&mut FileStream, UploadError> {
@@ -674,6 +787,7 @@ impl Uploader {
         if self.config_dirty {
             self.upsert_config(until)?;
         }
+        self.finish_artifacts();
         let mut names: Vec<String> = std::mem::take(&mut self.end_files);
         names.extend(std::mem::take(&mut self.now_files));
         names.extend(END_FILES.iter().map(|s| (*s).to_owned()));
