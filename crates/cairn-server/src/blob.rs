@@ -224,9 +224,31 @@ impl Blobs {
         ),
         BlobError,
     > {
+        let (size, _, stream) = self.get_range(key, None).await?;
+        Ok((size, stream))
+    }
+
+    /// The bytes `range` (start, end exclusive; the whole object when `None`) of `key`, as a
+    /// stream, with the object's size and the range served.
+    pub async fn get_range(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<
+        (
+            u64,
+            std::ops::Range<u64>,
+            impl Stream<Item = Result<bytes_buf::Bytes, object_store::Error>> + use<>,
+        ),
+        BlobError,
+    > {
+        let options = object_store::GetOptions {
+            range: range.map(object_store::GetRange::Bounded),
+            ..Default::default()
+        };
         let result = self
             .store
-            .get(&object_path(key))
+            .get_opts(&object_path(key), options)
             .await
             .map_err(|source| match source {
                 object_store::Error::NotFound { .. } => BlobError::NotFound(key.to_owned()),
@@ -236,7 +258,20 @@ impl Blobs {
                 },
             })?;
         let size = result.meta.size;
-        Ok((size, result.into_stream()))
+        let served = result.range.clone();
+        Ok((size, served, result.into_stream()))
+    }
+
+    /// The size of the object `key`.
+    pub async fn size(&self, key: &str) -> Result<u64, BlobError> {
+        match self.store.head(&object_path(key)).await {
+            Ok(meta) => Ok(meta.size),
+            Err(object_store::Error::NotFound { .. }) => Err(BlobError::NotFound(key.to_owned())),
+            Err(source) => Err(BlobError::Store {
+                key: key.to_owned(),
+                source,
+            }),
+        }
     }
 
     /// Moves the object `from` to `to` (replacing `to`).

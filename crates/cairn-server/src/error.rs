@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The body is larger than this endpoint accepts (413).
     #[error("{0}")]
     TooLarge(String),
+    /// A download asked for bytes the file does not have (416).
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
     /// A database failure; logged, answered as a generic 500.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -45,6 +48,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Blob(BlobError::NotFound(_)) => StatusCode::NOT_FOUND,

@@ -5,7 +5,7 @@
 //! | `POST /graphql` | GraphQL (Basic `api:KEY`), see `graphql` |
 //! | `POST /files/{entity}/{project}/{run}/file_stream` | a run's live data, see `filestream` |
 //! | `PUT /storage/{key}?exp&sig` | upload to a signed URL (no credentials) |
-//! | `GET /storage/{key}?exp&sig` | download from a signed URL |
+//! | `GET /storage/{key}?exp&sig` | download from a signed URL (one `Range` honoured) |
 //! | `GET /healthz` | liveness |
 //!
 //! Oversized bodies are answered 413, malformed ones 400, both as JSON errors.
@@ -161,17 +161,82 @@ async fn storage_get(
     State(app): State<App>,
     Path(key): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     signed(&app, "GET", &key, &query)?;
-    let (size, stream) = app.blobs.get(&key).await?;
-    let mut response = Body::from_stream(stream).into_response();
+    let wanted = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let Some(wanted) = wanted else {
+        let (size, stream) = app.blobs.get(&key).await?;
+        return Ok(octet_stream(StatusCode::OK, size, stream, None));
+    };
+    // The size resolves `bytes=N-` and `bytes=-N`.
+    let size = app.blobs.size(&key).await?;
+    let Some(range) = parse_range(&wanted, size) else {
+        let mut response = ApiError::RangeNotSatisfiable(format!(
+            "range {wanted:?} is not satisfiable for {key} ({size} bytes)"
+        ))
+        .into_response();
+        if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
+        return Ok(response);
+    };
+    let (size, served, stream) = app.blobs.get_range(&key, Some(range)).await?;
+    let content_range = format!("bytes {}-{}/{size}", served.start, served.end - 1);
+    Ok(octet_stream(
+        StatusCode::PARTIAL_CONTENT,
+        served.end - served.start,
+        stream,
+        Some(content_range),
+    ))
+}
+
+/// A streamed `application/octet-stream` answer of `len` bytes.
+fn octet_stream(
+    status: StatusCode,
+    len: u64,
+    stream: impl futures_util::Stream<Item = Result<Bytes, object_store::Error>> + Send + 'static,
+    content_range: Option<String>,
+) -> Response {
+    let mut response = (status, Body::from_stream(stream)).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    Ok(response)
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(value) = content_range.and_then(|r| HeaderValue::from_str(&r).ok()) {
+        headers.insert(header::CONTENT_RANGE, value);
+    }
+    response
+}
+
+/// A single `Range: bytes=…` of an object of `size` bytes, as start..end (exclusive);
+/// `None` when it is malformed, asks for several ranges, or lies outside the object.
+fn parse_range(header: &str, size: u64) -> Option<std::ops::Range<u64>> {
+    let spec = header.trim().strip_prefix("bytes=")?.trim();
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        let suffix: u64 = last.parse().ok()?;
+        size.saturating_sub(suffix)..size
+    } else {
+        let start: u64 = first.parse().ok()?;
+        let end = if last.is_empty() {
+            size
+        } else {
+            last.parse::<u64>().ok()?.saturating_add(1).min(size)
+        };
+        start..end
+    };
+    (range.start < range.end).then_some(range)
 }
 
 /// Stores an artifact file whose key names its MD5: the body goes to a staging key first
@@ -246,6 +311,24 @@ pub(crate) fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_parse() {
+        assert_eq!(parse_range("bytes=100-1099", 10_000), Some(100..1100));
+        assert_eq!(parse_range("bytes=9000-", 10_000), Some(9000..10_000));
+        assert_eq!(parse_range("bytes=-500", 10_000), Some(9500..10_000));
+        assert_eq!(parse_range("bytes=0-99999", 10_000), Some(0..10_000));
+        for bad in [
+            "bytes=10000-",
+            "bytes=5-2",
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=-0",
+        ] {
+            assert_eq!(parse_range(bad, 10_000), None, "{bad}");
+        }
+    }
 
     #[test]
     fn run_file_keys_parse() {
