@@ -503,7 +503,11 @@ impl Uploader {
             "repo": run.git.as_ref().and_then(|g| nonempty(&g.remote_url)),
             "config": self.files.config_json(),
         });
-        // A server that cannot say (an old one) gets plain JSON.
+        let data = self
+            .conn
+            .graphql("UpsertBucket", UPSERT_BUCKET, variables, until)?;
+        // Asked once the server has answered the upsert (so a server that is down at the
+        // start costs one retry budget, not two). One that cannot say gets plain JSON.
         self.gzip = self
             .conn
             .graphql("ServerFeaturesQuery", SERVER_FEATURES, json!({}), until)
@@ -514,9 +518,6 @@ impl Uploader {
                     f["name"] == "FILESTREAM_GZIP" && f["isEnabled"].as_bool() == Some(true)
                 })
             });
-        let data = self
-            .conn
-            .graphql("UpsertBucket", UPSERT_BUCKET, variables, until)?;
         let bucket = &data["upsertBucket"]["bucket"];
         let text = |v: &Json| v.as_str().map(str::to_owned);
         let remote = match (

@@ -172,6 +172,42 @@ async fn fetch_artifacts(
         .map_err(doing(what))
 }
 
+/// How a collection is looked up.
+enum By<'a> {
+    Name { project: i64, name: &'a str },
+    Id(i64),
+    ClientId(&'a str),
+}
+
+async fn find_collection(
+    conn: &mut AnyConnection,
+    by: By<'_>,
+) -> Result<Option<CollectionRow>, DbError> {
+    let select = format!("SELECT {COLLECTION_COLUMNS} FROM {COLLECTION_FROM} WHERE ");
+    let (sql, query);
+    match by {
+        By::Name { project, name } => {
+            sql = select + "c.project_id = $1 AND c.name = $2";
+            query = sqlx::query(&sql).bind(project).bind(name);
+        }
+        By::Id(id) => {
+            sql = select + "c.id = $1";
+            query = sqlx::query(&sql).bind(id);
+        }
+        By::ClientId(client_id) => {
+            sql = select + "c.client_id = $1";
+            query = sqlx::query(&sql).bind(client_id);
+        }
+    }
+    let row = query
+        .fetch_optional(conn)
+        .await
+        .map_err(doing("finding an artifact collection"))?;
+    row.map(|r| collection_row(&r, 0))
+        .transpose()
+        .map_err(doing("finding an artifact collection"))
+}
+
 /// The collection `name` of `project`, if any.
 pub async fn collection(
     conn: &mut AnyConnection,
@@ -181,17 +217,7 @@ pub async fn collection(
     if name.contains('\0') {
         return Ok(None);
     }
-    let row = sqlx::query(&format!(
-        "SELECT {COLLECTION_COLUMNS} FROM {COLLECTION_FROM} WHERE c.project_id = $1 AND c.name = $2"
-    ))
-    .bind(project)
-    .bind(name)
-    .fetch_optional(conn)
-    .await
-    .map_err(doing("finding an artifact collection"))?;
-    row.map(|r| collection_row(&r, 0))
-        .transpose()
-        .map_err(doing("finding an artifact collection"))
+    find_collection(conn, By::Name { project, name }).await
 }
 
 /// The collection `name` of `project`, created with `type_name` on first use.
@@ -244,16 +270,7 @@ pub async fn collection_by_id(
     conn: &mut AnyConnection,
     id: i64,
 ) -> Result<Option<CollectionRow>, DbError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLLECTION_COLUMNS} FROM {COLLECTION_FROM} WHERE c.id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(conn)
-    .await
-    .map_err(doing("finding an artifact collection"))?;
-    row.map(|r| collection_row(&r, 0))
-        .transpose()
-        .map_err(doing("finding an artifact collection"))
+    find_collection(conn, By::Id(id)).await
 }
 
 /// The collection whose `sequenceClientID` is `client_id`.
@@ -261,16 +278,7 @@ pub async fn collection_by_client_id(
     conn: &mut AnyConnection,
     client_id: &str,
 ) -> Result<Option<CollectionRow>, DbError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLLECTION_COLUMNS} FROM {COLLECTION_FROM} WHERE c.client_id = $1"
-    ))
-    .bind(client_id)
-    .fetch_optional(conn)
-    .await
-    .map_err(doing("finding an artifact collection"))?;
-    row.map(|r| collection_row(&r, 0))
-        .transpose()
-        .map_err(doing("finding an artifact collection"))
+    find_collection(conn, By::ClientId(client_id)).await
 }
 
 pub async fn artifact_by_id(
