@@ -21,6 +21,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -387,9 +388,12 @@ class Server:
             return None
 
     def cleanup(self) -> None:
-        """Stop the server, then drop its Postgres database (unless CAIRN_TEST_KEEP)."""
+        """Stop the server, then drop its stored files (artifact tests leave GiBs) and its
+        Postgres database (unless CAIRN_TEST_KEEP)."""
         self.stop()
         self.store.close()
+        if not os.environ.get("CAIRN_TEST_KEEP"):
+            shutil.rmtree(self.data_dir / "files", ignore_errors=True)
         if os.environ.get("CAIRN_TEST_KEEP"):
             print(
                 f"\n[{self.backend}] kept {self.data_dir}, log {self.log_path},"
