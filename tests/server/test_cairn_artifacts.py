@@ -33,6 +33,7 @@ from test_artifacts import (
     usage,
 )
 from test_cairn_online import cairn_sync
+from test_faults_wandb import faulty, setup  # noqa: F401 (fixtures)
 
 ARTIFACTS_BIN = Path(
     os.environ.get("CAIRN_ARTIFACTS_BIN", REPO / "target" / "debug" / "examples" / "artifacts")
@@ -213,6 +214,16 @@ def test_interop_with_wandb_client(client, store):
     assert read_tree(dest) == read_tree(src2)
 
 
+def sparse_big_file(path: Path, size: int) -> str:
+    """A file of `size` bytes, mostly a hole, with unique head and random tail; its MD5."""
+    with open(path, "wb") as f:
+        f.write(unique("head", 1000))
+        f.truncate(size - (1 << 20))
+        f.seek(size - (1 << 20))
+        f.write(os.urandom(1 << 20))
+    return file_md5(path)[0]
+
+
 def test_large_file_in_parts(client, store, server):
     """A 2 GiB + 3 MiB file goes up in parts (wire §3.4) and comes back byte-identical."""
     if server.backend != "sqlite":
@@ -222,12 +233,7 @@ def test_large_file_in_parts(client, store, server):
     src.mkdir()
     big = src / "weights.bin"
     size = (2 << 30) + (3 << 20)
-    with open(big, "wb") as f:
-        f.write(unique("head", 1000))
-        f.truncate(size - (1 << 20))
-        f.seek(size - (1 << 20))
-        f.write(os.urandom(1 << 20))
-    want_md5, _ = file_md5(big)
+    want_md5 = sparse_big_file(big, size)
     try:
         logged = artifacts(client, "log", "bigds", src, WANDB_PROJECT=project, timeout=900)
         coll = collection(store, project, "bigds")
@@ -245,3 +251,59 @@ def test_large_file_in_parts(client, store, server):
         cache = client.tmp / "cache"
         if cache.exists():
             subprocess.run(["rm", "-rf", str(cache)], check=False)
+
+
+def test_large_upload_resumes_after_failure(setup, faulty):  # noqa: F811
+    """Parts stored before an upload failed are not sent again (cairn server's
+    CAIRN_RESUMABLE_MULTIPART): the first attempt gives up when a part PUT fails, the
+    second sends only the parts the server lacks, and the content is whole."""
+    client, proxy, env = setup
+    store = faulty.server.store
+    if faulty.server.backend != "sqlite":
+        pytest.skip("the multipart path does not depend on the database; once is enough")
+    project = client.project()
+    src = client.tmp / "big"
+    src.mkdir()
+    big = src / "weights.bin"
+    size = (2 << 30) + (3 << 20)  # 21 parts of 100 MiB
+    want_md5 = sparse_big_file(big, size)
+    env = dict(env, WANDB_PROJECT=project, WANDB_CACHE_DIR=str(client.tmp / "cache"))
+
+    def run_log(**extra):
+        return subprocess.run(
+            [str(ARTIFACTS_BIN), "log", "resumed", str(src)],
+            cwd=client.tmp, env=dict(env, **extra), capture_output=True, text=True,
+            timeout=900,
+        )
+
+    def part_puts():
+        return [
+            e for e in proxy.events()
+            if e["method"] == "PUT" and "/uploads/" in e["path"]
+        ]
+
+    try:
+        proxy.set_mode("status", status=503, method="PUT", path="/uploads/", every=5)
+        first = run_log(WANDB__FILE_TRANSFER_RETRY_MAX="0")
+        assert first.returncode != 0, "the first attempt should fail on the refused part"
+        stored_first = [e for e in part_puts() if e["action"] == "forwarded" and e["status"] == 200]
+        assert stored_first, "no part reached the server on the first attempt"
+        assert len(stored_first) < 21
+        proxy.set_mode("pass")
+        proxy.reset_stats()
+
+        second = run_log()
+        assert second.returncode == 0, second.stderr
+        sent_second = part_puts()
+        assert len(sent_second) == 21 - len(stored_first), (
+            f"second attempt sent {len(sent_second)} parts; {len(stored_first)} were stored"
+        )
+        coll = collection(store, project, "resumed")
+        (v0,) = committed(store, coll["id"])
+        assert v0["size"] == size
+        assert blobs(store, entity_id(store))[want_md5]["size"] == size
+        assert store.query("SELECT * FROM artifact_uploads") == []
+        assert store.query("SELECT * FROM artifact_upload_parts") == []
+    finally:
+        proxy.set_mode("pass")
+        big.unlink(missing_ok=True)

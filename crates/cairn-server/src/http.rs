@@ -138,9 +138,12 @@ async fn storage_put(
         Some(blob::ArtifactKey::Blob { entity, md5_hex }) => {
             put_artifact_blob(&app, &key, entity, md5_hex, body).await?
         }
-        Some(blob::ArtifactKey::Part { .. }) => {
+        Some(blob::ArtifactKey::Part { upload, part, .. }) => {
             let stored = app.blobs.put_stream(&key, body.into_data_stream()).await?;
             check_content_md5(&headers, &stored, &key)?;
+            let mut tx = app.db.write().await?;
+            db::artifacts::part_stored(tx.conn(), upload, part, &md5_hex_of(&stored.md5)).await?;
+            tx.commit().await?;
             stored
         }
         _ => app.blobs.put_stream(&key, body.into_data_stream()).await?,

@@ -280,6 +280,14 @@ const CREATE_ARTIFACT_FILES: &str =
   }
 }";
 
+/// [`CREATE_ARTIFACT_FILES`] asking also which parts the server already stores.
+const CREATE_ARTIFACT_FILES_RESUMABLE: &str = "mutation CreateArtifactFiles($input: CreateArtifactFilesInput!) {
+  createArtifactFiles(input: $input) {
+    files { edges { node { storagePath uploadUrl uploadHeaders
+      uploadMultipartUrls { uploadID uploadUrlParts { partNumber uploadUrl storedHexMD5 } } artifact { id } } } }
+  }
+}";
+
 const COMPLETE_MULTIPART: &str = "mutation CompleteMultipartUploadArtifact(\
 $completeMultipartAction: CompleteMultipartAction!, $completedParts: [UploadPartsInput!]!, \
 $artifactID: ID!, $storagePath: String!, $uploadID: String!) {
@@ -333,11 +341,14 @@ struct Upload {
     parts: Option<Vec<hash::PartDigest>>,
 }
 
-/// Saves the artifact of `record` for the run `target` (see the module doc).
+/// Saves the artifact of `record` for the run `target` (see the module doc). `resumable`:
+/// the server has cairn's `CAIRN_RESUMABLE_MULTIPART` feature, so parts it already stores
+/// (from an upload cut off earlier) are not sent again.
 pub fn save(
     conn: &Connection,
     target: &Target,
     record: &ArtifactRecord,
+    resumable: bool,
     until: &Until,
 ) -> Result<Saved, ArtifactError> {
     let name = format!("{}:{}", record.name, record.r#type);
@@ -456,7 +467,7 @@ pub fn save(
         });
     }
     for batch in uploads.chunks(FILES_PER_BATCH) {
-        let births = upload_batch(conn, &id, &manifest_id, batch, until, &name)?;
+        let births = upload_batch(conn, &id, &manifest_id, batch, resumable, until, &name)?;
         for (entry_name, birth) in births {
             if let Some(entry) = manifest.entries.get_mut(&entry_name) {
                 entry.birth_artifact_id = Some(birth);
@@ -547,6 +558,7 @@ fn upload_batch(
     artifact_id: &str,
     manifest_id: &str,
     batch: &[Upload],
+    resumable: bool,
     until: &Until,
     name: &str,
 ) -> Result<Vec<(String, String)>, ArtifactError> {
@@ -569,10 +581,15 @@ fn upload_batch(
             })
         })
         .collect();
+    let document = if resumable {
+        CREATE_ARTIFACT_FILES_RESUMABLE
+    } else {
+        CREATE_ARTIFACT_FILES
+    };
     let data = conn
         .graphql(
             "CreateArtifactFiles",
-            CREATE_ARTIFACT_FILES,
+            document,
             json!({"input": {"artifactFiles": files, "storageLayout": "V2"}}),
             until,
         )
@@ -605,11 +622,25 @@ fn upload_batch(
         let part_urls = node["uploadMultipartUrls"]["uploadUrlParts"].as_array();
         match (&upload.parts, part_urls) {
             (Some(parts), Some(urls)) => {
+                let stored: HashMap<u64, &str> = urls
+                    .iter()
+                    .filter_map(|u| Some((u["partNumber"].as_u64()?, u["storedHexMD5"].as_str()?)))
+                    .collect();
                 let urls: HashMap<u64, &str> = urls
                     .iter()
                     .filter_map(|u| Some((u["partNumber"].as_u64()?, u["uploadUrl"].as_str()?)))
                     .collect();
+                let mut etags = Vec::new();
                 for part in parts {
+                    let hex = part.md5.to_hex();
+                    if stored
+                        .get(&u64::from(part.number))
+                        .is_some_and(|md5| md5.eq_ignore_ascii_case(&hex))
+                    {
+                        // Stored by an earlier, cut-off upload: its ETag is its MD5.
+                        etags.push((part.number, format!("\"{hex}\"")));
+                        continue;
+                    }
                     let url =
                         urls.get(&u64::from(part.number))
                             .ok_or_else(|| ArtifactError::Answer {
@@ -640,7 +671,7 @@ fn upload_batch(
                             .to_owned(),
                         storage_path: node["storagePath"].as_str().unwrap_or_default().to_owned(),
                         birth,
-                        etags: Vec::new(),
+                        etags,
                     },
                 );
             }

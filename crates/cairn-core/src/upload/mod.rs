@@ -253,6 +253,9 @@ pub struct Uploader {
     exit_code: Option<i32>,
     /// The server takes gzip filestream bodies (its `FILESTREAM_GZIP` feature).
     gzip: bool,
+    /// The server says which parts of a multipart upload it already has
+    /// (`CAIRN_RESUMABLE_MULTIPART`, cairn's servers).
+    resumable_multipart: bool,
     stop: Arc<AtomicBool>,
     /// Saves artifacts beside the rest; started with the first one.
     artifact_worker: Option<ArtifactWorker>,
@@ -270,6 +273,7 @@ impl ArtifactWorker {
     fn start(
         conn: Connection,
         board: Arc<artifact::ArtifactBoard>,
+        resumable: bool,
         until: Until,
     ) -> ArtifactWorker {
         let (queue, jobs) =
@@ -279,7 +283,7 @@ impl ArtifactWorker {
             .spawn(move || {
                 let (mut saved, mut failed) = (Vec::new(), Vec::new());
                 for (target, record) in jobs {
-                    let outcome = match artifact::save(&conn, &target, &record, &until) {
+                    let outcome = match artifact::save(&conn, &target, &record, resumable, &until) {
                         Ok(done) => {
                             saved.push(match done.version {
                                 Some(v) => format!("{}:v{v}", record.name),
@@ -322,6 +326,7 @@ impl Uploader {
             end_files: Vec::new(),
             exit_code: None,
             gzip: false,
+            resumable_multipart: false,
             stop,
             artifact_worker: None,
             report: UploadReport::default(),
@@ -417,6 +422,7 @@ impl Uploader {
             ArtifactWorker::start(
                 self.conn.clone(),
                 self.settings.artifacts.clone(),
+                self.resumable_multipart,
                 until.clone(),
             )
         });
@@ -508,16 +514,18 @@ impl Uploader {
             .graphql("UpsertBucket", UPSERT_BUCKET, variables, until)?;
         // Asked once the server has answered the upsert (so a server that is down at the
         // start costs one retry budget, not two). One that cannot say gets plain JSON.
-        self.gzip = self
+        let features: Vec<String> = self
             .conn
             .graphql("ServerFeaturesQuery", SERVER_FEATURES, json!({}), until)
             .ok()
             .and_then(|data| data["serverInfo"]["features"].as_array().cloned())
-            .is_some_and(|features| {
-                features.iter().any(|f| {
-                    f["name"] == "FILESTREAM_GZIP" && f["isEnabled"].as_bool() == Some(true)
-                })
-            });
+            .into_iter()
+            .flatten()
+            .filter(|f| f["isEnabled"].as_bool() == Some(true))
+            .filter_map(|f| f["name"].as_str().map(str::to_owned))
+            .collect();
+        self.gzip = features.iter().any(|f| f == "FILESTREAM_GZIP");
+        self.resumable_multipart = features.iter().any(|f| f == "CAIRN_RESUMABLE_MULTIPART");
         let bucket = &data["upsertBucket"]["bucket"];
         let text = |v: &Json| v.as_str().map(str::to_owned);
         let remote = match (

@@ -688,12 +688,74 @@ pub async fn upload(
 }
 
 pub async fn remove_upload(conn: &mut AnyConnection, upload_id: &str) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM artifact_uploads WHERE upload_id = $1")
-        .bind(upload_id)
-        .execute(conn)
-        .await
-        .map_err(doing("finishing a multipart upload"))?;
+    for sql in [
+        "DELETE FROM artifact_upload_parts WHERE upload_id = $1",
+        "DELETE FROM artifact_uploads WHERE upload_id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(upload_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(doing("finishing a multipart upload"))?;
+    }
     Ok(())
+}
+
+/// The multipart upload in progress of `entity`'s content `md5_hex` in `parts` parts.
+pub async fn upload_of(
+    conn: &mut AnyConnection,
+    entity: i64,
+    md5_hex: &str,
+    parts: i64,
+) -> Result<Option<String>, DbError> {
+    sqlx::query_scalar(
+        "SELECT upload_id FROM artifact_uploads WHERE entity_id = $1 AND md5_hex = $2 \
+         AND parts = $3 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(entity)
+    .bind(md5_hex)
+    .bind(parts)
+    .fetch_optional(conn)
+    .await
+    .map_err(doing("finding a multipart upload"))
+}
+
+/// Records that part `part` of `upload_id` is stored, with its MD5 (replacing an earlier
+/// one). An upload that is gone (completed meanwhile) records nothing.
+pub async fn part_stored(
+    conn: &mut AnyConnection,
+    upload_id: &str,
+    part: i64,
+    md5_hex: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO artifact_upload_parts (upload_id, part, md5_hex) \
+         SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM artifact_uploads WHERE upload_id = $1) \
+         ON CONFLICT (upload_id, part) DO UPDATE SET md5_hex = excluded.md5_hex",
+    )
+    .bind(upload_id)
+    .bind(part)
+    .bind(md5_hex)
+    .execute(conn)
+    .await
+    .map_err(doing("recording an uploaded part"))?;
+    Ok(())
+}
+
+/// The stored parts of `upload_id`: part number → hex MD5.
+pub async fn stored_parts(
+    conn: &mut AnyConnection,
+    upload_id: &str,
+) -> Result<std::collections::HashMap<i64, String>, DbError> {
+    let rows = sqlx::query("SELECT part, md5_hex FROM artifact_upload_parts WHERE upload_id = $1")
+        .bind(upload_id)
+        .fetch_all(conn)
+        .await
+        .map_err(doing("listing uploaded parts"))?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(doing("listing uploaded parts"))
 }
 
 /// Records that `run` used `artifact` as an input (no-op when already recorded).

@@ -95,6 +95,16 @@ CREATE TABLE artifact_uploads (
     created_at TEXT NOT NULL
 );
 
+-- The parts of those uploads already stored, with their MD5s: a client that starts the
+-- same upload again (same entity and content) gets the same upload id and is told which
+-- parts it need not send again.
+CREATE TABLE artifact_upload_parts (
+    upload_id TEXT NOT NULL REFERENCES artifact_uploads (upload_id),
+    part BIGINT NOT NULL,
+    md5_hex TEXT NOT NULL,
+    PRIMARY KEY (upload_id, part)
+);
+
 -- Lineage: runs that used a version as an input (`UseArtifact`).
 CREATE TABLE artifact_usage (
     run_id BIGINT NOT NULL REFERENCES runs (id),

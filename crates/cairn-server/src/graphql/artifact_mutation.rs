@@ -146,6 +146,10 @@ pub(super) struct CreateArtifactFilesInput {
 pub(super) struct UploadUrlPart {
     part_number: i64,
     upload_url: String,
+    /// cairn's extension (feature `CAIRN_RESUMABLE_MULTIPART`): the hex MD5 of this part
+    /// when the server already stores it with that content, so the client can skip it.
+    #[graphql(name = "storedHexMD5")]
+    stored_hex_md5: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -682,9 +686,27 @@ async fn file_upload(
     if !known.stored
         && let Some(parts) = parts.filter(|p| !p.is_empty())
     {
-        use rand::Rng as _;
-        let upload_id = hex::encode(rand::rng().random::<[u8; 16]>());
         let count = parts.len() as i64;
+        // The same content started before (a failed or cut-off upload): go on with it, and
+        // say which parts are already stored.
+        let (upload_id, stored) =
+            match db::artifacts::upload_of(tx.conn(), entity, &hex, count).await? {
+                Some(id) => {
+                    let stored = db::artifacts::stored_parts(tx.conn(), &id).await?;
+                    (id, stored)
+                }
+                None => {
+                    use rand::Rng as _;
+                    let id = hex::encode(rand::rng().random::<[u8; 16]>());
+                    let row = db::artifacts::UploadRow {
+                        entity_id: entity,
+                        md5_hex: hex.clone(),
+                        parts: count,
+                    };
+                    db::artifacts::add_upload(tx.conn(), &id, &row).await?;
+                    (id, Default::default())
+                }
+            };
         let mut urls = Vec::with_capacity(parts.len());
         for part in parts {
             let number = part.part_number.0;
@@ -694,21 +716,16 @@ async fn file_upload(
                 )));
             }
             let part_key = blob::artifact_part_key(entity, &upload_id, number);
+            let stored_hex_md5 = stored
+                .get(&number)
+                .filter(|md5| md5.eq_ignore_ascii_case(&part.hex_md5))
+                .cloned();
             urls.push(UploadUrlPart {
                 part_number: number,
                 upload_url: s.app.signed_url(&s.base_url, "PUT", &part_key),
+                stored_hex_md5,
             });
         }
-        db::artifacts::add_upload(
-            tx.conn(),
-            &upload_id,
-            &db::artifacts::UploadRow {
-                entity_id: entity,
-                md5_hex: hex.clone(),
-                parts: count,
-            },
-        )
-        .await?;
         multipart = Some(UploadMultipartUrls {
             upload_id,
             upload_url_parts: urls,

@@ -152,15 +152,20 @@ pub(super) struct ServerInfo;
 
 #[Object]
 impl ServerInfo {
-    /// Only `FILESTREAM_GZIP`: the filestream accepts gzip bodies. W&B's SDK keeps
-    /// sending plain JSON unless its user opts in (`x_file_stream_no_gzip=False`), so this
-    /// changes nothing for it; cairn's uploader compresses. Every other feature off keeps
+    /// `FILESTREAM_GZIP`: the filestream accepts gzip bodies. W&B's SDK keeps sending
+    /// plain JSON unless its user opts in (`x_file_stream_no_gzip=False`), so this changes
+    /// nothing for it; cairn's uploader compresses. `CAIRN_RESUMABLE_MULTIPART` (unknown to
+    /// W&B's SDK): `uploadUrlParts` carry `storedHexMD5`, so a multipart upload started
+    /// again skips the parts already stored. Every other feature off keeps
     /// W&B's SDK on its most conservative protocol (wire §2.1).
     async fn features(&self) -> Vec<ServerFeature> {
-        vec![ServerFeature {
-            name: "FILESTREAM_GZIP".to_owned(),
-            is_enabled: true,
-        }]
+        ["FILESTREAM_GZIP", "CAIRN_RESUMABLE_MULTIPART"]
+            .into_iter()
+            .map(|name| ServerFeature {
+                name: name.to_owned(),
+                is_enabled: true,
+            })
+            .collect()
     }
     async fn cli_version_info(&self) -> async_graphql::Json<serde_json::Value> {
         async_graphql::Json(serde_json::json!({}))
