@@ -19,6 +19,7 @@ import pytest
 
 from conftest import ENTITY, REPO
 from test_artifacts import (
+    entries,
     aliases,
     assert_blobs_stored,
     assert_entries,
@@ -307,3 +308,43 @@ def test_large_upload_resumes_after_failure(setup, faulty):  # noqa: F811
     finally:
         proxy.set_mode("pass")
         big.unlink(missing_ok=True)
+
+
+READ_TABLE = """
+api = wandb.Api()
+run = api.run(f"{ARGS['entity']}/{PROJECT}/{ARGS['run']}")
+(art,) = run.logged_artifacts()
+report(name=art.name, type=art.type, data=art.get("tbl").data)
+"""
+
+
+def test_rust_table_and_image(client, store):
+    """cairn's `log_table`/`log_image` make what W&B's `wandb.Table`/`wandb.Image` make: run
+    files under media/, descriptors in the row, and a run_table artifact W&B's API reads."""
+    project = client.project()
+    out = artifacts(client, "media", WANDB_PROJECT=project)
+    run = store.run(ENTITY, project, out["run"])
+    assert run is not None and run["state"] == "finished", run
+    history = store.history(run["id"])
+    assert [h["_step"] for h in history] == [0, 1, 2], history
+    tbl, img = history[1]["tbl"], history[2]["img"]
+    assert tbl["_type"] == "table-file" and tbl["path"].startswith("media/table/tbl_1_"), tbl
+    assert (tbl["ncols"], tbl["nrows"]) == (2, 2), tbl
+    assert img["_type"] == "image-file" and img["path"].startswith("media/images/img_2_"), img
+    assert (img["width"], img["height"], img["format"]) == (1, 1, "png"), img
+    files = store.files(run["id"])
+    for descriptor in (tbl, img):
+        assert files.get(descriptor["path"], {}).get("uploaded") == 1, sorted(files)
+        assert files[descriptor["path"]]["size"] == descriptor["size"]
+
+    coll = collection(store, project, f"run-{out['run']}-tbl")
+    assert coll is not None and coll["type_name"] == "run_table", coll
+    (v0,) = committed(store, coll["id"])
+    assert set(entries(store, v0["id"])) == {"tbl.table.json"}
+    assert tbl["artifact_path"] == f"wandb-client-artifact://{v0['client_id']}/tbl.table.json"
+    assert tbl["_latest_artifact_path"] == (
+        f"wandb-client-artifact://{coll['client_id']}:latest/tbl.table.json"
+    )
+    res = client.run(READ_TABLE, project, args={"run": out["run"], "entity": ENTITY})
+    assert res.result["type"] == "run_table", res.result
+    assert res.result["data"] == [[1, "x"], [2, "y"]], res.result

@@ -7,6 +7,9 @@
 //! `… -- use NAME[:ALIAS] DEST` uses the version in a new run, downloads it into DEST and
 //! prints `{"run": …, "name": …, "fetched": …, "from_cache": …, "kept": …}`.
 //!
+//! `… -- media` logs a table (`tbl`) and a 1×1 PNG (`img`) at step 1 of a new run and prints
+//! `{"run": …}`.
+//!
 //! Honours W&B's environment (`WANDB_MODE`, `WANDB_BASE_URL`, `WANDB_API_KEY`,
 //! `WANDB_PROJECT`, `WANDB_DIR`, `WANDB_CACHE_DIR`, …).
 
@@ -20,7 +23,11 @@ fn main() -> ExitCode {
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["log", name, dir, ref aliases @ ..] => log(name, dir, aliases),
         ["use", name, dest] => use_artifact(name, dest),
-        _ => Err("usage: artifacts log NAME DIR [ALIAS...] | artifacts use NAME DEST".into()),
+        ["media"] => media(),
+        _ => Err(
+            "usage: artifacts log NAME DIR [ALIAS...] | artifacts use NAME DEST | artifacts media"
+                .into(),
+        ),
     };
     match result {
         Ok(line) => {
@@ -90,4 +97,26 @@ fn use_artifact(name: &str, dest: &str) -> Result<String, Error> {
         "bytes": report.bytes,
     })
     .to_string())
+}
+
+/// A 1×1 red PNG.
+const PIXEL_PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xDE, 0x00, 0x00, 0x00, 0x0C, 0x49, 0x44, 0x41, 0x54, 0x08, 0xD7, 0x63, 0xF8, 0xCF, 0xC0, 0x00,
+    0x00, 0x03, 0x01, 0x01, 0x00, 0x18, 0xDD, 0x8D, 0xB0, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E,
+    0x44, 0xAE, 0x42, 0x60, 0x82,
+];
+
+fn media() -> Result<String, Error> {
+    let run = start()?;
+    run.log([("x", 0)])?;
+    let table = cairn_sdk::Table::new(["a", "b"])
+        .row([serde_json::json!(1), serde_json::json!("x")])
+        .row([serde_json::json!(2), serde_json::json!("y")]);
+    run.log_table("tbl", &table)?;
+    run.log_image("img", PIXEL_PNG)?;
+    let id = run.id().to_owned();
+    run.finish()?;
+    Ok(serde_json::json!({"run": id}).to_string())
 }

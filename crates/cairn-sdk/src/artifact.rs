@@ -256,6 +256,7 @@ impl Artifact {
 pub struct ArtifactHandle {
     name: String,
     client_id: String,
+    sequence_client_id: String,
     board: Arc<ArtifactBoard>,
     online: bool,
 }
@@ -276,6 +277,16 @@ pub struct LoggedArtifact {
 }
 
 impl ArtifactHandle {
+    /// The id this client gave the version (`wandb-client-artifact://<id>/…` refers to it).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The id this client gave the collection (`wandb-client-artifact://<id>:latest/…`).
+    pub fn sequence_client_id(&self) -> &str {
+        &self.sequence_client_id
+    }
+
     /// Waits until the artifact is saved (online) or written to the log (offline), at
     /// most `timeout` (`None`: as long as it takes).
     pub fn wait(&self, timeout: Option<Duration>) -> Result<LoggedArtifact, ArtifactError> {
@@ -340,9 +351,11 @@ impl RunArtifacts {
             reason,
         })?;
         let client_id = settings::random_id(128);
+        let sequence_client_id = settings::random_id(128);
         let handle = ArtifactHandle {
             name: artifact.name.clone(),
             client_id: client_id.clone(),
+            sequence_client_id: sequence_client_id.clone(),
             board: self.board.clone(),
             online: self.connection.is_some(),
         };
@@ -365,7 +378,7 @@ impl RunArtifacts {
                 .collect(),
             finalize: true,
             client_id: client_id.clone(),
-            sequence_client_id: settings::random_id(128),
+            sequence_client_id,
             tags: artifact.tags.clone(),
             digest_algorithm: "MANIFEST_MD5".to_owned(),
             ..Default::default()

@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod artifact;
+pub mod media;
 mod run;
 pub mod settings;
 mod signals;
@@ -36,6 +37,7 @@ pub use artifact::{Artifact, ArtifactHandle, LoggedArtifact, UsedArtifact};
 pub use cairn_core::pipeline::{Event, ExitPhase, FinishReport};
 pub use cairn_core::value::Value;
 pub use cairn_store::SyncPolicy;
+pub use media::Table;
 pub use run::{InitError, LogOptions, MAX_KEY_LEN, MetricDef, Run, RunBuilder, RunError};
 
 /// Starts building a run; finish with [`RunBuilder::start`].

@@ -31,6 +31,7 @@ use cairn_proto::{
 use cairn_store::SyncPolicy;
 
 use crate::artifact::{Artifact, ArtifactError, ArtifactHandle, RunArtifacts, UsedArtifact};
+use crate::media::{self, Table};
 use crate::settings::{self, DEFAULT_FINISH_DEADLINE, DEFAULT_PROJECT, Mode, RunLayout};
 
 /// Why a run could not start.
@@ -854,6 +855,102 @@ impl Run {
         }
     }
 
+    /// Logs `table` under `key` into the current step and commits the step, as W&B's
+    /// `run.log({key: wandb.Table(...)})` does: a run file, a `table-file` descriptor in
+    /// the row, and a `run_table` artifact (see [`crate::media`]).
+    pub fn log_table(&self, key: &str, table: &Table) -> Result<(), RunError> {
+        let (Some(layout), Some(inner)) = (&self.layout, &self.inner) else {
+            return Ok(());
+        };
+        let step = self.step()?;
+        let bytes = table.to_json();
+        let sha = media::sha256_hex(&bytes);
+        let name = format!(
+            "media/table/{}",
+            media::media_file_name(key, step, &sha, "table.json")
+        );
+        let path = write_media(&layout.files_dir, &name, &bytes, key)?;
+        let safe_key: String = key
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let entry = format!("{safe_key}.table.json");
+        let artifact = Artifact::new(format!("run-{}-{safe_key}", self.id), "run_table")
+            .add_file_as(&path, entry.as_str());
+        let handle = inner
+            .artifacts
+            .log(&inner.input, &artifact)
+            .map_err(|err| RunError::BadValue {
+                key: key.to_owned(),
+                reason: err.to_string(),
+            })?;
+        let (ncols, nrows) = table.shape();
+        let descriptor = serde_json::json!({
+            "_type": "table-file",
+            "path": name,
+            "sha256": sha,
+            "size": bytes.len(),
+            "ncols": ncols,
+            "nrows": nrows,
+            "log_mode": "IMMUTABLE",
+            "artifact_path": format!("wandb-client-artifact://{}/{entry}", handle.client_id()),
+            "_latest_artifact_path": format!(
+                "wandb-client-artifact://{}:latest/{entry}",
+                handle.sequence_client_id()
+            ),
+        });
+        self.save_media(&name)?;
+        self.log([(key, Value::from(descriptor))])
+    }
+
+    /// Logs a PNG image (its bytes) under `key` into the current step and commits the step,
+    /// as W&B's `run.log({key: wandb.Image(...)})` does: a run file and an `image-file`
+    /// descriptor in the row (see [`crate::media`]).
+    pub fn log_image(&self, key: &str, png: &[u8]) -> Result<(), RunError> {
+        let Some(layout) = &self.layout else {
+            return Ok(());
+        };
+        let (width, height) = media::png_size(png).ok_or_else(|| RunError::BadValue {
+            key: key.to_owned(),
+            reason: "not a PNG image".into(),
+        })?;
+        let step = self.step()?;
+        let sha = media::sha256_hex(png);
+        let name = format!(
+            "media/images/{}",
+            media::media_file_name(key, step, &sha, "png")
+        );
+        write_media(&layout.files_dir, &name, png, key)?;
+        let descriptor = serde_json::json!({
+            "_type": "image-file",
+            "path": name,
+            "sha256": sha,
+            "size": png.len(),
+            "format": "png",
+            "width": width,
+            "height": height,
+        });
+        self.save_media(&name)?;
+        self.log([(key, Value::from(descriptor))])
+    }
+
+    /// Uploads a media file of `files/` now (W&B's policy for media).
+    fn save_media(&self, name: &str) -> Result<(), RunError> {
+        self.record(RecordType::Files(FilesRecord {
+            files: vec![FilesItem {
+                path: name.to_owned(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }))
+    }
+
     /// Marks the run as about to be preempted.
     pub fn mark_preempting(&self) -> Result<(), RunError> {
         self.record(RecordType::Preempting(RunPreemptingRecord::default()))
@@ -902,6 +999,20 @@ impl Run {
         drop(inner.input);
         Ok(Some(inner.pipeline.finish(exit_code, self.deadline)?))
     }
+}
+
+/// Writes a media file under the run's `files/` folder; returns its path.
+fn write_media(files_dir: &Path, name: &str, bytes: &[u8], key: &str) -> Result<PathBuf, RunError> {
+    let path = files_dir.join(name);
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&path, bytes));
+    written.map_err(|err| RunError::BadValue {
+        key: key.to_owned(),
+        reason: format!("cannot write {}: {err}", path.display()),
+    })?;
+    Ok(path)
 }
 
 impl Drop for Run {
