@@ -348,3 +348,51 @@ def test_rust_table_and_image(client, store):
     res = client.run(READ_TABLE, project, args={"run": out["run"], "entity": ENTITY})
     assert res.result["type"] == "run_table", res.result
     assert res.result["data"] == [[1, "x"], [2, "y"]], res.result
+
+
+def test_many_files_references_and_client_ids(client, store):
+    """File URLs come in pages (the client follows `endCursor`), references are kept as
+    entries without bytes, and `clientIDMapping` resolves the version's client id."""
+    from test_artifacts import gql_ok
+
+    project = client.project()
+    src = write_tree(client.tmp / "many", {f"f{i:03}.txt": unique(f"f{i}", 1) for i in range(120)})
+    ref = client.tmp / "outside.txt"
+    ref.write_bytes(unique("outside"))
+    refs = f"file://{ref} s3://some-bucket/data/remote.bin"
+    logged = artifacts(client, "log", "many", src, WANDB_PROJECT=project, ARTIFACT_REFS=refs)
+    coll = collection(store, project, "many")
+    (v0,) = committed(store, coll["id"])
+    got = entries(store, v0["id"])
+    assert len(got) == 122 and v0["file_count"] == 122
+    assert got["outside.txt"]["ref"] == f"file://{ref}" and got["outside.txt"]["md5"] is None
+    assert got["remote.bin"]["ref"] == "s3://some-bucket/data/remote.bin"
+    assert v0["size"] == sum(len(d) for d in read_tree(src).values()) + len(ref.read_bytes())
+
+    query = """query GetArtifactMembershipFileUrls($entity: String!, $project: String!,
+      $collection: String!, $alias: String!, $cursor: String, $perPage: Int) {
+      project(name: $project, entityName: $entity) { artifactCollection(name: $collection) {
+        artifactMembership(aliasName: $alias) { files(after: $cursor, first: $perPage) {
+          pageInfo { endCursor hasNextPage } edges { node { name directUrl } } } } } } }"""
+    names, cursor, pages = [], None, 0
+    while True:
+        data = gql_ok(client.server, query, {
+            "entity": ENTITY, "project": project, "collection": "many", "alias": "v0",
+            "cursor": cursor, "perPage": 50,
+        })
+        files = data["project"]["artifactCollection"]["artifactMembership"]["files"]
+        names += [e["node"]["name"] for e in files["edges"]]
+        assert all(e["node"]["directUrl"] for e in files["edges"])
+        pages += 1
+        if not files["pageInfo"]["hasNextPage"]:
+            break
+        cursor = files["pageInfo"]["endCursor"]
+    assert pages == 3, pages
+    assert sorted(names) == sorted(read_tree(src)), "every stored file once; no references"
+
+    mapping = gql_ok(
+        client.server,
+        "query ClientIDMapping($clientID: ID!) { clientIDMapping(clientID: $clientID) { serverID } }",
+        {"clientID": v0["client_id"]},
+    )
+    assert mapping["clientIDMapping"]["serverID"] == logged["id"], mapping

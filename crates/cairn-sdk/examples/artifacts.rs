@@ -4,6 +4,8 @@
 //! under DIR as artifact NAME (type `dataset`) in a new run, waits, and prints the outcome
 //! as one JSON line (`{"run": …, "name": …, "version": …, "digest": …, "deduplicated": …}`).
 //!
+//! `ARTIFACT_REFS` (URIs separated by spaces) adds those references to what `log` logs.
+//!
 //! `… -- use NAME[:ALIAS] DEST` uses the version in a new run, downloads it into DEST and
 //! prints `{"run": …, "name": …, "fetched": …, "from_cache": …, "kept": …}`.
 //!
@@ -62,6 +64,12 @@ fn log(name: &str, dir: &str, aliases: &[&str]) -> Result<String, Error> {
         .add_dir(dir);
     for alias in aliases {
         artifact = artifact.alias(*alias);
+    }
+    for uri in std::env::var("ARTIFACT_REFS")
+        .unwrap_or_default()
+        .split_whitespace()
+    {
+        artifact = artifact.add_reference(uri);
     }
     let handle = run.log_artifact(&artifact)?;
     // The training loop goes on while the artifact is hashed and uploaded.
