@@ -12,7 +12,7 @@ use async_graphql::{Context, ID, Interface, Object, Result, SimpleObject, Union}
 use sqlx::AnyConnection;
 
 use super::files::{FileConnection, FileEdge, StoredFile};
-use super::listing::{PageInfo, Window};
+use super::listing::{PageInfo, page};
 use super::paging::cursor;
 use super::scalars::JsonString;
 use super::types::{Project, Run, User};
@@ -407,12 +407,9 @@ impl ArtifactSequence {
                 all.push(ArtifactAlias::new(&self.0, version.id, alias));
             }
         }
-        let window = Window::new(all.len(), after.as_deref(), first);
-        let page_info = window.page_info(all.len());
-        let edges = window
-            .edges(all)
-            .map(|(node, cursor)| AliasEdge { node, cursor })
-            .collect();
+        let (edges, page_info, _) = page(all, after.as_deref(), first, |(node, cursor)| {
+            AliasEdge { node, cursor }
+        });
         Ok(AliasConnection { edges, page_info })
     }
 }
@@ -608,12 +605,10 @@ pub(super) fn type_page(
     after: Option<&str>,
     first: Option<i32>,
 ) -> ArtifactTypeConnection {
-    let window = Window::new(types.len(), after, first);
-    let page_info = window.page_info(types.len());
-    let edges = window
-        .edges(types)
-        .map(|(node, cursor)| ArtifactTypeEdge { node, cursor })
-        .collect();
+    let (edges, page_info, _) = page(types, after, first, |(node, cursor)| ArtifactTypeEdge {
+        node,
+        cursor,
+    });
     ArtifactTypeConnection { edges, page_info }
 }
 
@@ -635,20 +630,14 @@ pub(super) fn collection_page(
     after: Option<&str>,
     first: Option<i32>,
 ) -> CollectionConnection {
-    let total = all.len();
-    let window = Window::new(total, after, first);
-    let page_info = window.page_info(total);
-    let edges = window
-        .edges(all)
-        .map(|(row, cursor)| CollectionEdge {
-            node: ArtifactSequence(row),
-            cursor,
-        })
-        .collect();
+    let (edges, page_info, total_count) = page(all, after, first, |(row, cursor)| CollectionEdge {
+        node: ArtifactSequence(row),
+        cursor,
+    });
     CollectionConnection {
         edges,
         page_info,
-        total_count: total as i64,
+        total_count,
     }
 }
 
@@ -673,21 +662,16 @@ pub(super) fn version_page(
     after: Option<&str>,
     first: Option<i32>,
 ) -> VersionConnection {
-    let total = versions.len();
-    let window = Window::new(total, after, first);
-    let page_info = window.page_info(total);
-    let edges = window
-        .edges(versions)
-        .map(|(row, cursor)| VersionEdge {
+    let (edges, page_info, total_count) =
+        page(versions, after, first, |(row, cursor)| VersionEdge {
             version: format!("v{}", row.version_index.unwrap_or(0)),
             node: Artifact(row),
             cursor,
-        })
-        .collect();
+        });
     VersionConnection {
         edges,
         page_info,
-        total_count: total as i64,
+        total_count,
     }
 }
 

@@ -9,7 +9,7 @@ use async_graphql::{ID, Object, SimpleObject};
 use base64::Engine as _;
 use sqlx::AnyConnection;
 
-use super::listing::{PageInfo, Window};
+use super::listing::{PageInfo, page};
 use super::paging::{console_line, cursor, decode_cursor, like, mimetype};
 use super::session;
 use crate::blob;
@@ -129,20 +129,14 @@ pub(super) async fn file_page(
     if let Some(pattern) = pattern {
         files.retain(|f| like(pattern, &f.name));
     }
-    let total = files.len();
-    let window = Window::new(total, after, first);
-    let page_info = window.page_info(total);
-    let edges = window
-        .edges(files)
-        .map(|(row, cursor)| FileEdge {
-            node: StoredFile::of_run(run.id, row),
-            cursor,
-        })
-        .collect();
+    let (edges, page_info, total_count) = page(files, after, first, |(row, cursor)| FileEdge {
+        node: StoredFile::of_run(run.id, row),
+        cursor,
+    });
     Ok(FileConnection {
         edges,
         page_info,
-        total_count: total as i64,
+        total_count,
     })
 }
 

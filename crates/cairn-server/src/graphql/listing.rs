@@ -82,6 +82,24 @@ impl Window {
     }
 }
 
+/// One page of a whole listing: the edges `edge` makes of the items in the window (each
+/// with its cursor), the page information, and the listing's size.
+pub(super) fn page<T, E>(
+    items: Vec<T>,
+    after: Option<&str>,
+    first: Option<i32>,
+    edge: impl FnMut((T, String)) -> E,
+) -> (Vec<E>, PageInfo, i64) {
+    let total = items.len();
+    let window = Window::new(total, after, first);
+    let page_info = window.page_info(total);
+    (
+        window.edges(items).map(edge).collect(),
+        page_info,
+        total as i64,
+    )
+}
+
 #[derive(SimpleObject)]
 pub(super) struct ProjectEdge {
     node: Project,
@@ -102,20 +120,15 @@ pub(super) fn project_page(
     first: Option<i32>,
 ) -> ProjectConnection {
     projects.reverse();
-    let total = projects.len();
-    let window = Window::new(total, after, first);
-    let page_info = window.page_info(total);
-    let edges = window
-        .edges(projects)
-        .map(|(row, cursor)| ProjectEdge {
+    let (edges, page_info, total_count) =
+        page(projects, after, first, |(row, cursor)| ProjectEdge {
             node: Project(row),
             cursor,
-        })
-        .collect();
+        });
     ProjectConnection {
         edges,
         page_info,
-        total_count: total as i64,
+        total_count,
     }
 }
 
@@ -182,20 +195,14 @@ pub(super) fn run_page(
     after: Option<&str>,
     first: Option<i32>,
 ) -> RunConnection {
-    let total = runs.len();
-    let window = Window::new(total, after, first);
-    let page_info = window.page_info(total);
-    let edges = window
-        .edges(runs)
-        .map(|(row, cursor)| RunEdge {
-            node: Run(row),
-            cursor,
-        })
-        .collect();
+    let (edges, page_info, total_count) = page(runs, after, first, |(row, cursor)| RunEdge {
+        node: Run(row),
+        cursor,
+    });
     RunConnection {
         edges,
         page_info,
-        total_count: total as i64,
+        total_count,
     }
 }
 
