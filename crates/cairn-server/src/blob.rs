@@ -75,6 +75,20 @@ pub struct Stored {
     pub md5: String,
 }
 
+impl Stored {
+    /// The MD5 in hex (the form of ETags and of artifact blob keys).
+    pub fn md5_hex(&self) -> String {
+        md5_hex(&self.md5).unwrap_or_default()
+    }
+}
+
+/// The hex form of W&B's base64 MD5, if it is one (16 bytes).
+pub fn md5_hex(b64: &str) -> Option<String> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    (raw.len() == 16).then(|| hex::encode(raw))
+}
+
 impl Blobs {
     /// Opens the storage named by `url`: `s3://bucket[/prefix]` (configured by the usual
     /// `AWS_*` variables; `AWS_ENDPOINT` and `AWS_ALLOW_HTTP=true` for S3-compatible

@@ -142,7 +142,7 @@ async fn storage_put(
             let stored = app.blobs.put_stream(&key, body.into_data_stream()).await?;
             check_content_md5(&headers, &stored, &key)?;
             let mut tx = app.db.write().await?;
-            db::artifacts::part_stored(tx.conn(), upload, part, &md5_hex_of(&stored.md5)).await?;
+            db::artifacts::part_stored(tx.conn(), upload, part, &stored.md5_hex()).await?;
             tx.commit().await?;
             stored
         }
@@ -154,7 +154,7 @@ async fn storage_put(
         tx.commit().await?;
     }
     let mut response = StatusCode::OK.into_response();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", md5_hex_of(&stored.md5))) {
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", stored.md5_hex())) {
         response.headers_mut().insert(header::ETAG, etag);
     }
     Ok(response)
@@ -256,7 +256,7 @@ async fn put_artifact_blob(
         .blobs
         .put_stream(&staging, body.into_data_stream())
         .await?;
-    let got = md5_hex_of(&stored.md5);
+    let got = stored.md5_hex();
     if got != md5_hex {
         if let Err(err) = app.blobs.delete(&staging).await {
             tracing::warn!(key = %staging, error = %err, "a refused upload remains in storage");
@@ -294,15 +294,6 @@ fn parse_run_file_key(key: &str) -> Option<(i64, &str)> {
     let name = rest.strip_prefix("files/")?;
     blob::check_file_name(name).ok()?;
     Some((id.parse().ok()?, name))
-}
-
-/// The hex form of a base64 MD5 (ETags are hex).
-fn md5_hex_of(b64: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map(hex::encode)
-        .unwrap_or_default()
 }
 
 pub(crate) fn unix_now() -> i64 {

@@ -28,6 +28,7 @@ use cairn_proto::ArtifactRecord;
 use serde_json::{Value as Json, json};
 
 use super::http::{Connection, HttpError, Until};
+use super::{in_parallel, upload_headers};
 use crate::artifact::hash::{self, Md5};
 use crate::artifact::manifest::{Entry, Manifest, ManifestError};
 
@@ -513,17 +514,6 @@ pub fn save(
     })
 }
 
-/// `uploadHeaders` (`"Name:value"` strings) as pairs.
-fn upload_headers(node: &Json) -> Vec<(String, String)> {
-    node["uploadHeaders"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|h| h.as_str()?.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
-}
-
 /// A temporary file holding `bytes` (deleted when dropped).
 fn tempfile_with(bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
     use std::io::Write as _;
@@ -731,40 +721,23 @@ fn run_transfers(
     transfers: Vec<Transfer>,
     until: &Until,
 ) -> Result<Vec<PartEtag>, HttpError> {
-    let queue = Mutex::new(transfers.into_iter());
-    let results = Mutex::new(Vec::new());
-    let failure: Mutex<Option<HttpError>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..PARALLEL_TRANSFERS {
-            scope.spawn(|| {
-                loop {
-                    if failure.lock().is_ok_and(|f| f.is_some()) {
-                        return;
-                    }
-                    let Some(t) = queue.lock().ok().and_then(|mut q| q.next()) else {
-                        return;
-                    };
-                    match conn.put_file_part(&t.url, &t.path, t.range, &t.headers, until) {
-                        Ok(etag) => {
-                            if let (Some(part), Ok(mut results)) = (t.part, results.lock()) {
-                                results.push((part, etag));
-                            }
-                        }
-                        Err(err) => {
-                            if let Ok(mut failure) = failure.lock() {
-                                failure.get_or_insert(err);
-                            }
-                            return;
-                        }
-                    }
-                }
-            });
+    let results = in_parallel(
+        transfers,
+        PARALLEL_TRANSFERS,
+        |t| {
+            let outcome = conn.put_file_part(&t.url, &t.path, t.range, &t.headers, until);
+            (t.part, outcome)
+        },
+        |(_, outcome)| outcome.is_err(),
+    );
+    let mut etags = Vec::new();
+    for (part, outcome) in results {
+        let etag = outcome?;
+        if let Some(part) = part {
+            etags.push((part, etag));
         }
-    });
-    match failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
-        Some(err) => Err(err),
-        None => Ok(results.into_inner().unwrap_or_else(PoisonError::into_inner)),
     }
+    Ok(etags)
 }
 
 /// A committed version found on the server.
@@ -967,38 +940,21 @@ pub fn download(
         })?;
         fetches.push((path.clone(), url.clone(), md5, entry.size, dest, cached));
     }
-    let queue = Mutex::new(fetches.into_iter());
-    let outcome: Mutex<Result<(usize, u64), ArtifactError>> = Mutex::new(Ok((0, 0)));
-    std::thread::scope(|scope| {
-        for _ in 0..PARALLEL_TRANSFERS {
-            scope.spawn(|| {
-                loop {
-                    if outcome.lock().is_ok_and(|o| o.is_err()) {
-                        return;
-                    }
-                    let Some((path, url, md5, size, dest, cached)) =
-                        queue.lock().ok().and_then(|mut q| q.next())
-                    else {
-                        return;
-                    };
-                    let result = fetch_one(conn, &url, &md5, &cached, &dest, until, &name, &path);
-                    if let Ok(mut outcome) = outcome.lock() {
-                        match (result, &mut *outcome) {
-                            (Ok(()), Ok((n, bytes))) => {
-                                *n += 1;
-                                *bytes += size;
-                            }
-                            (Err(err), slot @ Ok(_)) => *slot = Err(err),
-                            _ => {}
-                        }
-                    }
-                }
-            });
-        }
-    });
-    let (fetched, bytes) = outcome
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner)?;
+    let results = in_parallel(
+        fetches,
+        PARALLEL_TRANSFERS,
+        |(path, url, md5, size, dest, cached)| {
+            let outcome = fetch_one(conn, &url, &md5, &cached, &dest, until, &name, &path);
+            (size, outcome)
+        },
+        |(_, outcome)| outcome.is_err(),
+    );
+    let (mut fetched, mut bytes) = (0, 0);
+    for (size, outcome) in results {
+        outcome?;
+        fetched += 1;
+        bytes += size;
+    }
     report.fetched = fetched;
     report.bytes = bytes;
     Ok(report)

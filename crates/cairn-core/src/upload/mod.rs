@@ -727,13 +727,7 @@ impl Uploader {
             until,
         )?;
         let answer = &data["createRunFiles"];
-        let headers: Vec<(String, String)> = answer["uploadHeaders"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|h| h.as_str()?.split_once(':'))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect();
+        let headers = upload_headers(answer);
         let jobs: Vec<(String, String)> = answer["files"]
             .as_array()
             .into_iter()
@@ -746,22 +740,16 @@ impl Uploader {
             })
             .collect();
         // Parallel PUTs, each streamed from disk.
-        let queue = std::sync::Mutex::new(jobs.into_iter());
-        let results = std::sync::Mutex::new(Vec::new());
         let (conn, dir) = (&self.conn, &self.settings.files_dir);
-        std::thread::scope(|scope| {
-            for _ in 0..PARALLEL_UPLOADS {
-                scope.spawn(|| {
-                    while let Some((name, url)) = queue.lock().ok().and_then(|mut q| q.next()) {
-                        let outcome = conn.put_file(&url, &dir.join(&name), &headers, until);
-                        if let Ok(mut results) = results.lock() {
-                            results.push((name, outcome));
-                        }
-                    }
-                });
-            }
-        });
-        let mut results = results.into_inner().unwrap_or_default();
+        let mut results = in_parallel(
+            jobs,
+            PARALLEL_UPLOADS,
+            |(name, url)| {
+                let outcome = conn.put_file(&url, &dir.join(&name), &headers, until);
+                (name, outcome)
+            },
+            |_| false,
+        );
         results.sort_by(|a, b| a.0.cmp(&b.0));
         let mut failure = None;
         for (name, outcome) in results {
@@ -822,6 +810,53 @@ impl Uploader {
         }
         Ok(self.report.clone())
     }
+}
+
+/// An answer's `uploadHeaders` (`"Name:value"` strings, added to every PUT of a batch) as
+/// pairs.
+fn upload_headers(answer: &Json) -> Vec<(String, String)> {
+    answer["uploadHeaders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h.as_str()?.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// Runs `work` on every item on up to `threads` threads (items are handed out in order) and
+/// returns the results in the order they finished. Once a result meets `stop`, no further
+/// item is started (those already running finish).
+fn in_parallel<T: Send, R: Send>(
+    items: Vec<T>,
+    threads: usize,
+    work: impl Fn(T) -> R + Sync,
+    stop: impl Fn(&R) -> bool + Sync,
+) -> Vec<R> {
+    let queue = std::sync::Mutex::new(items.into_iter());
+    let results = std::sync::Mutex::new(Vec::new());
+    let stopped = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while !stopped.load(Ordering::Relaxed) {
+                    let Some(item) = queue.lock().ok().and_then(|mut q| q.next()) else {
+                        return;
+                    };
+                    let result = work(item);
+                    if stop(&result) {
+                        stopped.store(true, Ordering::Relaxed);
+                    }
+                    if let Ok(mut results) = results.lock() {
+                        results.push(result);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A name safe to join under the files folder: relative, no `..`, no NUL.

@@ -15,7 +15,7 @@ use futures_util::StreamExt as _;
 use md5::{Digest as _, Md5};
 use serde_json::Value;
 
-use super::artifacts::{Artifact, check_entity, md5_hex, readable_artifact};
+use super::artifacts::{Artifact, check_entity, readable_artifact};
 use super::query::DEFAULT_PROJECT;
 use super::scalars::{Int64, JsonString};
 use super::{decode_id, encode_id, gql, session};
@@ -331,7 +331,7 @@ fn parse_manifest(bytes: &[u8], artifact: &str) -> Result<Vec<(EntryRow, String)
             .get("birthArtifactID")
             .and_then(Value::as_str)
             .and_then(|id| decode_id("Artifact", id));
-        if reference.is_none() && md5_hex(digest).is_none() {
+        if reference.is_none() && blob::md5_hex(digest).is_none() {
             return Err(bad(format!(
                 "entry {path:?} has digest {digest:?}, not a base64 MD5"
             )));
@@ -673,7 +673,7 @@ async fn file_upload(
             artifact.state
         )));
     }
-    let hex = md5_hex(md5_b64).ok_or_else(|| {
+    let hex = blob::md5_hex(md5_b64).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "artifact {path}: file {name:?} has md5 {md5_b64:?}, not a base64 MD5"
         ))
@@ -753,20 +753,14 @@ async fn complete_multipart(
     let _ = (input.artifact_id, input.storage_path);
     let upload = {
         let mut conn = s.app.db.conn().await?;
-        db::artifacts::upload(&mut conn, &input.upload_id)
+        let upload = db::artifacts::upload(&mut conn, &input.upload_id)
             .await?
             .ok_or_else(|| {
                 ApiError::NotFound(format!("multipart upload {} not found", input.upload_id))
-            })?
+            })?;
+        check_entity(ctx, &mut conn, upload.entity_id).await?;
+        upload
     };
-    {
-        let mut conn = s.app.db.conn().await?;
-        let entity = db::accounts::entity_by_id(&mut conn, upload.entity_id)
-            .await?
-            .map(|e| e.name)
-            .unwrap_or_default();
-        check_entity(ctx, &mut conn, upload.entity_id, &entity).await?;
-    }
     let part_keys: Vec<String> = (1..=upload.parts)
         .map(|n| blob::artifact_part_key(upload.entity_id, &input.upload_id, n))
         .collect();
@@ -816,7 +810,7 @@ async fn complete_multipart(
             )),
             other => other.into(),
         })?;
-    let got = md5_hex(&stored.md5).unwrap_or_default();
+    let got = stored.md5_hex();
     if got != upload.md5_hex {
         let _ = s.app.blobs.delete(&staging).await;
         return Err(ApiError::BadRequest(format!(
@@ -871,7 +865,7 @@ async fn commit(ctx: &Context<'_>, artifact: ArtifactRow) -> Result<ArtifactRow,
     let mut rows = Vec::with_capacity(entries.len());
     for (mut entry, _) in entries {
         if let Some(md5) = &entry.md5 {
-            let hex = md5_hex(md5).unwrap_or_default();
+            let hex = blob::md5_hex(md5).unwrap_or_default();
             let known = db::artifacts::blob(tx.conn(), entity, &hex).await?;
             let Some(known) = known.filter(|b| b.stored) else {
                 return Err(ApiError::BadRequest(format!(

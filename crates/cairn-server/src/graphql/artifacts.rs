@@ -39,13 +39,7 @@ pub(super) async fn readable_artifact(
     let Some(artifact) = db::artifacts::artifact_by_id(conn, id).await? else {
         return Ok(None);
     };
-    check_entity(
-        ctx,
-        conn,
-        artifact.collection.entity_id,
-        &artifact.collection.entity_name,
-    )
-    .await?;
+    check_entity(ctx, conn, artifact.collection.entity_id).await?;
     Ok(Some(artifact))
 }
 
@@ -54,15 +48,14 @@ pub(super) async fn check_entity(
     ctx: &Context<'_>,
     conn: &mut AnyConnection,
     id: i64,
-    name: &str,
 ) -> Result<(), ApiError> {
     let entity = db::accounts::entity_by_id(conn, id)
         .await?
-        .ok_or_else(|| auth::forbidden(name))?;
+        .ok_or_else(|| auth::forbidden(&format!("#{id}")))?;
     if auth::may_access(conn, &session(ctx).viewer, &entity).await? {
         Ok(())
     } else {
-        Err(auth::forbidden(name))
+        Err(auth::forbidden(&entity.name))
     }
 }
 
@@ -723,7 +716,7 @@ fn entry_file(artifact: &ArtifactRow, entry: EntryRow) -> Option<StoredFile> {
         return None;
     }
     let md5 = entry.md5?;
-    let key = blob::artifact_blob_key(artifact.collection.entity_id, &md5_hex(&md5)?);
+    let key = blob::artifact_blob_key(artifact.collection.entity_id, &blob::md5_hex(&md5)?);
     Some(StoredFile::at(
         key,
         FileRow {
@@ -734,13 +727,6 @@ fn entry_file(artifact: &ArtifactRow, entry: EntryRow) -> Option<StoredFile> {
             updated_at: artifact.updated_at.clone(),
         },
     ))
-}
-
-/// The hex form of W&B's base64 MD5, if it is one.
-pub(super) fn md5_hex(b64: &str) -> Option<String> {
-    use base64::Engine as _;
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    (raw.len() == 16).then(|| hex::encode(raw))
 }
 
 #[cfg(test)]
@@ -758,6 +744,7 @@ mod tests {
 
     #[test]
     fn md5_forms() {
+        use crate::blob::md5_hex;
         assert_eq!(
             md5_hex("t/DFCvY1IvFkGHDVa9VgAg==").as_deref(),
             Some("b7f0c50af63522f1641870d56bd56002")

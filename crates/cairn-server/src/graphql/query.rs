@@ -125,14 +125,9 @@ impl Query {
         else {
             return Ok(None);
         };
-        artifacts::check_entity(
-            ctx,
-            &mut conn,
-            collection.entity_id,
-            &collection.entity_name,
-        )
-        .await
-        .map_err(gql)?;
+        artifacts::check_entity(ctx, &mut conn, collection.entity_id)
+            .await
+            .map_err(gql)?;
         Ok(Some(artifacts::ArtifactSequence(collection)))
     }
 
@@ -145,29 +140,20 @@ impl Query {
         #[graphql(name = "clientID")] client_id: ID,
     ) -> Result<Option<ClientIdMapping>> {
         let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let (entity, name, server_id) =
-            match db::artifacts::artifact_by_client_id(&mut conn, &client_id)
+        let (entity, server_id) = match db::artifacts::artifact_by_client_id(&mut conn, &client_id)
+            .await
+            .map_err(gql)?
+        {
+            Some(a) => (a.collection.entity_id, encode_id("Artifact", a.id)),
+            None => match db::artifacts::collection_by_client_id(&mut conn, &client_id)
                 .await
                 .map_err(gql)?
             {
-                Some(a) => (
-                    a.collection.entity_id,
-                    a.collection.entity_name.clone(),
-                    encode_id("Artifact", a.id),
-                ),
-                None => match db::artifacts::collection_by_client_id(&mut conn, &client_id)
-                    .await
-                    .map_err(gql)?
-                {
-                    Some(c) => (
-                        c.entity_id,
-                        c.entity_name,
-                        encode_id("ArtifactSequence", c.id),
-                    ),
-                    None => return Ok(None),
-                },
-            };
-        artifacts::check_entity(ctx, &mut conn, entity, &name)
+                Some(c) => (c.entity_id, encode_id("ArtifactSequence", c.id)),
+                None => return Ok(None),
+            },
+        };
+        artifacts::check_entity(ctx, &mut conn, entity)
             .await
             .map_err(gql)?;
         Ok(Some(ClientIdMapping { server_id }))
