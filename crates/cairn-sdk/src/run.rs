@@ -826,13 +826,7 @@ impl Run {
             key: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        self.record(RecordType::Files(FilesRecord {
-            files: vec![FilesItem {
-                path: name.to_string_lossy().into_owned(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }))
+        self.upload_now(&name.to_string_lossy())
     }
 
     /// Logs an artifact and returns at once: its files are hashed on another thread, then
@@ -862,14 +856,9 @@ impl Run {
         let (Some(layout), Some(inner)) = (&self.layout, &self.inner) else {
             return Ok(());
         };
-        let step = self.step()?;
         let bytes = table.to_json();
-        let sha = media::sha256_hex(&bytes);
-        let name = format!(
-            "media/table/{}",
-            media::media_file_name(key, step, &sha, "table.json")
-        );
-        let path = write_media(&layout.files_dir, &name, &bytes, key)?;
+        let (name, path, sha) =
+            self.write_media(&layout.files_dir, key, "table", "table.json", &bytes)?;
         let safe_key: String = key
             .chars()
             .map(|c| {
@@ -905,8 +894,7 @@ impl Run {
                 handle.sequence_client_id()
             ),
         });
-        self.save_media(&name)?;
-        self.log([(key, Value::from(descriptor))])
+        self.log_media(key, &name, descriptor)
     }
 
     /// Logs a PNG image (its bytes) under `key` into the current step and commits the step,
@@ -920,13 +908,7 @@ impl Run {
             key: key.to_owned(),
             reason: "not a PNG image".into(),
         })?;
-        let step = self.step()?;
-        let sha = media::sha256_hex(png);
-        let name = format!(
-            "media/images/{}",
-            media::media_file_name(key, step, &sha, "png")
-        );
-        write_media(&layout.files_dir, &name, png, key)?;
+        let (name, _, sha) = self.write_media(&layout.files_dir, key, "images", "png", png)?;
         let descriptor = serde_json::json!({
             "_type": "image-file",
             "path": name,
@@ -936,12 +918,52 @@ impl Run {
             "width": width,
             "height": height,
         });
-        self.save_media(&name)?;
+        self.log_media(key, &name, descriptor)
+    }
+
+    /// Writes media `bytes` logged under `key` at the current step to
+    /// `files/media/<folder>/<key>_<step>_<hash>.<ext>`; returns the name under `files/`,
+    /// the path, and the SHA-256.
+    fn write_media(
+        &self,
+        files_dir: &Path,
+        key: &str,
+        folder: &str,
+        ext: &str,
+        bytes: &[u8],
+    ) -> Result<(String, PathBuf, String), RunError> {
+        let step = self.step()?;
+        let sha = media::sha256_hex(bytes);
+        let name = format!(
+            "media/{folder}/{}",
+            media::media_file_name(key, step, &sha, ext)
+        );
+        let path = files_dir.join(&name);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, bytes));
+        written.map_err(|err| RunError::BadValue {
+            key: key.to_owned(),
+            reason: format!("cannot write {}: {err}", path.display()),
+        })?;
+        Ok((name, path, sha))
+    }
+
+    /// Uploads the media file `name` now (W&B's policy for media) and logs its descriptor
+    /// under `key`, committing the step.
+    fn log_media(
+        &self,
+        key: &str,
+        name: &str,
+        descriptor: serde_json::Value,
+    ) -> Result<(), RunError> {
+        self.upload_now(name)?;
         self.log([(key, Value::from(descriptor))])
     }
 
-    /// Uploads a media file of `files/` now (W&B's policy for media).
-    fn save_media(&self, name: &str) -> Result<(), RunError> {
+    /// Asks for the file `name` of `files/` to be uploaded now.
+    fn upload_now(&self, name: &str) -> Result<(), RunError> {
         self.record(RecordType::Files(FilesRecord {
             files: vec![FilesItem {
                 path: name.to_owned(),
@@ -999,20 +1021,6 @@ impl Run {
         drop(inner.input);
         Ok(Some(inner.pipeline.finish(exit_code, self.deadline)?))
     }
-}
-
-/// Writes a media file under the run's `files/` folder; returns its path.
-fn write_media(files_dir: &Path, name: &str, bytes: &[u8], key: &str) -> Result<PathBuf, RunError> {
-    let path = files_dir.join(name);
-    let written = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(&path, bytes));
-    written.map_err(|err| RunError::BadValue {
-        key: key.to_owned(),
-        reason: format!("cannot write {}: {err}", path.display()),
-    })?;
-    Ok(path)
 }
 
 impl Drop for Run {
