@@ -104,6 +104,19 @@ pub async fn add_user(db: &Db, name: &str, admin: bool) -> Result<String, Server
     Ok(key)
 }
 
+/// Sets `user`'s web UI password (argon2id; at least [`crate::MIN_PASSWORD_LEN`]
+/// characters). Existing sessions stay valid.
+pub async fn set_password(db: &Db, user: &str, password: &str) -> Result<(), ServerError> {
+    let hash = crate::hash_password(password).map_err(ServerError::Usage)?;
+    let mut tx = db.write().await?;
+    let found = db::accounts::user_by_name(tx.conn(), user)
+        .await?
+        .ok_or_else(|| ServerError::Usage(format!("no user named {user}")))?;
+    db::accounts::set_password(tx.conn(), found.id, Some(&hash)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Creates a new API key for `user` and returns it (it is stored only as a hash).
 pub async fn create_key(db: &Db, user: &str) -> Result<String, ServerError> {
     let mut tx = db.write().await?;

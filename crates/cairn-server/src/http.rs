@@ -7,6 +7,7 @@
 //! | `PUT /storage/{key}?exp&sig` | upload to a signed URL (no credentials) |
 //! | `GET /storage/{key}?exp&sig` | download from a signed URL (one `Range` honoured) |
 //! | `GET /healthz` | liveness |
+//! | `/api/…`, `/assets/…`, any other GET | the web UI, see `ui` |
 //!
 //! Oversized bodies are answered 413, malformed ones 400, both as JSON errors.
 
@@ -27,6 +28,9 @@ use crate::db;
 use crate::error::ApiError;
 use crate::filestream;
 use crate::graphql::Session;
+use crate::ui;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
 /// Largest GraphQL request body.
 pub(crate) const GRAPHQL_BODY_LIMIT: usize = 32 << 20;
@@ -51,12 +55,34 @@ pub fn router(app: App) -> Router {
                 .layer(DefaultBodyLimit::disable()),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .route("/", get(index))
+        .merge(ui::router())
+        .fallback(get(ui::index))
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .compress_when(Compressible),
+        )
         .with_state(app)
 }
 
-async fn index() -> impl IntoResponse {
-    "cairn server: point WANDB_BASE_URL here\n"
+/// Compresses JSON and the UI's assets, not file transfers (already compressed, ranged,
+/// or streamed to a client that wants them as they are).
+#[derive(Clone, Copy, Debug)]
+struct Compressible;
+
+impl Predicate for Compressible {
+    fn should_compress<B: axum::body::HttpBody>(&self, response: &axum::http::Response<B>) -> bool {
+        let kind = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        (kind.starts_with("application/json")
+            || kind.starts_with("text/javascript")
+            || kind.starts_with("text/css")
+            || kind.starts_with("text/html"))
+            && DefaultPredicate::new().should_compress(response)
+    }
 }
 
 async fn graphql(

@@ -17,6 +17,7 @@ mod filter;
 mod graphql;
 mod http;
 mod names;
+mod ui;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -28,12 +29,16 @@ pub use auth::{generate_key, hash_key};
 pub use error::ApiError;
 pub use graphql::{CairnSchema, schema};
 pub use http::router;
+pub use ui::{MIN_PASSWORD_LEN, hash_password};
 
 use blob::Blobs;
 use db::Db;
 
 /// How long a signed upload or download URL stays valid.
 pub const SIGNED_URL_TTL_SECS: i64 = 24 * 3600;
+
+/// Bytes of chart columns the UI keeps in memory (about 20 M points).
+const SERIES_CACHE_BYTES: usize = 256 << 20;
 
 /// Everything a server start needs, resolved by the binary from flags and environment.
 #[derive(Clone)]
@@ -101,6 +106,8 @@ pub struct AppState {
     pub schema: CairnSchema,
     /// See [`ServerConfig::public_url`].
     pub public_url: Option<String>,
+    /// The UI's chart columns of recently viewed runs.
+    pub(crate) series: ui::SeriesCache,
 }
 
 impl std::fmt::Debug for AppState {
@@ -171,6 +178,7 @@ pub async fn open(config: &ServerConfig) -> Result<Opened, ServerError> {
             blobs,
             schema: schema(),
             public_url: config.public_url.clone(),
+            series: ui::SeriesCache::new(SERIES_CACHE_BYTES),
         }),
         new_admin_key,
     })

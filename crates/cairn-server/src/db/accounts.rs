@@ -243,3 +243,126 @@ pub async fn key_names(conn: &mut AnyConnection, user: i64) -> Result<Vec<(i64, 
         .collect::<Result<_, sqlx::Error>>()
         .map_err(doing("listing API keys"))
 }
+
+/// Sets (or with `None` clears) `user`'s web password, stored as the PHC string `hash`.
+pub async fn set_password(
+    conn: &mut AnyConnection,
+    user: i64,
+    hash: Option<&str>,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(hash)
+        .bind(user)
+        .execute(conn)
+        .await
+        .map_err(doing("setting a password"))?;
+    Ok(())
+}
+
+/// The user named `name` and their password hash, if they have one.
+pub async fn user_with_password(
+    conn: &mut AnyConnection,
+    name: &str,
+) -> Result<Option<(UserRow, String)>, DbError> {
+    if name.contains('\0') {
+        return Ok(None);
+    }
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS}, users.password_hash FROM users \
+         WHERE name = $1 AND password_hash IS NOT NULL"
+    ))
+    .bind(name)
+    .fetch_optional(conn)
+    .await
+    .map_err(doing("checking a password"))?;
+    row.map(|r| Ok((user_row(&r)?, r.try_get(5)?)))
+        .transpose()
+        .map_err(doing("checking a password"))
+}
+
+/// Stores a web session: the hash of its cookie token, its CSRF token, its expiry.
+pub async fn create_session(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    user: i64,
+    csrf: &str,
+    expires_at: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token_hash)
+    .bind(user)
+    .bind(csrf)
+    .bind(now())
+    .bind(expires_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(doing("creating a session"))?;
+    // Expired sessions go when a new one comes: the table never outgrows the live ones.
+    sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+        .bind(now())
+        .execute(conn)
+        .await
+        .map_err(doing("dropping expired sessions"))?;
+    Ok(())
+}
+
+/// The user of an unexpired session and the session's CSRF token.
+pub async fn session_user(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+) -> Result<Option<(UserRow, String)>, DbError> {
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS}, sessions.csrf FROM users \
+         JOIN sessions ON sessions.user_id = users.id \
+         WHERE sessions.token_hash = $1 AND sessions.expires_at > $2"
+    ))
+    .bind(token_hash)
+    .bind(now())
+    .fetch_optional(conn)
+    .await
+    .map_err(doing("checking a session"))?;
+    row.map(|r| Ok((user_row(&r)?, r.try_get(5)?)))
+        .transpose()
+        .map_err(doing("checking a session"))
+}
+
+pub async fn delete_session(conn: &mut AnyConnection, token_hash: &str) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        .bind(token_hash)
+        .execute(conn)
+        .await
+        .map_err(doing("ending a session"))?;
+    Ok(())
+}
+
+/// The entities `user` is a member of, by name.
+pub async fn entities_of(conn: &mut AnyConnection, user: i64) -> Result<Vec<EntityRow>, DbError> {
+    let rows = sqlx::query(
+        "SELECT entities.id, entities.name, entities.is_team FROM entities \
+         JOIN members ON members.entity_id = entities.id WHERE members.user_id = $1 \
+         ORDER BY entities.name",
+    )
+    .bind(user)
+    .fetch_all(conn)
+    .await
+    .map_err(doing("listing entities"))?;
+    rows.iter()
+        .map(entity_row)
+        .collect::<Result<_, _>>()
+        .map_err(doing("listing entities"))
+}
+
+/// Every entity (what an admin reaches), by name.
+pub async fn all_entities(conn: &mut AnyConnection) -> Result<Vec<EntityRow>, DbError> {
+    let rows = sqlx::query("SELECT id, name, is_team FROM entities ORDER BY name")
+        .fetch_all(conn)
+        .await
+        .map_err(doing("listing entities"))?;
+    rows.iter()
+        .map(entity_row)
+        .collect::<Result<_, _>>()
+        .map_err(doing("listing entities"))
+}

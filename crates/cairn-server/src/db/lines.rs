@@ -138,6 +138,47 @@ pub async fn read_lines(
     numbered(&rows).map_err(doing("reading lines"))
 }
 
+/// The lines of `run`'s `kind` file containing `needle` (case-insensitive): how many
+/// there are, and up to `limit` of them after skipping `skip`, in order.
+pub async fn search_lines(
+    conn: &mut AnyConnection,
+    run: i64,
+    kind: LineKind,
+    needle: &str,
+    skip: i64,
+    limit: i64,
+) -> Result<(i64, Vec<(i64, String)>), DbError> {
+    let pattern = format!(
+        "%{}%",
+        needle
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let filter = format!(
+        "FROM {} WHERE run_id = $1 AND LOWER(content) LIKE $2 ESCAPE '\\'",
+        kind.table()
+    );
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {filter}"))
+        .bind(run)
+        .bind(&pattern)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(doing("searching lines"))?;
+    let rows = sqlx::query(&format!(
+        "SELECT line, content {filter} ORDER BY line LIMIT $3 OFFSET $4"
+    ))
+    .bind(run)
+    .bind(&pattern)
+    .bind(limit)
+    .bind(skip)
+    .fetch_all(conn)
+    .await
+    .map_err(doing("searching lines"))?;
+    Ok((total, numbered(&rows).map_err(doing("searching lines"))?))
+}
+
 /// The last `n` lines of `run`'s `kind` file with their offsets, in order.
 pub async fn tail_lines(
     conn: &mut AnyConnection,

@@ -269,6 +269,22 @@ pub async fn runs_of(conn: &mut AnyConnection, project: i64) -> Result<Vec<RunRo
         .map_err(doing("listing runs"))
 }
 
+/// How many runs `project` has, and when the newest was created.
+pub async fn run_stats(
+    conn: &mut AnyConnection,
+    project: i64,
+) -> Result<(i64, Option<String>), DbError> {
+    let row = sqlx::query("SELECT COUNT(*), MAX(created_at) FROM runs WHERE project_id = $1")
+        .bind(project)
+        .fetch_one(conn)
+        .await
+        .map_err(doing("counting runs"))?;
+    Ok((
+        row.try_get(0).map_err(doing("counting runs"))?,
+        row.try_get(1).map_err(doing("counting runs"))?,
+    ))
+}
+
 pub async fn run_by_name(
     conn: &mut AnyConnection,
     project: i64,

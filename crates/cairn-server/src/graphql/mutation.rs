@@ -286,6 +286,8 @@ impl RunMutation {
         }
         db::runs::delete_run(tx.conn(), run.id).await.map_err(gql)?;
         tx.commit().await.map_err(gql)?;
+        // SQLite may give the next run this id: its charts must not start from these.
+        s.app.series.forget(run.id);
         if let Err(err) = s
             .app
             .blobs

@@ -152,6 +152,13 @@ pub(crate) enum UserCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Set a user's password for the web UI, read from standard input (first line).
+    Passwd {
+        /// The user's name.
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 /// `cairn key …`.
@@ -180,14 +187,29 @@ pub(crate) enum RunCommand {
 
 #[allow(clippy::print_stdout, reason = "the command's output is the key")]
 pub(crate) fn user(command: &UserCommand) -> Result<Status> {
-    let UserCommand::Add { name, admin, data } = command;
-    runtime()?.block_on(async {
-        let db = open_db(data).await?;
-        let key = cairn_server::admin::add_user(&db, name, *admin).await?;
-        db.close().await;
-        println!("{key}");
-        Ok(Status::Success)
-    })
+    match command {
+        UserCommand::Add { name, admin, data } => runtime()?.block_on(async {
+            let db = open_db(data).await?;
+            let key = cairn_server::admin::add_user(&db, name, *admin).await?;
+            db.close().await;
+            println!("{key}");
+            Ok(Status::Success)
+        }),
+        UserCommand::Passwd { name, data } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            runtime()?.block_on(async {
+                let db = open_db(data).await?;
+                cairn_server::admin::set_password(&db, name, password).await?;
+                db.close().await;
+                println!("password set for {name}");
+                Ok(Status::Success)
+            })
+        }
+    }
 }
 
 #[allow(clippy::print_stdout, reason = "the command's output is the key")]

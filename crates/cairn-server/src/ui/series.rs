@@ -1,0 +1,567 @@
+//! Chart data: a run's history (or system metrics) as numeric columns, reduced for the
+//! pixels a chart has.
+//!
+//! **Columns.** The first request for a run reads its lines once and keeps every numeric
+//! value as a column (`key → rows, values`; nested objects flatten to `a.b`, media objects
+//! — those with `_type` — are skipped). Later requests read only lines the run gained
+//! since, so a live run costs one small read per poll. Columns live in [`SeriesCache`],
+//! bounded by bytes and evicting the least recently used run.
+//!
+//! **Reduction.** [`reduce`] splits `[from, to]` into `buckets` equal spans of x and keeps,
+//! of each span, the first, last, lowest and highest point (the "M4" rule): the line drawn
+//! from those points covers exactly the pixels the full series would, so a one-step spike
+//! always shows, and nothing is sampled at random. Series that already fit are answered
+//! whole. A zoom asks again with a finer `[from, to]`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// Lines read per database round trip while filling columns.
+const READ_CHUNK: i64 = 50_000;
+
+/// One numeric column: the rows (line order) that hold the key, and their values.
+#[derive(Debug, Default)]
+pub(crate) struct Column {
+    pub(crate) rows: Vec<u32>,
+    pub(crate) values: Vec<f64>,
+}
+
+/// The numeric columns of one run's line file, as far as it has been read.
+#[derive(Debug, Default)]
+pub(crate) struct Columns {
+    /// The line offset to read next.
+    pub(crate) next_line: i64,
+    /// Rows parsed so far.
+    rows: u32,
+    index: HashMap<String, usize>,
+    columns: Vec<Column>,
+}
+
+impl Columns {
+    /// Adds one JSON line as the next row. Lines that are not JSON objects add an empty
+    /// row (the line is kept in the database; the chart has nothing to draw from it).
+    pub(crate) fn push_line(&mut self, line: &str) {
+        let row = self.rows;
+        self.rows += 1;
+        let mut sink = |key: &str, value: f64| self.push(row, key, value);
+        if parse_numbers(line, &mut sink).is_err()
+            && (line.contains("NaN") || line.contains("Infinity"))
+        {
+            // Python's json writes NaN and ±Infinity as bare words; those values are not
+            // drawable, the rest of the line is.
+            let cleaned = line
+                .replace("-Infinity", "null")
+                .replace("Infinity", "null")
+                .replace("NaN", "null");
+            let _ = parse_numbers(&cleaned, &mut |key: &str, value: f64| {
+                self.push(row, key, value);
+            });
+        }
+    }
+
+    fn push(&mut self, row: u32, key: &str, value: f64) {
+        let at = match self.index.get(key) {
+            Some(&at) => at,
+            None => {
+                self.columns.push(Column::default());
+                self.index.insert(key.to_owned(), self.columns.len() - 1);
+                self.columns.len() - 1
+            }
+        };
+        let column = &mut self.columns[at];
+        // A key repeated within one line keeps its last value.
+        if column.rows.last() == Some(&row) {
+            if let Some(last) = column.values.last_mut() {
+                *last = value;
+            }
+            return;
+        }
+        column.rows.push(row);
+        column.values.push(value);
+    }
+
+    /// The column of `key`.
+    pub(crate) fn column(&self, key: &str) -> Option<&Column> {
+        self.index.get(key).map(|&at| &self.columns[at])
+    }
+
+    /// Every key with a numeric value, sorted.
+    pub(crate) fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.index.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Bytes held, for the cache's budget.
+    fn bytes(&self) -> usize {
+        self.columns
+            .iter()
+            .map(|c| c.rows.capacity() * 4 + c.values.capacity() * 8)
+            .sum::<usize>()
+            + self.index.keys().map(|k| k.len() + 48).sum::<usize>()
+    }
+
+    /// The (x, y) points of `y_key` against `x_key`, in row order: rows holding both.
+    pub(crate) fn pairs(&self, x_key: &str, y_key: &str) -> (Vec<f64>, Vec<f64>) {
+        let (Some(x), Some(y)) = (self.column(x_key), self.column(y_key)) else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut xs = Vec::with_capacity(y.rows.len());
+        let mut ys = Vec::with_capacity(y.rows.len());
+        let mut i = 0;
+        for (row, &value) in y.rows.iter().zip(&y.values) {
+            while i < x.rows.len() && x.rows[i] < *row {
+                i += 1;
+            }
+            if i < x.rows.len() && x.rows[i] == *row && x.values[i].is_finite() && value.is_finite()
+            {
+                xs.push(x.values[i]);
+                ys.push(value);
+            }
+        }
+        (xs, ys)
+    }
+}
+
+/// A reduced series: the points kept, and how many points lay in the asked range.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Reduced {
+    pub(crate) x: Vec<f64>,
+    pub(crate) y: Vec<f64>,
+    pub(crate) count: usize,
+}
+
+/// Keeps, of each of `buckets` equal spans of `[from, to]`, the first, last, lowest and
+/// highest point (see the module doc), plus the nearest point outside each end so a line
+/// runs on to the chart's edges. Points must be in row order; x need not be monotonic.
+pub(crate) fn reduce(xs: &[f64], ys: &[f64], from: f64, to: f64, buckets: usize) -> Reduced {
+    let buckets = buckets.max(1);
+    let inside: Vec<usize> = (0..xs.len())
+        .filter(|&i| xs[i] >= from && xs[i] <= to)
+        .collect();
+    let count = inside.len();
+    let mut keep: Vec<usize> = Vec::new();
+    let before = inside.first().and_then(|&first| first.checked_sub(1));
+    let after = inside
+        .last()
+        .map(|&last| last + 1)
+        .filter(|&i| i < xs.len());
+    if count <= buckets * 4 {
+        keep.extend(&inside);
+    } else {
+        // Per bucket: first, last, min, max (indices into xs/ys).
+        let mut slots: Vec<Option<[usize; 4]>> = vec![None; buckets];
+        let span = to - from;
+        for &i in &inside {
+            let b = if span > 0.0 {
+                (((xs[i] - from) / span) * buckets as f64) as usize
+            } else {
+                0
+            }
+            .min(buckets - 1);
+            match &mut slots[b] {
+                None => slots[b] = Some([i, i, i, i]),
+                Some(s) => {
+                    s[1] = i;
+                    if ys[i] < ys[s[2]] {
+                        s[2] = i;
+                    }
+                    if ys[i] > ys[s[3]] {
+                        s[3] = i;
+                    }
+                }
+            }
+        }
+        for slot in slots.into_iter().flatten() {
+            let mut four = slot;
+            four.sort_unstable();
+            let mut last = None;
+            for i in four {
+                if last != Some(i) {
+                    keep.push(i);
+                    last = Some(i);
+                }
+            }
+        }
+    }
+    let mut out = Reduced {
+        count,
+        ..Reduced::default()
+    };
+    for i in before.into_iter().chain(keep).chain(after) {
+        out.x.push(xs[i]);
+        out.y.push(ys[i]);
+    }
+    out
+}
+
+/// Calls `sink(key, value)` for each numeric leaf of the JSON object `line`.
+pub(crate) fn parse_numbers(
+    line: &str,
+    sink: &mut dyn FnMut(&str, f64),
+) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    Leaves {
+        prefix: "",
+        sink: Sink::Direct(sink),
+    }
+    .deserialize(&mut de)?;
+    de.end()
+}
+
+/// Where leaves go: straight to the caller, or (inside a nested object) to a buffer that
+/// is dropped when the object turns out to be media (`_type`).
+enum Sink<'a> {
+    Direct(&'a mut dyn FnMut(&str, f64)),
+    Buffer(&'a mut Nested),
+}
+
+#[derive(Default)]
+struct Nested {
+    leaves: Vec<(String, f64)>,
+    media: bool,
+}
+
+impl Sink<'_> {
+    fn emit(&mut self, key: &str, value: f64) {
+        match self {
+            Sink::Direct(f) => f(key, value),
+            Sink::Buffer(n) => n.leaves.push((key.to_owned(), value)),
+        }
+    }
+}
+
+struct Leaves<'a> {
+    prefix: &'a str,
+    sink: Sink<'a>,
+}
+
+/// An object key, borrowed from the line when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Leaves<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Leaves<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_f64<E: de::Error>(mut self, v: f64) -> Result<(), E> {
+        if !self.prefix.is_empty() {
+            self.sink.emit(self.prefix, v);
+        }
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.visit_f64(v as f64)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.visit_f64(v as f64)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let top = self.prefix.is_empty();
+        let mut nested = Nested::default();
+        let mut sink = self.sink;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if !top && key == "_type" {
+                nested.media = true;
+            }
+            let full: Cow<'_, str> = if top {
+                Cow::Borrowed(&key)
+            } else {
+                Cow::Owned(format!("{}.{key}", self.prefix))
+            };
+            // Top-level leaves go straight out; nested ones wait until the object is
+            // known not to be media.
+            let child_sink = if top {
+                match &mut sink {
+                    Sink::Direct(f) => Sink::Direct(&mut **f),
+                    Sink::Buffer(n) => Sink::Buffer(n),
+                }
+            } else {
+                Sink::Buffer(&mut nested)
+            };
+            map.next_value_seed(Leaves {
+                prefix: &full,
+                sink: child_sink,
+            })?;
+        }
+        if !nested.media {
+            for (key, value) in nested.leaves {
+                sink.emit(&key, value);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which line file a series reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Source {
+    History,
+    Events,
+}
+
+struct Entry {
+    columns: Arc<tokio::sync::Mutex<Columns>>,
+    bytes: usize,
+    used: Instant,
+}
+
+/// The columns of recently charted runs, within a byte budget (see the module doc).
+pub(crate) struct SeriesCache {
+    budget: usize,
+    entries: Mutex<HashMap<(i64, Source), Entry>>,
+}
+
+impl fmt::Debug for SeriesCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeriesCache")
+            .field("budget", &self.budget)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SeriesCache {
+    /// A cache holding up to about `budget` bytes of columns.
+    pub(crate) fn new(budget: usize) -> SeriesCache {
+        SeriesCache {
+            budget,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The columns of `run`'s `source`, read up to `lines` lines (reading what is missing
+    /// with `read(from, limit)`), locked for the caller.
+    pub(crate) async fn columns<F, Fut, E>(
+        &self,
+        run: i64,
+        source: Source,
+        lines: i64,
+        mut read: F,
+    ) -> Result<tokio::sync::OwnedMutexGuard<Columns>, E>
+    where
+        F: FnMut(i64, i64) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<(i64, String)>, E>>,
+    {
+        let shared = {
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = entries.entry((run, source)).or_insert_with(|| Entry {
+                columns: Arc::default(),
+                bytes: 0,
+                used: Instant::now(),
+            });
+            entry.used = Instant::now();
+            entry.columns.clone()
+        };
+        let mut columns = shared.lock_owned().await;
+        if columns.next_line < lines {
+            while columns.next_line < lines {
+                let chunk = read(columns.next_line, READ_CHUNK).await?;
+                let Some(&(last, _)) = chunk.last() else {
+                    break;
+                };
+                for (_, line) in &chunk {
+                    columns.push_line(line);
+                }
+                columns.next_line = last + 1;
+            }
+            let bytes = columns.bytes();
+            self.account((run, source), bytes);
+        }
+        Ok(columns)
+    }
+
+    /// Records an entry's new size and evicts the least recently used others while the
+    /// total is over budget.
+    fn account(&self, key: (i64, Source), bytes: usize) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = entries.get_mut(&key) {
+            entry.bytes = bytes;
+        }
+        while entries.values().map(|e| e.bytes).sum::<usize>() > self.budget {
+            let oldest = entries
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| *k);
+            match oldest {
+                Some(k) => {
+                    entries.remove(&k);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Forgets a run (deleted, or rewritten by a resume from an earlier step).
+    pub(crate) fn forget(&self, run: i64) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|(r, _), _| *r != run);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(line: &str) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        parse_numbers(line, &mut |k: &str, v: f64| out.push((k.to_owned(), v))).unwrap();
+        out
+    }
+
+    #[test]
+    fn numeric_leaves_flatten_and_media_is_skipped() {
+        let got = numbers(
+            r#"{"_step":3,"loss":0.5,"name":"x","ok":true,"nested":{"a":1,"b":{"c":2.5}},
+               "img":{"_type":"image-file","width":28,"height":28},"list":[1,2],"n":null,
+               "esc\"aped":7}"#,
+        );
+        let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["_step", "loss", "nested.a", "nested.b.c", "esc\"aped"]
+        );
+        assert_eq!(got[3].1, 2.5);
+    }
+
+    #[test]
+    fn python_nan_words_do_not_lose_the_line() {
+        let mut columns = Columns::default();
+        columns.push_line(r#"{"_step":0,"a":NaN,"b":1.5,"c":-Infinity}"#);
+        columns.push_line("not json");
+        columns.push_line(r#"{"_step":2,"b":2.5}"#);
+        assert_eq!(columns.keys(), ["_step", "b"]);
+        let (x, y) = columns.pairs("_step", "b");
+        assert_eq!((x, y), (vec![0.0, 2.0], vec![1.5, 2.5]));
+    }
+
+    #[test]
+    fn pairs_join_rows_holding_both_keys() {
+        let mut columns = Columns::default();
+        for i in 0..6 {
+            if i % 2 == 0 {
+                columns.push_line(&format!(r#"{{"_step":{i},"train":{i}}}"#));
+            } else {
+                columns.push_line(&format!(r#"{{"_step":{i},"val":{}}}"#, i * 10));
+            }
+        }
+        assert_eq!(
+            columns.pairs("_step", "val"),
+            (vec![1.0, 3.0, 5.0], vec![10.0, 30.0, 50.0])
+        );
+        assert_eq!(
+            columns.pairs("train", "_step"),
+            (vec![0.0, 2.0, 4.0], vec![0.0, 2.0, 4.0])
+        );
+        assert_eq!(columns.pairs("_step", "missing"), (vec![], vec![]));
+    }
+
+    #[test]
+    fn reduction_keeps_spikes_ends_and_extremes() {
+        let n = 1_000_000;
+        let xs: Vec<f64> = (0..n).map(f64::from).collect();
+        let mut ys: Vec<f64> = (0..n).map(|i| f64::from(i % 100) / 100.0).collect();
+        ys[731_234] = 1000.0;
+        ys[5] = -50.0;
+        let r = reduce(&xs, &ys, 0.0, f64::from(n - 1), 800);
+        assert_eq!(r.count, n as usize);
+        assert!(r.x.len() <= 4 * 800);
+        assert!(r.x.windows(2).all(|w| w[0] < w[1]), "x stays ordered");
+        assert_eq!(r.y.iter().copied().fold(f64::MIN, f64::max), 1000.0);
+        assert_eq!(r.y.iter().copied().fold(f64::MAX, f64::min), -50.0);
+        assert_eq!(r.x.first(), Some(&0.0));
+        assert_eq!(r.x.last(), Some(&f64::from(n - 1)));
+        assert_eq!(r.y.last(), ys.last());
+        // Zoomed in around the spike: exact points, plus one neighbour beyond each edge.
+        let z = reduce(&xs, &ys, 731_200.0, 731_300.0, 800);
+        assert_eq!(z.count, 101);
+        assert_eq!(z.x.len(), 103);
+        assert_eq!(z.x[0], 731_199.0);
+        assert!(z.y.contains(&1000.0));
+    }
+
+    #[test]
+    fn reduction_of_small_and_empty_series_is_exact() {
+        let r = reduce(&[1.0, 2.0, 3.0], &[5.0, 6.0, 7.0], 0.0, 10.0, 100);
+        assert_eq!(r.x, [1.0, 2.0, 3.0]);
+        assert_eq!(r.y, [5.0, 6.0, 7.0]);
+        assert_eq!(reduce(&[], &[], 0.0, 1.0, 10), Reduced::default());
+        let flat = reduce(&[2.0; 50], &[1.0; 50], 2.0, 2.0, 3);
+        assert!(flat.x.len() <= 12);
+    }
+
+    #[tokio::test]
+    async fn the_cache_reads_only_new_lines() {
+        let cache = SeriesCache::new(1 << 20);
+        let reads = std::sync::Mutex::new(Vec::new());
+        let lines: Vec<String> = (0..10)
+            .map(|i| format!(r#"{{"_step":{i},"m":{i}}}"#))
+            .collect();
+        let read = |from: i64, limit: i64| {
+            reads.lock().unwrap().push(from);
+            let out: Vec<(i64, String)> = lines
+                .iter()
+                .enumerate()
+                .skip(from as usize)
+                .take(limit as usize)
+                .map(|(i, l)| (i as i64, l.clone()))
+                .collect();
+            async move { Ok::<_, ()>(out) }
+        };
+        let columns = cache.columns(1, Source::History, 6, read).await.unwrap();
+        // A chunk reads past the count asked: the counter may lag the lines stored.
+        assert_eq!(columns.next_line, 10);
+        drop(columns);
+        let columns = cache.columns(1, Source::History, 10, read).await.unwrap();
+        assert_eq!(columns.column("m").unwrap().values.len(), 10);
+        drop(columns);
+        assert_eq!(*reads.lock().unwrap(), [0]);
+    }
+}
