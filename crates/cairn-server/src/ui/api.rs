@@ -323,9 +323,9 @@ async fn columns(
     };
     let db = &app.db;
     let run = row.id;
-    let read = |from: i64, limit: i64| async move {
+    let read = |from: i64, to: i64| async move {
         let mut conn = db.conn().await?;
-        db::lines::read_lines(&mut conn, run, kind, from, limit).await
+        db::lines::joined_lines(&mut conn, run, kind, from, to).await
     };
     Ok(app.series.columns(run, source, lines, read).await?)
 }

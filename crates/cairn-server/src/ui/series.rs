@@ -19,10 +19,13 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use futures_util::StreamExt as _;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Lines read per database round trip while filling columns.
 const READ_CHUNK: i64 = 50_000;
+/// Round trips in flight at once while filling columns.
+const READS_AT_ONCE: usize = 3;
 
 /// One numeric column: the rows (line order) that hold the key, and their values.
 #[derive(Debug, Default)]
@@ -376,8 +379,9 @@ impl SeriesCache {
         }
     }
 
-    /// The columns of `run`'s `source`, read up to `lines` lines (reading what is missing
-    /// with `read(from, limit)`), locked for the caller.
+    /// The columns of `run`'s `source`, read up to `lines` lines, locked for the caller.
+    /// What is missing is read with `read(from, to)`: the lines at offsets `[from, to)`
+    /// joined by `\n`, with the highest offset among them (`None`: no line there).
     pub(crate) async fn columns<F, Fut, E>(
         &self,
         run: i64,
@@ -387,7 +391,7 @@ impl SeriesCache {
     ) -> Result<tokio::sync::OwnedMutexGuard<Columns>, E>
     where
         F: FnMut(i64, i64) -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<(i64, String)>, E>>,
+        Fut: std::future::Future<Output = Result<Option<(i64, String)>, E>>,
     {
         let shared = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -401,17 +405,35 @@ impl SeriesCache {
         };
         let mut columns = shared.lock_owned().await;
         if columns.next_line < lines {
-            while columns.next_line < lines {
-                let chunk = read(columns.next_line, READ_CHUNK).await?;
-                let Some(&(last, _)) = chunk.last() else {
-                    break;
-                };
-                for (_, line) in &chunk {
-                    columns.push_line(line);
+            let started = Instant::now();
+            let first = columns.next_line;
+            // Ranges are read by a few connections at once, and parsed in order as they
+            // arrive: the database and the parser work side by side.
+            let ranges: Vec<(i64, i64)> = (first..lines)
+                .step_by(READ_CHUNK as usize)
+                .map(|from| (from, (from + READ_CHUNK).min(lines)))
+                .collect();
+            let mut chunks = futures_util::stream::iter(ranges)
+                .map(|(from, to)| read(from, to))
+                .buffered(READS_AT_ONCE);
+            while let Some(chunk) = chunks.next().await {
+                if let Some((_, text)) = chunk? {
+                    for line in text.split('\n') {
+                        columns.push_line(line);
+                    }
                 }
-                columns.next_line = last + 1;
             }
+            // The counter is the highest offset + 1: every line below it has been read.
+            columns.next_line = lines;
             let bytes = columns.bytes();
+            tracing::debug!(
+                run,
+                ?source,
+                lines = columns.next_line - first,
+                bytes,
+                ms = started.elapsed().as_millis() as u64,
+                "chart columns filled"
+            );
             self.account((run, source), bytes);
         }
         Ok(columns)
@@ -544,24 +566,27 @@ mod tests {
         let lines: Vec<String> = (0..10)
             .map(|i| format!(r#"{{"_step":{i},"m":{i}}}"#))
             .collect();
-        let read = |from: i64, limit: i64| {
+        let read = |from: i64, to: i64| {
             reads.lock().unwrap().push(from);
-            let out: Vec<(i64, String)> = lines
+            let picked: Vec<String> = lines
                 .iter()
-                .enumerate()
                 .skip(from as usize)
-                .take(limit as usize)
-                .map(|(i, l)| (i as i64, l.clone()))
+                .take((to - from) as usize)
+                .cloned()
                 .collect();
+            let last = from + picked.len() as i64 - 1;
+            let out = (!picked.is_empty()).then(|| (last, picked.join("\n")));
             async move { Ok::<_, ()>(out) }
         };
         let columns = cache.columns(1, Source::History, 6, read).await.unwrap();
-        // A chunk reads past the count asked: the counter may lag the lines stored.
-        assert_eq!(columns.next_line, 10);
+        assert_eq!(columns.next_line, 6);
+        assert_eq!(columns.column("m").unwrap().values.len(), 6);
         drop(columns);
         let columns = cache.columns(1, Source::History, 10, read).await.unwrap();
         assert_eq!(columns.column("m").unwrap().values.len(), 10);
         drop(columns);
-        assert_eq!(*reads.lock().unwrap(), [0]);
+        let columns = cache.columns(1, Source::History, 10, read).await.unwrap();
+        drop(columns);
+        assert_eq!(*reads.lock().unwrap(), [0, 6]);
     }
 }
