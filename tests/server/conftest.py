@@ -297,14 +297,17 @@ class Server:
             env["CAIRN_ADMIN_API_KEY"] = self.api_key
         return env
 
-    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        """`cairn <args> --data DIR [--database URL]`."""
+    def cli(
+        self, *args: str, timeout: float = 60, stdin: str | None = None
+    ) -> subprocess.CompletedProcess:
+        """`cairn <args> --data DIR [--database URL]`, with `stdin` as its input."""
         return subprocess.run(
             [str(CAIRN_BIN), *args, *self.db_args],
             capture_output=True,
             text=True,
             timeout=timeout,
             env=self.env(),
+            input=stdin,
         )
 
     def request_stop(self, entity: str, project: str, run: str) -> None:

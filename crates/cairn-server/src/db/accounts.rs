@@ -267,17 +267,23 @@ pub async fn user_with_password(
     if name.contains('\0') {
         return Ok(None);
     }
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "SELECT {USER_COLUMNS}, users.password_hash FROM users \
          WHERE name = $1 AND password_hash IS NOT NULL"
-    ))
-    .bind(name)
-    .fetch_optional(conn)
-    .await
-    .map_err(doing("checking a password"))?;
+    );
+    user_and_text(conn, sqlx::query(&sql).bind(name), "checking a password").await
+}
+
+/// The user of a query selecting [`USER_COLUMNS`] and one more text column, and that text.
+async fn user_and_text<'q>(
+    conn: &mut AnyConnection,
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    what: &'static str,
+) -> Result<Option<(UserRow, String)>, DbError> {
+    let row = query.fetch_optional(conn).await.map_err(doing(what))?;
     row.map(|r| Ok((user_row(&r)?, r.try_get(5)?)))
         .transpose()
-        .map_err(doing("checking a password"))
+        .map_err(doing(what))
 }
 
 /// Stores a web session: the hash of its cookie token, its CSRF token, its expiry.
@@ -314,19 +320,13 @@ pub async fn session_user(
     conn: &mut AnyConnection,
     token_hash: &str,
 ) -> Result<Option<(UserRow, String)>, DbError> {
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "SELECT {USER_COLUMNS}, sessions.csrf FROM users \
          JOIN sessions ON sessions.user_id = users.id \
          WHERE sessions.token_hash = $1 AND sessions.expires_at > $2"
-    ))
-    .bind(token_hash)
-    .bind(now())
-    .fetch_optional(conn)
-    .await
-    .map_err(doing("checking a session"))?;
-    row.map(|r| Ok((user_row(&r)?, r.try_get(5)?)))
-        .transpose()
-        .map_err(doing("checking a session"))
+    );
+    let query = sqlx::query(&sql).bind(token_hash).bind(now());
+    user_and_text(conn, query, "checking a session").await
 }
 
 pub async fn delete_session(conn: &mut AnyConnection, token_hash: &str) -> Result<(), DbError> {
