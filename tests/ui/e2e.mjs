@@ -469,6 +469,53 @@ scenario('million', async (t) => {
   if (points > 8 * box.width) t.fail(`the chart draws ${points} points for ${Math.round(box.width)} px: not reduced (limit ${Math.round(8 * box.width)})`);
   t.log(`${points} points drawn in ${Math.round(box.width)} px`);
   await t.shot('million');
+
+  t.step('drag-zoom around the spike asks the server for the finer range');
+  const over = await t.loc(`${sel} .u-over`).first().boundingBox();
+  const at = (f) => over.x + over.width * f;
+  const y = over.y + over.height / 2;
+  const frac = mm.spike_step / (mm.steps - 1);
+  const before = t.requests.length;
+  await t.page.mouse.move(at(frac - 0.02), y);
+  await t.page.mouse.down();
+  await t.page.mouse.move(at(frac + 0.02), y, { steps: 8 });
+  await t.page.mouse.up();
+  const zoomed = await t.until('the chart is zoomed', async () => {
+    const r = await t.attr(sel, 'data-range');
+    return { ok: !!r, seen: JSON.stringify(r), value: r };
+  });
+  const [from, to] = zoomed.value.split(',').map(Number);
+  if (!(from < mm.spike_step && mm.spike_step < to && to - from < mm.steps / 10)) {
+    t.fail(`zoomed to [${from}, ${to}], which should hold step ${mm.spike_step} and be narrow`);
+  }
+  await t.until('the zoom fetched series with from/to', async () => {
+    const asked = t.requests.slice(before).filter((u) => u.includes('/series') && u.includes('from='));
+    return { ok: asked.length > 0, seen: JSON.stringify(t.requests.slice(before).slice(-3)) };
+  });
+  await t.chartAttr(mm.metric, 'data-max', mm.max, 'the spike in the zoomed range');
+  await t.shot('million-zoomed');
+
+  t.step('shift-drag pans the zoomed range');
+  await t.page.keyboard.down('Shift');
+  await t.page.mouse.move(at(0.6), y);
+  await t.page.mouse.down();
+  await t.page.mouse.move(at(0.4), y, { steps: 8 });
+  await t.page.mouse.up();
+  await t.page.keyboard.up('Shift');
+  await t.until('the pan moves the range to higher steps by a fifth of its width', async () => {
+    const r = await t.attr(sel, 'data-range');
+    const [f2, t2] = (r || '').split(',').map(Number);
+    const moved = f2 - from, width = to - from;
+    return { ok: Math.abs(moved - width * 0.2) < width * 0.05 && Math.abs(t2 - f2 - width) < 1e-6 * width + 1, seen: JSON.stringify(r) };
+  });
+  await t.shot('million-panned');
+
+  t.step('double-click resets the zoom');
+  await t.page.mouse.dblclick(at(0.5), y);
+  await t.until('the chart is not zoomed', async () => {
+    const r = await t.attr(sel, 'data-zoomed');
+    return { ok: r === null, seen: JSON.stringify(r) };
+  });
 });
 
 scenario('console', async (t) => {

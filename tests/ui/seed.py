@@ -210,7 +210,8 @@ class Seeded:
             "stream": {
                 "project": STREAM,
                 "million": {"id": self.million, "metric": "m", "max": MILLION_SPIKE,
-                            "last": million_value(MILLION - 1), "steps": MILLION},
+                            "last": million_value(MILLION - 1), "steps": MILLION,
+                            "spike_step": MILLION_SPIKE_STEP},
                 "live": {"id": self.live, "metric": "live", "lines": LIVE_LINES,
                          "last": live_value(LIVE_LINES - 1)},
             },

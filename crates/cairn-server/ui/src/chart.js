@@ -1,6 +1,7 @@
 // One chart panel: a uPlot line chart of one metric for one or more runs, with W&B-style
 // smoothing (debiased EMA over a faint raw line), log scale, drag-to-zoom that asks the server
-// for the finer range, double-click to reset, and a hover legend with every run's value.
+// for the finer range, shift-drag (or middle-drag) to pan, double-click to reset, and a hover
+// legend with every run's value.
 import uPlot from 'uplot';
 import { html, useEffect, useMemo, useRef, useState } from './html.js';
 import { fmtNum, fmtSeconds, fmtDate } from './format.js';
@@ -93,7 +94,7 @@ const Y_AXIS = 56;
 const PAD = [10, 24, 0, 0];
 const plotPixels = (cssWidth) => Math.max(10, Math.round((cssWidth - Y_AXIS - PAD[1] - PAD[3]) * (window.devicePixelRatio || 1)));
 
-function makeOpts({ width, height, runs, smoothing, log, xKey, syncKey, onSelect, onCursor }) {
+function makeOpts({ width, height, runs, smoothing, log, xKey, syncKey, onSelect, onCursor, onPan }) {
   const series = [{ label: 'x' }];
   // Values a log scale can't show are gaps, not bridged; other gaps (runs logging at
   // different x) are bridged.
@@ -121,6 +122,13 @@ function makeOpts({ width, height, runs, smoothing, log, xKey, syncKey, onSelect
     cursor: {
       y: false,
       drag: { x: true, y: false, setScale: false },
+      // Shift-drag or middle-drag pans instead of selecting a range to zoom into.
+      bind: {
+        mousedown: (u, targ, handler) => (e) => {
+          if (e.shiftKey || e.button === 1) { e.preventDefault(); onPan(u, e); return null; }
+          return handler(e);
+        },
+      },
       sync: syncKey ? { key: syncKey, filters: { pub: (type) => type === 'mousemove' || type === 'mouseleave' } } : undefined,
       points: { size: 6 },
     },
@@ -190,13 +198,33 @@ export function Chart({ metric, title, runs, lines, xKey, smoothing, log, loadZo
     el.style.transform = `translate(${Math.max(0, x) + u.over.offsetLeft}px, ${u.over.offsetTop + 4}px)`;
   };
 
+  // Pan: the scale follows the pointer while dragging; on release the new range is asked for
+  // at full resolution, like a zoom.
+  const onPan = (u, down) => {
+    const { min, max } = u.scales.x;
+    if (!(max > min)) return;
+    const width = u.over.clientWidth || 1;
+    let shift = 0;
+    const move = (e) => {
+      shift = ((down.clientX - e.clientX) / width) * (max - min);
+      u.setScale('x', { min: min + shift, max: max + shift });
+    };
+    const up = () => {
+      document.removeEventListener('mousemove', move);
+      document.removeEventListener('mouseup', up);
+      if (shift !== 0) doZoom(min + shift, max + shift);
+    };
+    document.addEventListener('mousemove', move);
+    document.addEventListener('mouseup', up);
+  };
+
   const legend = lines || shown || [{ label: metric, color: '#5387dd' }];
   const structure = [smoothing > 0, log, xKey, syncKey, legend.map((r) => r.color + r.label).join('|')].join(';');
 
   useEffect(() => {
     const el = box.current;
     const width = Math.max(160, el.clientWidth);
-    const opts = makeOpts({ width, height, runs: legend, smoothing, log, xKey, syncKey, onSelect: doZoom, onCursor });
+    const opts = makeOpts({ width, height, runs: legend, smoothing, log, xKey, syncKey, onSelect: doZoom, onCursor, onPan });
     const empty = [[]];
     for (let i = 1; i < opts.series.length; i++) empty.push([]);
     const u = new uPlot(opts, prep ? prep.data : empty, plotEl.current);
@@ -242,8 +270,9 @@ export function Chart({ metric, title, runs, lines, xKey, smoothing, log, loadZo
       data-points=${prep ? String(prep.points) : undefined}
       data-last=${prep && prep.last !== undefined ? String(prep.last) : undefined}
       data-max=${prep && prep.max !== undefined ? String(prep.max) : undefined}
-      data-zoomed=${zoom ? 'true' : undefined}>
-      <div class="panel-title" title=${metric}>${title || metric}${zoom && html`<button class="link small" onClick=${() => setZoom(null)} title="Reset zoom (or double-click the chart)">reset zoom</button>`}</div>
+      data-zoomed=${zoom ? 'true' : undefined}
+      data-range=${zoom ? `${zoom.from},${zoom.to}` : undefined}>
+      <div class="panel-title" title=${metric}>${title || metric}${zoom && html`<button class="link small" onClick=${() => setZoom(null)} title="Reset zoom (or double-click the chart). Drag to zoom, shift-drag to pan.">reset zoom</button>`}</div>
       <div class="panel-plot" ref=${box}>
         <div ref=${plotEl}></div>
         <div class="tip" ref=${tip}></div>
