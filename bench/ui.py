@@ -5,9 +5,8 @@ spike of 1000 at 73% of the way), sent through the filestream in W&B's shape; an
 of --runs runs, each with a config and a summary of a few keys (GraphQL `upsertBucket`,
 the call W&B's SDK makes). Then measures, --repeat times each:
 
-- series, cold: the first chart request for the run after a server start (--cold-cmd
-  restarts it; without it "cold" is the first request of this process), which reads every
-  history line into columns;
+- series, first request: the first chart request for the run since the server started
+  (bench/ui.sh starts a fresh server), which reads every history line into columns;
 - series, warm: the same request again (the page's reload, another panel);
 - series, zoom: a request for 1% of the range (what a drag-zoom asks);
 - runs table: `GET /api/projects/E/P/runs` for the big project, gzip as a browser asks.
@@ -21,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import gzip
 import json
 import statistics
 import sys
@@ -92,7 +92,7 @@ def timed(fn, repeat: int) -> tuple[list[float], object]:
 
 
 def report(name: str, times: list[float], extra: str) -> None:
-    print(f"{name:<28} median {statistics.median(times):7.3f} s  max {max(times):7.3f} s  {extra}")
+    print(f"{name:<36} median {statistics.median(times):7.3f} s  max {max(times):7.3f} s  {extra}")
 
 
 def main() -> int:
@@ -127,24 +127,25 @@ def main() -> int:
         r.raise_for_status()
         return r.json()["series"]["m"]
 
+    label = f"series {args.steps:,} steps"
     cold, first = timed(series, 1)
     assert max(first["y"]) == 1000.0, "the spike is lost in the full-range reduction"
-    report("series 1M, first request", cold, f"{len(first['x'])} points of {first['count']}")
+    report(f"{label}, first request", cold, f"{len(first['x'])} points of {first['count']}")
     warm, full = timed(series, args.repeat)
-    report("series 1M, warm", warm, f"{len(full['x'])} points")
+    report(f"{label}, warm", warm, f"{len(full['x'])} points")
     lo, hi = spike - args.steps // 200, spike + args.steps // 200
     zoom, zoomed = timed(lambda: series(**{"from": lo, "to": hi}), args.repeat)
     assert 1000.0 in zoomed["y"], "the spike is lost in the zoomed reduction"
-    report("series 1M, zoom to 1%", zoom, f"{len(zoomed['x'])} points of {zoomed['count']}")
+    report(f"{label}, zoom to 1%", zoom, f"{len(zoomed['x'])} points of {zoomed['count']}")
 
     runs_url = f"{base}/api/projects/{args.entity}/{big_project}/runs"
 
     def runs():
-        r = s.get(runs_url, headers={"Accept-Encoding": "gzip"}, timeout=120)
+        r = s.get(runs_url, headers={"Accept-Encoding": "gzip"}, timeout=120, stream=True)
         r.raise_for_status()
-        size = len(r.content)
-        wire = int(r.headers.get("content-length") or 0) or r.raw.tell()
-        return len(r.json()["runs"]), size, wire
+        wire = r.raw.read(decode_content=False)
+        body = gzip.decompress(wire) if r.headers.get("content-encoding") == "gzip" else wire
+        return len(json.loads(body)["runs"]), len(body), len(wire)
 
     table, (count, size, wire) = timed(runs, args.repeat)
     report(f"runs table, {count} runs", table, f"{size / 1e6:.1f} MB JSON, {wire / 1e6:.2f} MB on the wire")

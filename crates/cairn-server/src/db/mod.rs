@@ -24,7 +24,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use accounts::{EntityRow, UserRow};
 pub use artifacts::{ArtifactRow, CollectionRow, EntryRow, NewArtifact};
-pub use lines::{FileRow, LineKind};
+pub use lines::{FileRow, Joined, LineKind};
 pub use runs::{ProjectRow, RunFields, RunRow};
 
 /// The schema's current version; [`Db::connect`] brings older databases up to it.

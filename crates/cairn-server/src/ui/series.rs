@@ -19,6 +19,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::db::Joined;
 use futures_util::StreamExt as _;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -381,7 +382,7 @@ impl SeriesCache {
 
     /// The columns of `run`'s `source`, read up to `lines` lines, locked for the caller.
     /// What is missing is read with `read(from, to)`: the lines at offsets `[from, to)`
-    /// joined by `\n`, with the highest offset among them (`None`: no line there).
+    /// (`None`: no line there).
     pub(crate) async fn columns<F, Fut, E>(
         &self,
         run: i64,
@@ -391,7 +392,7 @@ impl SeriesCache {
     ) -> Result<tokio::sync::OwnedMutexGuard<Columns>, E>
     where
         F: FnMut(i64, i64) -> Fut,
-        Fut: std::future::Future<Output = Result<Option<(i64, String)>, E>>,
+        Fut: std::future::Future<Output = Result<Option<Joined>, E>>,
     {
         let shared = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -417,8 +418,8 @@ impl SeriesCache {
                 .map(|(from, to)| read(from, to))
                 .buffered(READS_AT_ONCE);
             while let Some(chunk) = chunks.next().await {
-                if let Some((_, text)) = chunk? {
-                    for line in text.split('\n') {
+                if let Some(joined) = chunk? {
+                    for (_, line) in joined.lines() {
                         columns.push_line(line);
                     }
                 }
@@ -574,8 +575,12 @@ mod tests {
                 .take((to - from) as usize)
                 .cloned()
                 .collect();
-            let last = from + picked.len() as i64 - 1;
-            let out = (!picked.is_empty()).then(|| (last, picked.join("\n")));
+            let text: Vec<String> = picked
+                .iter()
+                .enumerate()
+                .map(|(i, line)| format!("{} {line}", from + i as i64))
+                .collect();
+            let out = (!picked.is_empty()).then(|| Joined::new(text.join("\n")));
             async move { Ok::<_, ()>(out) }
         };
         let columns = cache.columns(1, Source::History, 6, read).await.unwrap();
