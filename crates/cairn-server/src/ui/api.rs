@@ -117,6 +117,14 @@ async fn user_names(conn: &mut Conn, rows: &[RunRow]) -> UiResult<HashMap<i64, S
 
 fn run_json(row: &RunRow, users: &HashMap<i64, String>) -> Value {
     let tags: Value = serde_json::from_str(&row.tags).unwrap_or_else(|_| json!([]));
+    let summary = flat_summary(&row.summary);
+    // The run's own clock when it reported one (W&B's `_wandb.runtime`, or `_runtime`),
+    // else creation to last sign of life.
+    let duration = ["_wandb.runtime", "_runtime"]
+        .iter()
+        .find_map(|k| summary.get(*k).and_then(Value::as_f64))
+        .filter(|d| d.is_finite() && *d >= 0.0)
+        .map_or(row.duration_secs(), |d| d.round() as i64);
     json!({
         "name": row.name,
         "displayName": row.display_name.as_deref().unwrap_or(&row.name),
@@ -127,10 +135,10 @@ fn run_json(row: &RunRow, users: &HashMap<i64, String>) -> Value {
         "user": row.user_id.and_then(|id| users.get(&id)),
         "createdAt": row.created_at,
         "heartbeatAt": row.heartbeat_at,
-        "duration": row.duration_secs(),
+        "duration": duration,
         "notes": row.notes,
         "config": flat_config(&row.config),
-        "summary": flat_summary(&row.summary),
+        "summary": summary,
     })
 }
 
