@@ -35,17 +35,22 @@ enum Command {
     /// Act on runs stored by the server.
     #[command(subcommand)]
     Run(commands::server::RunCommand),
+    /// Serve the `wandb` Python SDK in place of its `wandb-core` (takes wandb-core's flags).
+    Core(commands::core::CoreArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let outcome = match cli.command {
-        Command::Dump(args) => commands::dump::run(&args),
-        Command::Server(args) => commands::server::serve(&args),
-        Command::Sync(args) => commands::sync::run(&args),
-        Command::User(command) => commands::server::user(&command),
-        Command::Key(command) => commands::server::key(&command),
-        Command::Run(command) => commands::server::run(&command),
+    // Installed as `wandb-core`, the binary is the SDK's core: its flags are Go-style and
+    // open-ended, so they bypass this command line.
+    let mut args = std::env::args();
+    let started_as = args.next().unwrap_or_default();
+    let outcome = if std::path::Path::new(&started_as)
+        .file_name()
+        .is_some_and(|name| name == "wandb-core")
+    {
+        commands::core::serve(&args.collect::<Vec<_>>())
+    } else {
+        run(Cli::parse())
     };
     match outcome {
         Ok(status) => status.into(),
@@ -57,5 +62,17 @@ fn main() -> ExitCode {
             }
             ExitCode::from(1)
         }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<commands::Status> {
+    match cli.command {
+        Command::Dump(args) => commands::dump::run(&args),
+        Command::Server(args) => commands::server::serve(&args),
+        Command::Sync(args) => commands::sync::run(&args),
+        Command::User(command) => commands::server::user(&command),
+        Command::Key(command) => commands::server::key(&command),
+        Command::Run(command) => commands::server::run(&command),
+        Command::Core(args) => commands::core::run(&args),
     }
 }

@@ -3,6 +3,7 @@
 //! Each command takes its parsed arguments and returns a [`Status`] for the exit code, or
 //! an error for problems it did not expect (exit status 1).
 
+pub(crate) mod core;
 pub(crate) mod dump;
 pub(crate) mod server;
 pub(crate) mod sync;

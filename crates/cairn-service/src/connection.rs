@@ -1,0 +1,155 @@
+//! One SDK connection: a thread that reads `ServerRequest` frames until the stream ends
+//! and answers each request that carries an id.
+//!
+//! Answers are written whole under the connection's writer lock, so answers given from
+//! other threads later (a run's finish, a deferred artifact) never interleave with these.
+//! A stream that breaks (bad magic, a cut or oversized frame, bytes that are not a
+//! `ServerRequest`) ends this connection only, with the reason reported; other connections
+//! and the service go on. `inform_teardown` from the owning process ends the service.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+
+use cairn_proto::server_request::ServerRequestType;
+use cairn_proto::server_response::ServerResponseType;
+use cairn_proto::{ServerErrorResponse, ServerRequest, ServerResponse};
+
+use crate::frame;
+use crate::{Outcome, ServiceEvent, Shared};
+
+/// A socket a connection can read and answer on (Unix or TCP).
+pub trait Stream: Read + Write + Send + Sized + 'static {
+    /// A second handle on the same socket, for answering while the first one reads.
+    fn try_clone(&self) -> std::io::Result<Self>;
+}
+
+impl Stream for std::os::unix::net::UnixStream {
+    fn try_clone(&self) -> std::io::Result<Self> {
+        std::os::unix::net::UnixStream::try_clone(self)
+    }
+}
+
+impl Stream for std::net::TcpStream {
+    fn try_clone(&self) -> std::io::Result<Self> {
+        std::net::TcpStream::try_clone(self)
+    }
+}
+
+/// The writing half of a connection, shared by whoever answers on it.
+pub struct Responder<S> {
+    writer: Mutex<S>,
+}
+
+impl<S> std::fmt::Debug for Responder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder").finish_non_exhaustive()
+    }
+}
+
+impl<S: Write> Responder<S> {
+    /// Writes `response` as one frame; a peer that is gone is not an error here (its
+    /// reader sees the end of the stream).
+    pub fn send(&self, response: &ServerResponse) {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = frame::write_response(&mut *writer, response);
+    }
+
+    /// Answers `request_id` with an `error_response` carrying `message`.
+    pub fn error(&self, request_id: &str, message: String) {
+        self.send(&ServerResponse {
+            request_id: request_id.to_owned(),
+            server_response_type: Some(ServerResponseType::ErrorResponse(ServerErrorResponse {
+                message,
+            })),
+        });
+    }
+}
+
+/// The name of a request's kind, as the protocol's oneof calls it.
+pub fn kind(request: &ServerRequest) -> &'static str {
+    match &request.server_request_type {
+        None => "an empty request",
+        Some(kind) => match kind {
+            ServerRequestType::RecordPublish(_) => "record_publish",
+            ServerRequestType::RecordCommunicate(_) => "record_communicate",
+            ServerRequestType::InformInit(_) => "inform_init",
+            ServerRequestType::InformFinish(_) => "inform_finish",
+            ServerRequestType::InformAttach(_) => "inform_attach",
+            ServerRequestType::InformDetach(_) => "inform_detach",
+            ServerRequestType::InformTeardown(_) => "inform_teardown",
+            ServerRequestType::Authenticate(_) => "authenticate",
+            ServerRequestType::InitSync(_) => "init_sync",
+            ServerRequestType::Sync(_) => "sync",
+            ServerRequestType::SyncStatus(_) => "sync_status",
+            ServerRequestType::ApiInitRequest(_) => "api_init_request",
+            ServerRequestType::ApiRequest(_) => "api_request",
+            ServerRequestType::Cancel(_) => "cancel",
+            ServerRequestType::ApiCleanupRequest(_) => "api_cleanup_request",
+            ServerRequestType::SweepSchedulerInit(_) => "sweep_scheduler_init",
+            ServerRequestType::SweepSchedulerNextTask(_) => "sweep_scheduler_next_task",
+            ServerRequestType::SweepSchedulerStop(_) => "sweep_scheduler_stop",
+        },
+    }
+}
+
+/// Serves connection `id` on `stream` until it ends (see the module doc).
+pub(crate) fn serve<S: Stream>(shared: &Shared, id: u64, mut stream: S) {
+    let error = match stream.try_clone() {
+        Ok(writer) => {
+            let responder = Arc::new(Responder {
+                writer: Mutex::new(writer),
+            });
+            read_requests(shared, id, &mut stream, &responder)
+        }
+        Err(err) => Some(format!("cannot share the socket: {err}")),
+    };
+    shared.reporter.report(ServiceEvent::Disconnected {
+        connection: id,
+        error,
+    });
+    shared.connection_closed();
+}
+
+/// Reads and answers until the stream ends; the reason it broke, if it did.
+fn read_requests<S: Stream>(
+    shared: &Shared,
+    id: u64,
+    stream: &mut S,
+    responder: &Responder<S>,
+) -> Option<String> {
+    loop {
+        let request = match frame::read_request(stream) {
+            Ok(Some(request)) => request,
+            Ok(None) => return None,
+            Err(err) => return Some(err.to_string()),
+        };
+        let kind = kind(&request);
+        match request.server_request_type {
+            Some(ServerRequestType::InformTeardown(teardown)) => {
+                shared.stop(Outcome::TornDown {
+                    exit_code: teardown.exit_code,
+                });
+                return None;
+            }
+            // Cancelling a request nothing holds is allowed (the SDK cancels what it
+            // stopped waiting for, answered or not).
+            Some(ServerRequestType::Cancel(_)) => {}
+            _ if request.request_id.is_empty() => {
+                shared.reporter.report(ServiceEvent::Ignored {
+                    connection: id,
+                    kind,
+                });
+            }
+            _ => {
+                shared.reporter.report(ServiceEvent::Unsupported {
+                    connection: id,
+                    kind,
+                });
+                responder.error(
+                    &request.request_id,
+                    format!("cairn core does not support {kind} yet"),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! cairn's core as a service: the process the unmodified `wandb` Python SDK starts as
+//! `wandb-core` and talks to over a socket (the contract: `service-protocol.md` in the
+//! project's shared references).
+//!
+//! [`serve`] takes the launch [`Flags`](launch::Flags): it checks that its parent is the
+//! SDK process that started it (else it exits at once, as `wandb-core` does), opens the
+//! listeners and writes the port file ([`listen`]), then serves every connection on its
+//! own thread ([`connection`]), reading [`frame`]s of `ServerRequest`s and answering
+//! `ServerResponse`s. A connection whose stream breaks is closed alone; the service goes on.
+//!
+//! It ends when the owning SDK process says `inform_teardown`, when its parent dies
+//! (checked every 250 ms), or — detached — when no connection has been open for the idle
+//! timeout. It then stops accepting, removes its socket folder and returns the
+//! [`Outcome`]. What happened along the way goes to a [`Reporter`], never to the terminal:
+//! the core's stdout and stderr are the user's.
+//!
+//! Built so far: launch, framing, listeners and connections, teardown and parent watch.
+//! Requests that need a run are answered with an error naming their kind until the run
+//! pipeline is connected (the next step of this crate).
+
+pub mod connection;
+pub mod frame;
+pub mod launch;
+pub mod listen;
+
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use launch::Flags;
+use listen::Listeners;
+
+/// How often the parent and the idle timer are checked.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// What the service tells its operator (the binary writes these to its log file).
+#[derive(Debug)]
+pub enum ServiceEvent {
+    /// Listening; the port file is written.
+    Listening { unix: String, tcp: Option<u16> },
+    /// A connection was opened (its number) or closed, with the reason when it broke.
+    Connected(u64),
+    /// A connection ended: cleanly (`None`) or because its stream broke.
+    Disconnected {
+        connection: u64,
+        error: Option<String>,
+    },
+    /// A request this service cannot answer yet, or does not know.
+    Unsupported { connection: u64, kind: &'static str },
+    /// A request without an id that nothing answers (logged, dropped).
+    Ignored { connection: u64, kind: &'static str },
+}
+
+/// Where [`ServiceEvent`]s go.
+pub trait Reporter: Send + Sync {
+    /// Records one event.
+    fn report(&self, event: ServiceEvent);
+}
+
+/// Why the service stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its parent is not the `--pid` process: `wandb-core` exits at once then.
+    NotMyParent,
+    /// The owning SDK process tore it down, with its exit code.
+    TornDown { exit_code: i32 },
+    /// The parent process died.
+    ParentGone,
+    /// Detached, and no connection for the idle timeout.
+    Idle,
+}
+
+/// A failure to start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// `--port-filename` is missing.
+    #[error("--port-filename is required")]
+    NoPortFile,
+    /// The listeners could not be opened.
+    #[error("cannot open the service socket: {0}")]
+    Listen(#[source] io::Error),
+    /// The port file could not be written.
+    #[error("cannot write the port file {path}: {source}")]
+    PortFile {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// State every connection thread shares with the service loop.
+pub(crate) struct Shared {
+    stopping: AtomicBool,
+    outcome: Mutex<Option<Outcome>>,
+    open_connections: Mutex<(usize, Instant)>,
+    unix_path: std::path::PathBuf,
+    tcp_port: Option<u16>,
+    pub(crate) reporter: Arc<dyn Reporter>,
+}
+
+impl Shared {
+    /// Ends the service with `outcome` (the first one given wins) and wakes the accept
+    /// loop by connecting to it.
+    pub(crate) fn stop(&self, outcome: Outcome) {
+        {
+            let mut slot = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+            slot.get_or_insert(outcome);
+        }
+        if !self.stopping.swap(true, Ordering::SeqCst) {
+            let _ = UnixStream::connect(&self.unix_path);
+            if let Some(port) = self.tcp_port {
+                let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn connection_opened(&self) {
+        let mut open = self
+            .open_connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        open.0 += 1;
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        let mut open = self
+            .open_connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        open.0 = open.0.saturating_sub(1);
+        open.1 = Instant::now();
+    }
+
+    /// How long no connection has been open (`None` while one is).
+    fn idle_for(&self) -> Option<Duration> {
+        let open = self
+            .open_connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        (open.0 == 0).then(|| open.1.elapsed())
+    }
+}
+
+/// Serves until torn down, orphaned or idle (see the module doc).
+pub fn serve(flags: &Flags, reporter: Arc<dyn Reporter>) -> Result<Outcome, ServiceError> {
+    let pid_arg = flags.pid.unwrap_or(0);
+    if !flags.detached
+        && flags
+            .pid
+            .is_some_and(|pid| std::os::unix::process::parent_id() != pid)
+    {
+        return Ok(Outcome::NotMyParent);
+    }
+    let port_file = flags
+        .port_filename
+        .as_ref()
+        .ok_or(ServiceError::NoPortFile)?;
+    let listeners =
+        Listeners::open(pid_arg, flags.listen_on_localhost).map_err(ServiceError::Listen)?;
+    let text = listeners.port_file_text().map_err(ServiceError::Listen)?;
+    listen::write_atomically(port_file, &text).map_err(|source| ServiceError::PortFile {
+        path: port_file.display().to_string(),
+        source,
+    })?;
+    let tcp_port = listeners
+        .tcp
+        .as_ref()
+        .and_then(|t| t.local_addr().ok())
+        .map(|a| a.port());
+    let shared = Arc::new(Shared {
+        stopping: AtomicBool::new(false),
+        outcome: Mutex::new(None),
+        open_connections: Mutex::new((0, Instant::now())),
+        unix_path: listeners.unix_path.clone(),
+        tcp_port,
+        reporter,
+    });
+    shared.reporter.report(ServiceEvent::Listening {
+        unix: listeners.unix_path.display().to_string(),
+        tcp: tcp_port,
+    });
+    let watcher = spawn_watcher(shared.clone(), flags);
+    let mut next_id = 0u64;
+    if let Some(tcp) = listeners.tcp.as_ref().and_then(|t| t.try_clone().ok()) {
+        let shared = shared.clone();
+        let first_id = u64::MAX / 2;
+        let _ = thread::Builder::new()
+            .name("cairn-core-tcp".into())
+            .spawn(move || {
+                for (n, stream) in (first_id..).zip(tcp.incoming()) {
+                    if shared.stopping() {
+                        break;
+                    }
+                    if let Ok(stream) = stream {
+                        let _ = stream.set_nodelay(true);
+                        accept(&shared, n, stream);
+                    }
+                }
+            });
+    }
+    for stream in listeners.unix.incoming() {
+        if shared.stopping() {
+            break;
+        }
+        if let Ok(stream) = stream {
+            next_id += 1;
+            accept(&shared, next_id, stream);
+        }
+    }
+    listeners.close();
+    let _ = watcher.join();
+    let outcome = shared
+        .outcome
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or(Outcome::TornDown { exit_code: 0 });
+    Ok(outcome)
+}
+
+/// Starts a connection's thread.
+fn accept<S>(shared: &Arc<Shared>, id: u64, stream: S)
+where
+    S: connection::Stream,
+{
+    shared.connection_opened();
+    shared.reporter.report(ServiceEvent::Connected(id));
+    let for_thread = shared.clone();
+    let spawned = thread::Builder::new()
+        .name(format!("cairn-conn-{id}"))
+        .spawn(move || connection::serve(&for_thread, id, stream));
+    if spawned.is_err() {
+        shared.connection_closed();
+    }
+}
+
+/// Watches the parent (unless detached) and the idle timer (when detached with one).
+fn spawn_watcher(shared: Arc<Shared>, flags: &Flags) -> thread::JoinHandle<()> {
+    let parent = (!flags.detached).then_some(flags.pid).flatten();
+    let idle = flags.detached.then_some(flags.idle_timeout).flatten();
+    thread::Builder::new()
+        .name("cairn-core-watch".into())
+        .spawn(move || {
+            while !shared.stopping() {
+                thread::sleep(WATCH_EVERY);
+                if parent.is_some_and(|pid| std::os::unix::process::parent_id() != pid) {
+                    shared.stop(Outcome::ParentGone);
+                }
+                if let (Some(limit), Some(idle_for)) = (idle, shared.idle_for())
+                    && idle_for >= limit
+                {
+                    shared.stop(Outcome::Idle);
+                }
+            }
+        })
+        .unwrap_or_else(|_| thread::spawn(|| {}))
+}
