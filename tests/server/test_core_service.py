@@ -1,21 +1,21 @@
 """`cairn core` under the unmodified wandb 0.31 SDK: the SDK launches it as its `wandb-core`
 (from an overlay of the installed package whose `bin/wandb-core` is the cairn binary), reads
-its port file, connects and frames requests. Run handling is not built yet, so `wandb.init`
-must fail with cairn's answer naming the request kind — proof that launch, port file,
-socket and framing work end to end — and the core must exit when the SDK tears down."""
+its port file, connects, and runs an offline run through it: init, logs with an explicit
+step and commit=False, define_metric, summary and config writes, console output, finish with
+the footer. Then W&B's own `wandb sync` uploads the log cairn's core wrote. Online runs are
+not served yet and must fail with cairn's message, not hang."""
 
 import os
 import subprocess
-import sys
-import textwrap
+import time
 from pathlib import Path
 
-from conftest import CAIRN_BIN
+from conftest import CAIRN_BIN, ENTITY
 
 
 def wandb_overlay(root: Path) -> Path:
     """A copy of the installed `wandb` package made of symlinks, with `bin/wandb-core` the
-    cairn binary; put its parent first on PYTHONPATH."""
+    cairn binary; put it first on PYTHONPATH."""
     import wandb
 
     real = Path(wandb.__file__).parent
@@ -32,44 +32,101 @@ def wandb_overlay(root: Path) -> Path:
     return root
 
 
-def test_the_sdk_launches_cairn_core_and_reads_its_answers(tmp_path):
-    overlay = wandb_overlay(tmp_path / "overlay")
-    cache = tmp_path / "cache"
-    script = textwrap.dedent(
-        """
-        import os, pathlib, wandb
-        core = pathlib.Path(wandb.__file__).parent / "bin" / "wandb-core"
-        assert core.resolve() == pathlib.Path(os.environ["EXPECT_CORE"]).resolve(), core
-        try:
-            wandb.init(project="p", mode="offline")
-        except Exception as err:
-            print("INIT FAILED:", type(err).__name__, err)
-        else:
-            print("INIT SUCCEEDED")
-        """
-    )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "CAIRN_"))},
-        "PYTHONPATH": str(overlay),
-        "WANDB_DIR": str(tmp_path),
-        "WANDB_CACHE_DIR": str(cache),
-        "WANDB_SILENT": "true",
-        "EXPECT_CORE": str(CAIRN_BIN),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
-    )
-    out = done.stdout + done.stderr
-    assert "INIT FAILED" in out, out
-    assert "cairn core does not support" in out, out
-    # The SDK tore the core down at exit: its process is gone and its log says why.
-    logs = list((cache / "wandb" / "logs").glob("cairn-core-*.log"))
-    assert logs, f"no cairn core log in {cache}"
-    text = "\n".join(p.read_text() for p in logs)
-    assert "Listening" in text and "Unsupported" in text, text
-    leftover = subprocess.run(
+def core_processes(overlay: Path) -> str:
+    found = subprocess.run(
         ["pgrep", "-f", str(overlay / "wandb" / "bin" / "wandb-core")],
         capture_output=True,
         text=True,
     )
-    assert leftover.stdout.strip() == "", "cairn core still running after the SDK exited"
+    return found.stdout.strip()
+
+
+def dump_kinds(log: Path) -> dict[str, int]:
+    out = subprocess.run(
+        [str(CAIRN_BIN), "dump", "--kinds", str(log)], capture_output=True, text=True, check=True
+    ).stdout
+    return {k: int(n) for k, n in (line.split("\t") for line in out.splitlines() if line)}
+
+
+OFFLINE_RUN = """
+import pathlib, wandb
+core = pathlib.Path(wandb.__file__).parent / "bin" / "wandb-core"
+assert core.resolve() == pathlib.Path(os.environ["EXPECT_CORE"]).resolve(), core
+run = wandb.init(project=PROJECT, config={"lr": 0.1})
+run.define_metric("acc", summary="max")
+for i in range(40):
+    run.log({"loss": 1.0 / (i + 1), "acc": i / 40, "nested": {"a": i}})
+run.log({"loss": 0.5}, step=45)
+run.log({"extra": 1}, commit=False)
+run.log({"loss": 0.25})
+print("hello from the script", flush=True)
+print("step now", run.step, flush=True)
+run.summary["best"] = 0.99
+run.config["extra"] = 3
+report(id=run.id, run_dir=os.path.dirname(run.dir), step=run.step,
+       summary_loss=run.summary["loss"])
+run.finish()
+"""
+
+
+def test_an_offline_run_through_cairn_core_then_wandb_sync(client, store, tmp_path):
+    overlay = wandb_overlay(tmp_path / "overlay")
+    project = client.project()
+    env = client.env(
+        WANDB_MODE="offline",
+        WANDB_SILENT="",
+        PYTHONPATH=str(overlay),
+        WANDB_CACHE_DIR=str(tmp_path / "cache"),
+        EXPECT_CORE=str(CAIRN_BIN.resolve()),
+    )
+    res = client.run(OFFLINE_RUN, project, env=env)
+    # W&B's step rules, answered by cairn's handler (W&B's own core gives the same): 40
+    # rows, then a row at step 45 that `extra` (commit=False) and the last `loss` join
+    # before it is committed; the next step is 46.
+    assert res.result["step"] == 46, res.result
+    assert res.result["summary_loss"] == 0.25
+    assert "step now 46" in res.stdout
+    # The footer the SDK prints from cairn's answers (get_summary, sampled_history).
+    assert "Run summary:" in res.stderr and "best 0.99" in res.stderr, res.stderr
+    assert "Run history:" in res.stderr, res.stderr
+    for _ in range(50):
+        if not core_processes(overlay):
+            break
+        time.sleep(0.1)
+    assert not core_processes(overlay), "cairn core still running after the SDK exited"
+
+    run_dir = Path(res.result["run_dir"])
+    (log,) = run_dir.glob("run-*.wandb")
+    kinds = dump_kinds(log)
+    assert kinds["history"] == 41, kinds
+    assert kinds["run"] == 1 and kinds["exit"] == 1 and kinds["metric"] == 1, kinds
+    assert "hello from the script" in (run_dir / "files" / "output.log").read_text()
+
+    # W&B's own `wandb sync` (its own core) uploads the log cairn's core wrote.
+    sync = client.cli("sync", "--project", project, str(run_dir))
+    assert sync.returncode == 0, f"wandb sync failed\n{sync.stdout}\n{sync.stderr}"
+    row = store.run(ENTITY, project, res.result["id"])
+    assert row is not None and row["state"] == "finished" and row["exitcode"] == 0, row
+    history = store.history(row["id"])
+    assert [h["_step"] for h in history] == [*range(40), 45]
+    assert history[-1]["extra"] == 1 and history[-1]["loss"] == 0.25
+    assert row["summary"]["best"] == 0.99
+    assert row["summary"]["acc"] == {"max": 39 / 40}
+    assert row["config"]["lr"] == {"value": 0.1}
+
+
+def test_an_online_run_is_refused_with_cairns_message(client, tmp_path):
+    overlay = wandb_overlay(tmp_path / "overlay")
+    env = client.env(
+        PYTHONPATH=str(overlay),
+        WANDB_CACHE_DIR=str(tmp_path / "cache"),
+        EXPECT_CORE=str(CAIRN_BIN.resolve()),
+        WANDB_INIT_TIMEOUT="20",
+    )
+    res = client.run(
+        "import wandb\nwandb.init(project=PROJECT)\n", client.project(), env=env, expect_rc=None
+    )
+    assert res.returncode != 0
+    assert "cairn core" in res.stdout + res.stderr, res.stderr[-2000:]
+    logs = list((tmp_path / "cache" / "wandb" / "logs").glob("cairn-core-*.log"))
+    assert logs and "Listening" in logs[0].read_text()

@@ -115,7 +115,7 @@ fn read_requests<S: Stream>(
     shared: &Shared,
     id: u64,
     stream: &mut S,
-    responder: &Responder<S>,
+    responder: &Arc<Responder<S>>,
 ) -> Option<String> {
     loop {
         let request = match frame::read_request(stream) {
@@ -124,13 +124,37 @@ fn read_requests<S: Stream>(
             Err(err) => return Some(err.to_string()),
         };
         let kind = kind(&request);
+        let id_of = |info: Option<&cairn_proto::RecordInfo>| {
+            info.map(|i| i.stream_id.clone()).unwrap_or_default()
+        };
         match request.server_request_type {
             Some(ServerRequestType::InformTeardown(teardown)) => {
+                // Runs the user never finished are finished now, then the service ends.
+                shared.runs.finish_all(teardown.exit_code);
                 shared.stop(Outcome::TornDown {
                     exit_code: teardown.exit_code,
                 });
                 return None;
             }
+            Some(ServerRequestType::InformInit(init)) => {
+                let run = id_of(init.info.as_ref());
+                let settings = init.settings.unwrap_or_default();
+                match shared.runs.init(&run, settings) {
+                    // A bare envelope: only the id.
+                    Ok(()) => responder.send(&ServerResponse {
+                        request_id: request.request_id.clone(),
+                        server_response_type: None,
+                    }),
+                    Err(message) => responder.error(&request.request_id, message),
+                }
+            }
+            Some(ServerRequestType::InformFinish(finish)) => {
+                shared.runs.forget(&id_of(finish.info.as_ref()));
+            }
+            Some(
+                ServerRequestType::RecordPublish(record)
+                | ServerRequestType::RecordCommunicate(record),
+            ) => shared.runs.record(&request.request_id, record, responder),
             // Cancelling a request nothing holds is allowed (the SDK cancels what it
             // stopped waiting for, answered or not).
             Some(ServerRequestType::Cancel(_)) => {}

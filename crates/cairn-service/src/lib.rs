@@ -14,14 +14,19 @@
 //! [`Outcome`]. What happened along the way goes to a [`Reporter`], never to the terminal:
 //! the core's stdout and stderr are the user's.
 //!
-//! Built so far: launch, framing, listeners and connections, teardown and parent watch.
-//! Requests that need a run are answered with an error naming their kind until the run
-//! pipeline is connected (the next step of this crate).
+//! Runs ([`runs`]) are cairn-core pipelines, one per `inform_init`: the SDK's records
+//! become their inputs, its requests are answered from their state, and `exit` is answered
+//! once the run is finished. Built so far: offline runs end to end (W&B's step rules,
+//! summary, config, define_metric, console, the footer's summary and samples). Not yet:
+//! online runs (refused with a message), the API proxy, artifacts, attach, `wandb sync`,
+//! system metrics and the environment probe; those requests are answered with an error
+//! naming their kind.
 
 pub mod connection;
 pub mod frame;
 pub mod launch;
 pub mod listen;
+mod runs;
 
 use std::io;
 use std::os::unix::net::UnixStream;
@@ -98,6 +103,7 @@ pub(crate) struct Shared {
     open_connections: Mutex<(usize, Instant)>,
     unix_path: std::path::PathBuf,
     tcp_port: Option<u16>,
+    pub(crate) runs: runs::Runs,
     pub(crate) reporter: Arc<dyn Reporter>,
 }
 
@@ -180,6 +186,7 @@ pub fn serve(flags: &Flags, reporter: Arc<dyn Reporter>) -> Result<Outcome, Serv
         open_connections: Mutex::new((0, Instant::now())),
         unix_path: listeners.unix_path.clone(),
         tcp_port,
+        runs: runs::Runs::default(),
         reporter,
     });
     shared.reporter.report(ServiceEvent::Listening {

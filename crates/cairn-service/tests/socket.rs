@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cairn_proto::server_request::ServerRequestType;
 use cairn_proto::server_response::ServerResponseType;
-use cairn_proto::{Record, ServerInformTeardownRequest, ServerRequest, ServerResponse};
+use cairn_proto::{ServerInformTeardownRequest, ServerRequest, ServerResponse};
 use cairn_service::launch::Flags;
 use cairn_service::{Outcome, Reporter, ServiceEvent, frame, serve};
 use prost::Message as _;
@@ -75,26 +75,29 @@ fn requests_are_answered_by_id_and_teardown_ends_the_service() {
     let mut sdk = UnixStream::connect(&socket).unwrap();
     sdk.write_all(&request(
         "r1",
-        ServerRequestType::RecordPublish(Record::default()),
+        ServerRequestType::ApiInitRequest(Default::default()),
     ))
     .unwrap();
     let answer = read_response(&mut sdk);
     assert_eq!(answer.request_id, "r1");
     match answer.server_response_type {
         Some(ServerResponseType::ErrorResponse(e)) => {
-            assert_eq!(e.message, "cairn core does not support record_publish yet");
+            assert_eq!(
+                e.message,
+                "cairn core does not support api_init_request yet"
+            );
         }
         other => panic!("expected an error response, got {other:?}"),
     }
     // Without an id nothing is answered: the next answer is for r2.
     sdk.write_all(&request(
         "",
-        ServerRequestType::RecordPublish(Record::default()),
+        ServerRequestType::ApiInitRequest(Default::default()),
     ))
     .unwrap();
     sdk.write_all(&request(
         "r2",
-        ServerRequestType::RecordPublish(Record::default()),
+        ServerRequestType::ApiInitRequest(Default::default()),
     ))
     .unwrap();
     assert_eq!(read_response(&mut sdk).request_id, "r2");
@@ -111,7 +114,7 @@ fn requests_are_answered_by_id_and_teardown_ends_the_service() {
     other
         .write_all(&request(
             "r3",
-            ServerRequestType::RecordPublish(Record::default()),
+            ServerRequestType::ApiInitRequest(Default::default()),
         ))
         .unwrap();
     assert_eq!(read_response(&mut other).request_id, "r3");
@@ -163,4 +166,204 @@ fn detached_services_end_when_idle() {
     let outcome = serve(&flags, Arc::new(Events::default())).unwrap();
     assert_eq!(outcome, Outcome::Idle);
     assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+/// One frame out, the answer with the same id back (answers to other ids are skipped).
+fn ask(stream: &mut UnixStream, id: &str, kind: ServerRequestType) -> ServerResponse {
+    stream.write_all(&request(id, kind)).unwrap();
+    loop {
+        let answer = read_response(stream);
+        if answer.request_id == id {
+            return answer;
+        }
+    }
+}
+
+fn record(run: &str, kind: cairn_proto::record::RecordType) -> ServerRequestType {
+    ServerRequestType::RecordPublish(cairn_proto::Record {
+        record_type: Some(kind),
+        info: Some(cairn_proto::RecordInfo {
+            stream_id: run.to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+fn sdk_request(run: &str, kind: cairn_proto::request::RequestType) -> ServerRequestType {
+    record(
+        run,
+        cairn_proto::record::RecordType::Request(cairn_proto::Request {
+            request_type: Some(kind),
+        }),
+    )
+}
+
+fn result_of(answer: ServerResponse) -> cairn_proto::result::ResultType {
+    match answer.server_response_type {
+        Some(ServerResponseType::ResultCommunicate(r)) => r.result_type.expect("a result"),
+        other => panic!("expected a result, got {other:?}"),
+    }
+}
+
+fn response_of(answer: ServerResponse) -> Option<cairn_proto::response::ResponseType> {
+    match result_of(answer) {
+        cairn_proto::result::ResultType::Response(r) => r.response_type,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_offline_run_goes_from_init_to_a_finished_log() {
+    use cairn_proto::record::RecordType as R;
+    use cairn_proto::request::RequestType as Q;
+    use cairn_proto::response::ResponseType as A;
+    use cairn_proto::result::ResultType;
+
+    let dir = tempfile::tempdir().unwrap();
+    let port_file = dir.path().join("port");
+    let flags = Flags {
+        port_filename: Some(port_file.clone()),
+        detached: true,
+        ..Flags::default()
+    };
+    let service = thread::spawn(move || serve(&flags, Arc::new(Events::default())));
+    let mut sdk = UnixStream::connect(port_file_socket(&port_file)).unwrap();
+
+    let run_dir = dir.path().join("offline-run-x-abc");
+    let settings = cairn_proto::Settings {
+        mode: Some("offline".into()),
+        sync_dir: Some(run_dir.display().to_string()),
+        sync_file: Some(run_dir.join("run-abc.wandb").display().to_string()),
+        ..Default::default()
+    };
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let init = ask(
+        &mut sdk,
+        "i",
+        ServerRequestType::InformInit(cairn_proto::ServerInformInitRequest {
+            settings: Some(settings.clone()),
+            info: Some(cairn_proto::RecordInfo {
+                stream_id: "abc".into(),
+                ..Default::default()
+            }),
+        }),
+    );
+    assert_eq!(init.server_response_type, None, "a bare envelope");
+    let again = ask(
+        &mut sdk,
+        "i2",
+        ServerRequestType::InformInit(cairn_proto::ServerInformInitRequest {
+            settings: Some(settings),
+            info: Some(cairn_proto::RecordInfo {
+                stream_id: "abc".into(),
+                ..Default::default()
+            }),
+        }),
+    );
+    assert!(matches!(
+        again.server_response_type,
+        Some(ServerResponseType::ErrorResponse(ref e)) if e.message == "run ID abc is in use"
+    ));
+
+    let run = cairn_proto::RunRecord {
+        run_id: "abc".into(),
+        config: Some(cairn_proto::ConfigRecord {
+            update: vec![cairn_proto::ConfigItem {
+                key: "lr".into(),
+                value_json: "0.1".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    match result_of(ask(&mut sdk, "r", record("abc", R::Run(run)))) {
+        ResultType::RunResult(result) => {
+            assert!(result.error.is_none(), "{result:?}");
+            let run = result.run.unwrap();
+            assert_eq!(run.config.unwrap().update[0].value_json, "{\"value\": 0.1}");
+            assert!(run.start_time.is_some());
+        }
+        other => panic!("expected a run result, got {other:?}"),
+    }
+    for i in 0..3 {
+        sdk.write_all(&request(
+            "",
+            sdk_request(
+                "abc",
+                Q::PartialHistory(cairn_proto::PartialHistoryRequest {
+                    item: vec![cairn_proto::HistoryItem {
+                        key: "loss".into(),
+                        value_json: format!("{}", 1.0 / f64::from(i + 1)),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            ),
+        ))
+        .unwrap();
+    }
+    match response_of(ask(
+        &mut sdk,
+        "s",
+        sdk_request("abc", Q::HistoryStep(Default::default())),
+    )) {
+        Some(A::HistoryStepResponse(step)) => assert_eq!(step.step, 3),
+        other => panic!("expected the history step, got {other:?}"),
+    }
+    let exit = ask(
+        &mut sdk,
+        "e",
+        record(
+            "abc",
+            R::Exit(cairn_proto::RunExitRecord {
+                exit_code: 0,
+                ..Default::default()
+            }),
+        ),
+    );
+    assert!(matches!(result_of(exit), ResultType::ExitResult(r) if !r.timed_out));
+    match response_of(ask(
+        &mut sdk,
+        "p",
+        sdk_request("abc", Q::PollExit(Default::default())),
+    )) {
+        Some(A::PollExitResponse(poll)) => assert!(poll.done),
+        other => panic!("expected poll_exit, got {other:?}"),
+    }
+    match response_of(ask(
+        &mut sdk,
+        "g",
+        sdk_request("abc", Q::GetSummary(Default::default())),
+    )) {
+        Some(A::GetSummaryResponse(summary)) => {
+            let loss = summary.item.iter().find(|i| i.key == "loss").unwrap();
+            assert_eq!(loss.value_json, "0.3333333333333333");
+        }
+        other => panic!("expected the summary, got {other:?}"),
+    }
+    sdk.write_all(&request(
+        "",
+        ServerRequestType::InformTeardown(ServerInformTeardownRequest::default()),
+    ))
+    .unwrap();
+    assert_eq!(
+        service.join().unwrap().unwrap(),
+        Outcome::TornDown { exit_code: 0 }
+    );
+
+    // The log holds the run, its three rows and the exit, in order.
+    let mut reader = cairn_store::LogReader::open(run_dir.join("run-abc.wandb")).unwrap();
+    let mut kinds = Vec::new();
+    while let Some(next) = reader.next() {
+        let record = next.unwrap().decode().unwrap();
+        match record.record_type {
+            Some(R::Run(_)) => kinds.push("run"),
+            Some(R::History(_)) => kinds.push("history"),
+            Some(R::Exit(_)) => kinds.push("exit"),
+            _ => {}
+        }
+    }
+    assert_eq!(kinds, ["run", "history", "history", "history", "exit"]);
 }

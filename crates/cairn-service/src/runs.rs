@@ -1,0 +1,574 @@
+//! The runs a service hosts, by stream id, and what each SDK record or request does to one.
+//!
+//! `inform_init` registers a run with its settings; its `run` record starts cairn's
+//! pipeline for it (handler → writer → sender, the `.wandb` log at the settings'
+//! `sync_file`) and is answered with the run as the SDK reads it. Data records become the
+//! pipeline's inputs in order; requests are answered and never written to the log. `exit`
+//! finishes the run on a thread of its own — the connection reads on, and other runs are
+//! never held up — and is answered only once the finish is done; the summary and samples
+//! the SDK asks for afterwards, for its footer, are taken just before.
+//!
+//! Built for offline runs so far: an online run's `run` record is refused with an error
+//! the SDK shows, until uploads are connected.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cairn_core::handler::HandlerConfig;
+use cairn_core::input::{ConfigChange, Input, LogCall, Query, SummaryChange};
+use cairn_core::pipeline::{DEFAULT_QUEUE_CAPACITY, Pipeline, PipelineConfig, RunInput};
+use cairn_core::value::Value;
+use cairn_proto::record::RecordType;
+use cairn_proto::request::RequestType;
+use cairn_proto::response::ResponseType;
+use cairn_proto::result::ResultType;
+use cairn_proto::server_response::ServerResponseType;
+use cairn_proto::{
+    ErrorInfo, GetSummaryResponse, HistoryStepResponse, InternalMessagesResponse,
+    OperationStatsResponse, PollExitResponse, Record, Response, RunExitResult, RunRecord,
+    RunUpdateResult, SampledHistoryItem, SampledHistoryResponse, ServerResponse, Settings,
+    SummaryItem,
+};
+use cairn_store::SyncPolicy;
+
+use crate::connection::Responder;
+
+/// How long a request answered from the handler's state may wait for it.
+const QUERY_WAIT: Duration = Duration::from_secs(30);
+/// The finish deadline when the settings give none (`finish_timeout` 0 means no limit;
+/// a week stands for it without overflowing deadline arithmetic).
+const NO_FINISH_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Where a run is in its life.
+enum Phase {
+    /// `inform_init` came; the `run` record has not.
+    Pending(Box<Settings>),
+    /// The pipeline runs.
+    Running(Box<Pipeline>),
+    /// `exit` came; the finish thread owns the pipeline.
+    Finishing,
+    /// Finished: what the SDK asks for after `exit`.
+    Finished(Box<Finished>),
+}
+
+struct Finished {
+    timed_out: bool,
+    summary: Vec<SummaryItem>,
+    samples: Vec<SampledHistoryItem>,
+}
+
+struct Run {
+    phase: Phase,
+    /// The input queue while the pipeline runs (cloned out so a full queue blocks only
+    /// the connection that feeds this run, not the registry).
+    input: Option<RunInput>,
+}
+
+/// Every run of the service.
+#[derive(Default)]
+pub(crate) struct Runs {
+    runs: Mutex<HashMap<String, Arc<Mutex<Run>>>>,
+}
+
+impl std::fmt::Debug for Runs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runs").finish_non_exhaustive()
+    }
+}
+
+/// An answer to a record or request: `Result{…}` under the request's id.
+fn result(request_id: &str, result_type: ResultType) -> ServerResponse {
+    ServerResponse {
+        request_id: request_id.to_owned(),
+        server_response_type: Some(ServerResponseType::ResultCommunicate(cairn_proto::Result {
+            result_type: Some(result_type),
+            ..Default::default()
+        })),
+    }
+}
+
+fn response(request_id: &str, response_type: Option<ResponseType>) -> ServerResponse {
+    result(request_id, ResultType::Response(Response { response_type }))
+}
+
+impl Runs {
+    fn get(&self, id: &str) -> Option<Arc<Mutex<Run>>> {
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// `inform_init`: registers run `id`; an error message when the id is in use.
+    pub(crate) fn init(&self, id: &str, settings: Settings) -> Result<(), String> {
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        if runs.contains_key(id) {
+            return Err(format!("run ID {id} is in use"));
+        }
+        runs.insert(
+            id.to_owned(),
+            Arc::new(Mutex::new(Run {
+                phase: Phase::Pending(Box::new(settings)),
+                input: None,
+            })),
+        );
+        Ok(())
+    }
+
+    /// `inform_finish`: forgets a run once it is finished.
+    pub(crate) fn forget(&self, id: &str) {
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(run) = runs.get(id) {
+            let run = run.lock().unwrap_or_else(|e| e.into_inner());
+            if matches!(run.phase, Phase::Finished(_) | Phase::Pending(_)) {
+                drop(run);
+                runs.remove(id);
+            }
+        }
+    }
+
+    /// `inform_teardown`: finishes every run still running with `exit_code`, and waits.
+    pub(crate) fn finish_all(&self, exit_code: i32) {
+        let all: Vec<Arc<Mutex<Run>>> = self
+            .runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for run in all {
+            let pipeline = {
+                let mut run = run.lock().unwrap_or_else(|e| e.into_inner());
+                run.input = None;
+                match std::mem::replace(&mut run.phase, Phase::Finishing) {
+                    Phase::Running(pipeline) => Some(pipeline),
+                    other => {
+                        run.phase = other;
+                        None
+                    }
+                }
+            };
+            if let Some(pipeline) = pipeline {
+                let _ = pipeline.finish(exit_code, NO_FINISH_LIMIT);
+            }
+        }
+    }
+
+    /// A record published on a connection, answered on `reply` when it carries an id.
+    pub(crate) fn record<S>(&self, request_id: &str, record: Record, reply: &Arc<Responder<S>>)
+    where
+        S: std::io::Write + Send + 'static,
+    {
+        let id = record
+            .info
+            .as_ref()
+            .map(|i| i.stream_id.clone())
+            .unwrap_or_default();
+        let Some(run) = self.get(&id) else {
+            if !request_id.is_empty() {
+                reply.error(
+                    request_id,
+                    format!("unknown run {id:?}: no inform_init for it"),
+                );
+            }
+            return;
+        };
+        match record.record_type {
+            Some(RecordType::Header(_)) => {}
+            Some(RecordType::Run(run_record)) => start(&run, request_id, run_record, reply),
+            Some(RecordType::Exit(exit)) => finish(run, request_id, exit.exit_code, reply),
+            Some(RecordType::Request(request)) => {
+                self::request(&run, request_id, request.request_type, reply);
+            }
+            Some(RecordType::Summary(summary)) => {
+                let change = SummaryChange {
+                    update: summary
+                        .update
+                        .iter()
+                        .filter_map(|i| {
+                            Some((
+                                path(&i.key, &i.nested_key),
+                                Value::from_json(&i.value_json)?,
+                            ))
+                        })
+                        .collect(),
+                    remove: summary
+                        .remove
+                        .iter()
+                        .map(|i| path(&i.key, &i.nested_key))
+                        .collect(),
+                };
+                feed(&run, Input::Summary(change));
+            }
+            Some(RecordType::Config(config)) => {
+                let change = ConfigChange {
+                    update: config
+                        .update
+                        .iter()
+                        .filter_map(|i| Some((i.key.clone(), Value::from_json(&i.value_json)?)))
+                        .collect(),
+                    remove: config.remove.iter().map(|i| i.key.clone()).collect(),
+                };
+                feed(&run, Input::Config(change));
+            }
+            Some(RecordType::Metric(metric)) => feed(&run, Input::DefineMetric(Box::new(metric))),
+            Some(kind) => {
+                // Persisted as sent: telemetry, console output, files, alerts, artifacts…
+                // (`control.local` marks the SDK's requests, never its records).
+                let record = Record {
+                    record_type: Some(kind),
+                    control: None,
+                    info: record.info,
+                    ..Default::default()
+                };
+                feed(&run, Input::Record(Box::new(record)));
+                if !request_id.is_empty() {
+                    reply.send(&response(request_id, None));
+                }
+            }
+            None => {
+                if !request_id.is_empty() {
+                    reply.send(&response(request_id, None));
+                }
+            }
+        }
+    }
+}
+
+fn path(key: &str, nested: &[String]) -> Vec<String> {
+    if nested.is_empty() {
+        vec![key.to_owned()]
+    } else {
+        nested.to_vec()
+    }
+}
+
+/// Sends `input` to the run's pipeline (blocking while its queue is full: that is the
+/// back-pressure the SDK expects); dropped when the run is not running.
+fn feed(run: &Arc<Mutex<Run>>, input: Input) {
+    let queue = run.lock().unwrap_or_else(|e| e.into_inner()).input.clone();
+    if let Some(queue) = queue {
+        let _ = queue.send(input);
+    }
+}
+
+/// The `run` record: starts the pipeline and answers the run as the SDK reads it.
+fn start<S>(run: &Arc<Mutex<Run>>, request_id: &str, record: RunRecord, reply: &Arc<Responder<S>>)
+where
+    S: std::io::Write + Send + 'static,
+{
+    let mut guard = run.lock().unwrap_or_else(|e| e.into_inner());
+    let Phase::Pending(settings) = &guard.phase else {
+        drop(guard);
+        reply.send(&run_error(
+            request_id,
+            &record,
+            "the run has already started",
+        ));
+        return;
+    };
+    let online = settings
+        .mode
+        .as_deref()
+        .is_some_and(|m| !matches!(m, "offline" | "dryrun" | "disabled"));
+    if online {
+        drop(guard);
+        reply.send(&run_error(
+            request_id,
+            &record,
+            "cairn core does not upload runs yet: use WANDB_MODE=offline and `cairn sync`",
+        ));
+        return;
+    }
+    let Some(log_path) = settings.sync_file.clone() else {
+        drop(guard);
+        reply.send(&run_error(
+            request_id,
+            &record,
+            "the settings name no sync_file",
+        ));
+        return;
+    };
+    let log_path = std::path::PathBuf::from(log_path);
+    let files_dir = settings
+        .sync_dir
+        .as_deref()
+        .map(std::path::PathBuf::from)
+        .or_else(|| log_path.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_default()
+        .join("files");
+    let config = PipelineConfig {
+        log_path: log_path.clone(),
+        files_dir,
+        handler: HandlerConfig {
+            stream_id: record.run_id.clone(),
+            ..HandlerConfig::default()
+        },
+        sync: SyncPolicy::default(),
+        queue_capacity: DEFAULT_QUEUE_CAPACITY,
+        system: None,
+        upload: None,
+    };
+    let (pipeline, events) = match Pipeline::start(config) {
+        Ok(started) => started,
+        Err(err) => {
+            drop(guard);
+            let message = format!("cannot start run {}: {err}", record.run_id);
+            reply.send(&run_error(request_id, &record, &message));
+            return;
+        }
+    };
+    // Nobody reads the events yet (warnings reach the SDK through internal_messages later).
+    drop(events);
+    let input = pipeline.input().clone();
+    let answer = run_result(request_id, &record);
+    let _ = input.send(Input::Record(Box::new(Record {
+        record_type: Some(RecordType::Run(record)),
+        ..Default::default()
+    })));
+    guard.input = Some(input);
+    guard.phase = Phase::Running(Box::new(pipeline));
+    drop(guard);
+    reply.send(&answer);
+}
+
+/// The `run_result` the SDK reads: the client's run, config items wrapped as `{"value": X}`.
+fn run_result(request_id: &str, record: &RunRecord) -> ServerResponse {
+    let mut run = record.clone();
+    if let Some(config) = run.config.as_mut() {
+        for item in &mut config.update {
+            item.value_json = format!("{{\"value\": {}}}", item.value_json);
+        }
+    }
+    if run.start_time.is_none() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        run.start_time = Some(prost_types::Timestamp {
+            seconds: i64::try_from(now.as_secs()).unwrap_or(0),
+            nanos: i32::try_from(now.subsec_nanos()).unwrap_or(0),
+        });
+    }
+    result(
+        request_id,
+        ResultType::RunResult(RunUpdateResult {
+            run: Some(run),
+            error: None,
+        }),
+    )
+}
+
+fn run_error(request_id: &str, record: &RunRecord, message: &str) -> ServerResponse {
+    result(
+        request_id,
+        ResultType::RunResult(RunUpdateResult {
+            run: Some(record.clone()),
+            error: Some(ErrorInfo {
+                message: message.to_owned(),
+                code: 0,
+            }),
+        }),
+    )
+}
+
+/// Asks the handler `make(reply)` and waits for its answer.
+fn ask<T>(run: &Arc<Mutex<Run>>, make: impl FnOnce(mpsc::SyncSender<T>) -> Query) -> Option<T> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let queue = run
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .input
+        .clone()?;
+    queue.send(Input::Query(make(tx))).ok()?;
+    rx.recv_timeout(QUERY_WAIT).ok()
+}
+
+fn summary_items(items: Vec<(Vec<String>, Value)>) -> Vec<SummaryItem> {
+    items
+        .into_iter()
+        .map(|(path, value)| {
+            let value_json = value.to_json();
+            if path.len() == 1 {
+                SummaryItem {
+                    key: path.into_iter().next().unwrap_or_default(),
+                    value_json,
+                    ..Default::default()
+                }
+            } else {
+                SummaryItem {
+                    nested_key: path,
+                    value_json,
+                    ..Default::default()
+                }
+            }
+        })
+        .collect()
+}
+
+fn sample_items(samples: Vec<(String, Vec<f32>)>) -> Vec<SampledHistoryItem> {
+    samples
+        .into_iter()
+        .map(|(key, values_float)| SampledHistoryItem {
+            key,
+            values_float,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// `exit`: on a thread of its own, takes the footer's summary and samples, finishes the
+/// pipeline, then answers.
+fn finish<S>(run: Arc<Mutex<Run>>, request_id: &str, exit_code: i32, reply: &Arc<Responder<S>>)
+where
+    S: std::io::Write + Send + 'static,
+{
+    let request_id = request_id.to_owned();
+    let reply = reply.clone();
+    let spawned = std::thread::Builder::new()
+        .name("cairn-finish".into())
+        .spawn(move || {
+            let summary = ask(&run, Query::Summary)
+                .map(summary_items)
+                .unwrap_or_default();
+            let samples = ask(&run, Query::SampledHistory)
+                .map(sample_items)
+                .unwrap_or_default();
+            let pipeline = {
+                let mut guard = run.lock().unwrap_or_else(|e| e.into_inner());
+                guard.input = None;
+                match std::mem::replace(&mut guard.phase, Phase::Finishing) {
+                    Phase::Running(pipeline) => Some(pipeline),
+                    other => {
+                        guard.phase = other;
+                        None
+                    }
+                }
+            };
+            let timed_out = match pipeline {
+                Some(pipeline) => pipeline
+                    .finish(exit_code, NO_FINISH_LIMIT)
+                    .map(|report| report.timed_out)
+                    .unwrap_or(true),
+                None => false,
+            };
+            run.lock().unwrap_or_else(|e| e.into_inner()).phase =
+                Phase::Finished(Box::new(Finished {
+                    timed_out,
+                    summary,
+                    samples,
+                }));
+            if !request_id.is_empty() {
+                reply.send(&result(
+                    &request_id,
+                    ResultType::ExitResult(RunExitResult { timed_out }),
+                ));
+            }
+        });
+    if spawned.is_err() {
+        // No thread: the answer never comes; the SDK's own exit timeout takes over.
+    }
+}
+
+/// A request inside `record_publish`: answered, never persisted.
+fn request<S>(
+    run: &Arc<Mutex<Run>>,
+    request_id: &str,
+    request: Option<RequestType>,
+    reply: &Arc<Responder<S>>,
+) where
+    S: std::io::Write + Send + 'static,
+{
+    let answer = match request {
+        Some(RequestType::PartialHistory(history)) => {
+            let mut timestamp = None;
+            let items = history
+                .item
+                .iter()
+                .filter_map(|item| {
+                    let value = Value::from_json(&item.value_json)?;
+                    let key = if item.nested_key.is_empty() {
+                        item.key.clone()
+                    } else {
+                        item.nested_key.join(".")
+                    };
+                    if key == "_timestamp" {
+                        timestamp = value.as_f64();
+                        return None;
+                    }
+                    Some((key, value))
+                })
+                .collect();
+            let timestamp = timestamp.unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64()
+            });
+            feed(
+                run,
+                Input::Log(LogCall {
+                    items,
+                    step: history.step.map(|s| s.num),
+                    commit: history.action.map(|a| a.flush),
+                    timestamp,
+                }),
+            );
+            None
+        }
+        Some(RequestType::HistoryStep(_)) => {
+            Some(ResponseType::HistoryStepResponse(HistoryStepResponse {
+                step: ask(run, Query::HistoryStep).unwrap_or(0),
+            }))
+        }
+        Some(RequestType::GetSummary(_)) => {
+            let finished = finished(run, |f| f.summary.clone());
+            let item = match finished {
+                Some(items) => items,
+                None => ask(run, Query::Summary)
+                    .map(summary_items)
+                    .unwrap_or_default(),
+            };
+            Some(ResponseType::GetSummaryResponse(GetSummaryResponse {
+                item,
+            }))
+        }
+        Some(RequestType::SampledHistory(_)) => {
+            let item = finished(run, |f| f.samples.clone())
+                .or_else(|| ask(run, Query::SampledHistory).map(sample_items))
+                .unwrap_or_default();
+            Some(ResponseType::SampledHistoryResponse(
+                SampledHistoryResponse { item },
+            ))
+        }
+        Some(RequestType::PollExit(_)) => {
+            let done = finished(run, |f| f.timed_out);
+            Some(ResponseType::PollExitResponse(PollExitResponse {
+                done: done.is_some(),
+                exit_result: done.map(|timed_out| RunExitResult { timed_out }),
+                ..Default::default()
+            }))
+        }
+        Some(RequestType::Operations(_)) => Some(ResponseType::OperationsResponse(
+            OperationStatsResponse::default(),
+        )),
+        // Answered empty at once: no warnings to show (the protocol allows it).
+        Some(RequestType::InternalMessages(_)) => Some(ResponseType::InternalMessagesResponse(
+            InternalMessagesResponse::default(),
+        )),
+        _ => None,
+    };
+    if !request_id.is_empty() {
+        reply.send(&response(request_id, answer));
+    }
+}
+
+/// `what` of the run's finished state, if it is finished.
+fn finished<T>(run: &Arc<Mutex<Run>>, what: impl FnOnce(&Finished) -> T) -> Option<T> {
+    match &run.lock().unwrap_or_else(|e| e.into_inner()).phase {
+        Phase::Finished(f) => Some(what(f)),
+        _ => None,
+    }
+}
