@@ -130,3 +130,38 @@ def test_an_online_run_is_refused_with_cairns_message(client, tmp_path):
     assert "cairn core" in res.stdout + res.stderr, res.stderr[-2000:]
     logs = list((tmp_path / "cache" / "wandb" / "logs").glob("cairn-core-*.log"))
     assert logs and "Listening" in logs[0].read_text()
+
+
+def test_a_killed_script_loses_nothing_it_logged(client, tmp_path):
+    """W&B's core exits when its parent dies and keeps only the log's header; cairn's core
+    drains the socket and finishes the run, so every logged row is in the log."""
+    overlay = wandb_overlay(tmp_path / "overlay")
+    env = client.env(
+        WANDB_MODE="offline",
+        PYTHONPATH=str(overlay),
+        WANDB_CACHE_DIR=str(tmp_path / "cache"),
+    )
+    res = client.run(
+        """
+        import signal, time, wandb
+        run = wandb.init(project=PROJECT)
+        for i in range(300):
+            run.log({"loss": 1.0 / (i + 1)})
+        report(run_dir=os.path.dirname(run.dir))
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """,
+        client.project(),
+        env=env,
+        expect_rc=None,
+    )
+    assert res.returncode == -9, res.describe()
+    for _ in range(100):
+        if not core_processes(overlay):
+            break
+        time.sleep(0.1)
+    assert not core_processes(overlay), "cairn core still running after its parent died"
+    (log,) = Path(res.result["run_dir"]).glob("run-*.wandb")
+    kinds = dump_kinds(log)
+    assert kinds.get("history") == 300, kinds
+    assert kinds.get("exit") == 1, kinds

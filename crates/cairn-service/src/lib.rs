@@ -10,8 +10,9 @@
 //!
 //! It ends when the owning SDK process says `inform_teardown`, when its parent dies
 //! (checked every 250 ms), or — detached — when no connection has been open for the idle
-//! timeout. It then stops accepting, removes its socket folder and returns the
-//! [`Outcome`]. What happened along the way goes to a [`Reporter`], never to the terminal:
+//! timeout. It then stops accepting, removes its socket folder, and — when no one tore it
+//! down — lets the connections drain and finishes every open run, so every record it
+//! received is in its run's log; then it returns the [`Outcome`]. What happened along the way goes to a [`Reporter`], never to the terminal:
 //! the core's stdout and stderr are the user's.
 //!
 //! Runs ([`runs`]) are cairn-core pipelines, one per `inform_init`: the SDK's records
@@ -40,6 +41,8 @@ use listen::Listeners;
 
 /// How often the parent and the idle timer are checked.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
+/// How long connections may take to drain after the parent died.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
 
 /// What the service tells its operator (the binary writes these to its log file).
 #[derive(Debug)]
@@ -228,6 +231,16 @@ pub fn serve(flags: &Flags, reporter: Arc<dyn Reporter>) -> Result<Outcome, Serv
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .unwrap_or(Outcome::TornDown { exit_code: 0 });
+    if matches!(outcome, Outcome::ParentGone | Outcome::Idle) {
+        // Nobody will finish these runs: let the readers drain what the SDK already sent
+        // (its sockets close with it), then finish every run so all of it is in the log.
+        // W&B's core exits here and keeps nothing.
+        let deadline = Instant::now() + DRAIN_WAIT;
+        while shared.idle_for().is_none() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        shared.runs.finish_all(1);
+    }
     Ok(outcome)
 }
 
