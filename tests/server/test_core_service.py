@@ -13,9 +13,9 @@ from pathlib import Path
 from conftest import CAIRN_BIN, ENTITY
 
 
-def wandb_overlay(root: Path) -> Path:
+def wandb_overlay(root: Path, cairn: bool = True) -> Path:
     """A copy of the installed `wandb` package made of symlinks, with `bin/wandb-core` the
-    cairn binary; put it first on PYTHONPATH."""
+    cairn binary (W&B's with `cairn=False`); put it first on PYTHONPATH."""
     import wandb
 
     real = Path(wandb.__file__).parent
@@ -26,9 +26,10 @@ def wandb_overlay(root: Path) -> Path:
             (pkg / entry.name).symlink_to(entry)
     (pkg / "bin").mkdir()
     for entry in (real / "bin").iterdir():
-        if entry.name != "wandb-core":
+        if entry.name != "wandb-core" or not cairn:
             (pkg / "bin" / entry.name).symlink_to(entry)
-    (pkg / "bin" / "wandb-core").symlink_to(CAIRN_BIN.resolve())
+    if cairn:
+        (pkg / "bin" / "wandb-core").symlink_to(CAIRN_BIN.resolve())
     return root
 
 
@@ -165,3 +166,44 @@ def test_a_killed_script_loses_nothing_it_logged(client, tmp_path):
     kinds = dump_kinds(log)
     assert kinds.get("history") == 300, kinds
     assert kinds.get("exit") == 1, kinds
+
+
+def test_cairn_core_install_and_uninstall(client, tmp_path):
+    import sys
+
+    overlay = wandb_overlay(tmp_path / "overlay", cairn=False)
+    bin_dir = overlay / "wandb" / "bin"
+    w_and_b_core = (bin_dir / "wandb-core").resolve()
+    env = {**os.environ, "PYTHONPATH": str(overlay)}
+
+    def cairn_core(*args):
+        return subprocess.run(
+            [str(CAIRN_BIN), "core", *args, "--python", sys.executable],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+
+    done = cairn_core("install")
+    assert done.returncode == 0, done.stderr
+    assert "installed cairn core as" in done.stdout, done.stdout
+    assert not (bin_dir / "wandb-core").is_symlink(), "a copy, not a link"
+    assert (bin_dir / "wandb-core.orig").resolve() == w_and_b_core
+    assert (bin_dir / ".cairn-core").exists()
+    assert cairn_core("install").returncode == 0, "installing again is harmless"
+    assert (bin_dir / "wandb-core.orig").resolve() == w_and_b_core
+
+    # The SDK now runs cairn's core: its log appears in the cache folder.
+    cache = tmp_path / "cache"
+    res = client.run(
+        "run = wandb.init(project=PROJECT)\nrun.log({'x': 1})\nrun.finish()\n",
+        client.project(),
+        env=client.env(WANDB_MODE="offline", PYTHONPATH=str(overlay), WANDB_CACHE_DIR=str(cache)),
+    )
+    assert res.returncode == 0
+    assert list((cache / "wandb" / "logs").glob("cairn-core-*.log")), "cairn core did not run"
+
+    done = cairn_core("uninstall")
+    assert done.returncode == 0, done.stderr
+    assert (bin_dir / "wandb-core").resolve() == w_and_b_core
+    assert not (bin_dir / ".cairn-core").exists()
+    again = cairn_core("uninstall")
+    assert again.returncode == 2 and "not installed" in again.stdout
