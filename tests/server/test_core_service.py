@@ -116,21 +116,63 @@ def test_an_offline_run_through_cairn_core_then_wandb_sync(client, store, tmp_pa
     assert row["config"]["lr"] == {"value": 0.1}
 
 
-def test_an_online_run_is_refused_with_cairns_message(client, tmp_path):
+def test_an_online_run_through_cairn_core(client, store, tmp_path):
+    """Login (the API proxy), a run uploaded as it goes, console, summary, config and
+    `wandb.Api()` reading it back through the core."""
     overlay = wandb_overlay(tmp_path / "overlay")
+    project = client.project()
     env = client.env(
+        WANDB_SILENT="",
         PYTHONPATH=str(overlay),
         WANDB_CACHE_DIR=str(tmp_path / "cache"),
         EXPECT_CORE=str(CAIRN_BIN.resolve()),
-        WANDB_INIT_TIMEOUT="20",
+    )
+    res = client.run(
+        """
+        run = wandb.init(project=PROJECT, config={"lr": 0.01})
+        for i in range(30):
+            run.log({"loss": 1.0 / (i + 1)})
+        print("online console line", flush=True)
+        run.summary["best"] = 0.5
+        report(id=run.id, entity=run.entity, url=run.url)
+        run.finish()
+        api = wandb.Api()
+        read = api.run(f"{run.entity}/{PROJECT}/{run.id}")
+        report(id=run.id, entity=run.entity, url=run.url, api_best=read.summary["best"],
+               api_rows=len(read.history(samples=1000, pandas=False)))
+        """,
+        project,
+        env=env,
+    )
+    assert res.result["entity"] == ENTITY, res.result
+    assert res.result["api_best"] == 0.5 and res.result["api_rows"] == 30, res.result
+    row = store.run(ENTITY, project, res.result["id"])
+    assert row is not None and row["state"] == "finished" and row["exitcode"] == 0, row
+    assert [h["_step"] for h in store.history(row["id"])] == list(range(30))
+    assert row["summary"]["best"] == 0.5
+    assert row["config"]["lr"] == {"value": 0.01}
+    assert any("online console line" in line for line in store.console(row["id"]))
+    for _ in range(50):
+        if not core_processes(overlay):
+            break
+        time.sleep(0.1)
+    assert not core_processes(overlay), "cairn core still running after the SDK exited"
+
+
+def test_a_wrong_api_key_fails_init_with_the_servers_message(client, tmp_path):
+    overlay = wandb_overlay(tmp_path / "overlay")
+    env = client.env(
+        api_key="local-" + "x" * 40,
+        PYTHONPATH=str(overlay),
+        WANDB_CACHE_DIR=str(tmp_path / "cache"),
+        WANDB_INIT_TIMEOUT="30",
     )
     res = client.run(
         "import wandb\nwandb.init(project=PROJECT)\n", client.project(), env=env, expect_rc=None
     )
     assert res.returncode != 0
-    assert "cairn core" in res.stdout + res.stderr, res.stderr[-2000:]
-    logs = list((tmp_path / "cache" / "wandb" / "logs").glob("cairn-core-*.log"))
-    assert logs and "Listening" in logs[0].read_text()
+    out = res.stdout + res.stderr
+    assert "invalid api key" in out.lower() or "401" in out, out[-2000:]
 
 
 def test_a_killed_script_loses_nothing_it_logged(client, tmp_path):

@@ -155,6 +155,16 @@ fn read_requests<S: Stream>(
                 ServerRequestType::RecordPublish(record)
                 | ServerRequestType::RecordCommunicate(record),
             ) => shared.runs.record(&request.request_id, record, responder),
+            Some(ServerRequestType::ApiInitRequest(init)) => {
+                let settings = init.settings.unwrap_or_default();
+                responder.send(&shared.apis.init(&request.request_id, &settings));
+            }
+            Some(ServerRequestType::ApiRequest(api)) => {
+                shared.apis.request(&request.request_id, api, responder);
+            }
+            Some(ServerRequestType::ApiCleanupRequest(cleanup)) => {
+                shared.apis.cleanup(&cleanup.api_id);
+            }
             // Cancelling a request nothing holds is allowed (the SDK cancels what it
             // stopped waiting for, answered or not).
             Some(ServerRequestType::Cancel(_)) => {}

@@ -17,12 +17,14 @@
 //!
 //! Runs ([`runs`]) are cairn-core pipelines, one per `inform_init`: the SDK's records
 //! become their inputs, its requests are answered from their state, and `exit` is answered
-//! once the run is finished. Built so far: offline runs end to end (W&B's step rules,
-//! summary, config, define_metric, console, the footer's summary and samples). Not yet:
-//! online runs (refused with a message), the API proxy, artifacts, attach, `wandb sync`,
-//! system metrics and the environment probe; those requests are answered with an error
-//! naming their kind.
+//! once the run is finished — online, once it is uploaded (cairn-core's uploader follows
+//! the log). The public-API proxy ([`api`]) carries `wandb.login()` and `wandb.Api()`.
+//! Built so far: offline and online runs (W&B's step rules, summary, config,
+//! define_metric, console, the footer's summary and samples, stop requests), login and
+//! GraphQL passthrough. Not yet: artifacts, attach, `wandb sync`, system metrics and the
+//! environment probe; those requests are answered with an error naming their kind.
 
+mod api;
 pub mod connection;
 pub mod frame;
 pub mod launch;
@@ -107,6 +109,7 @@ pub(crate) struct Shared {
     unix_path: std::path::PathBuf,
     tcp_port: Option<u16>,
     pub(crate) runs: runs::Runs,
+    pub(crate) apis: api::Apis,
     pub(crate) reporter: Arc<dyn Reporter>,
 }
 
@@ -190,6 +193,7 @@ pub fn serve(flags: &Flags, reporter: Arc<dyn Reporter>) -> Result<Outcome, Serv
         unix_path: listeners.unix_path.clone(),
         tcp_port,
         runs: runs::Runs::default(),
+        apis: api::Apis::default(),
         reporter,
     });
     shared.reporter.report(ServiceEvent::Listening {

@@ -8,8 +8,9 @@
 //! never held up — and is answered only once the finish is done; the summary and samples
 //! the SDK asks for afterwards, for its footer, are taken just before.
 //!
-//! Built for offline runs so far: an online run's `run` record is refused with an error
-//! the SDK shows, until uploads are connected.
+//! Online, the pipeline also uploads: cairn-core's uploader follows the log to the
+//! settings' server, and `exit` is answered once the upload is done (or its deadline
+//! passed; the log keeps everything for `cairn sync`).
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -27,9 +28,9 @@ use cairn_proto::result::ResultType;
 use cairn_proto::server_response::ServerResponseType;
 use cairn_proto::{
     ErrorInfo, GetSummaryResponse, HistoryStepResponse, InternalMessagesResponse,
-    OperationStatsResponse, PollExitResponse, Record, Response, RunExitResult, RunRecord,
-    RunUpdateResult, SampledHistoryItem, SampledHistoryResponse, ServerResponse, Settings,
-    SummaryItem,
+    NetworkStatusResponse, OperationStatsResponse, PollExitResponse, Record, Response,
+    RunExitResult, RunRecord, RunUpdateResult, SampledHistoryItem, SampledHistoryResponse,
+    ServerResponse, Settings, StopStatusResponse, SummaryItem,
 };
 use cairn_store::SyncPolicy;
 
@@ -274,15 +275,35 @@ where
         .mode
         .as_deref()
         .is_some_and(|m| !matches!(m, "offline" | "dryrun" | "disabled"));
-    if online {
-        drop(guard);
-        reply.send(&run_error(
-            request_id,
-            &record,
-            "cairn core does not upload runs yet: use WANDB_MODE=offline and `cairn sync`",
-        ));
-        return;
-    }
+    let mut record = record;
+    let upload = if online {
+        let connection = crate::api::connection_config(settings);
+        if record.entity.is_empty() {
+            // The run goes to the viewer's default entity, which the SDK shows in the
+            // run's URL; an unreachable server or a bad key fails `wandb.init` here.
+            let probe = cairn_core::upload::Connection::new(connection.clone());
+            match crate::api::viewer(&probe) {
+                Ok(viewer) => record.entity = viewer.default_entity,
+                Err(err) => {
+                    drop(guard);
+                    let message = format!("cannot reach the server: {err}");
+                    reply.send(&run_error_code(request_id, &record, &message, 1));
+                    return;
+                }
+            }
+        }
+        let mut upload = cairn_core::upload::UploadSettings::new(connection, Default::default())
+            .with_retry_env();
+        if let Some(secs) = settings
+            .x_file_stream_transmit_interval
+            .filter(|s| s.is_finite() && *s >= 0.0)
+        {
+            upload.transmit_interval = Duration::from_secs_f64(secs);
+        }
+        Some(upload)
+    } else {
+        None
+    };
     let Some(log_path) = settings.sync_file.clone() else {
         drop(guard);
         reply.send(&run_error(
@@ -300,6 +321,10 @@ where
         .or_else(|| log_path.parent().map(std::path::Path::to_path_buf))
         .unwrap_or_default()
         .join("files");
+    let upload = upload.map(|mut upload| {
+        upload.files_dir = files_dir.clone();
+        upload
+    });
     let config = PipelineConfig {
         log_path: log_path.clone(),
         files_dir,
@@ -310,7 +335,7 @@ where
         sync: SyncPolicy::default(),
         queue_capacity: DEFAULT_QUEUE_CAPACITY,
         system: None,
-        upload: None,
+        upload,
     };
     let (pipeline, events) = match Pipeline::start(config) {
         Ok(started) => started,
@@ -362,13 +387,24 @@ fn run_result(request_id: &str, record: &RunRecord) -> ServerResponse {
 }
 
 fn run_error(request_id: &str, record: &RunRecord, message: &str) -> ServerResponse {
+    run_error_code(request_id, record, message, 0)
+}
+
+/// A `run_result` error: code 0 is the SDK's `Error`, 1 `CommError`, 2 authentication,
+/// 3 usage.
+fn run_error_code(
+    request_id: &str,
+    record: &RunRecord,
+    message: &str,
+    code: i32,
+) -> ServerResponse {
     result(
         request_id,
         ResultType::RunResult(RunUpdateResult {
             run: Some(record.clone()),
             error: Some(ErrorInfo {
                 message: message.to_owned(),
-                code: 0,
+                code,
             }),
         }),
     )
@@ -551,6 +587,20 @@ fn request<S>(
                 ..Default::default()
             }))
         }
+        Some(RequestType::StopStatus(_)) => {
+            let stop = match &run.lock().unwrap_or_else(|e| e.into_inner()).phase {
+                Phase::Running(pipeline) => pipeline
+                    .should_stop()
+                    .load(std::sync::atomic::Ordering::SeqCst),
+                _ => false,
+            };
+            Some(ResponseType::StopStatusResponse(StopStatusResponse {
+                run_should_stop: stop,
+            }))
+        }
+        Some(RequestType::NetworkStatus(_)) => Some(ResponseType::NetworkStatusResponse(
+            NetworkStatusResponse::default(),
+        )),
         Some(RequestType::Operations(_)) => Some(ResponseType::OperationsResponse(
             OperationStatsResponse::default(),
         )),

@@ -160,15 +160,16 @@ fn manage(action: &str, args: &[String]) -> Result<Status> {
             let tmp = bin.join(format!("{CORE}.cairn-tmp"));
             std::fs::copy(&me, &tmp)
                 .with_context(|| format!("cannot copy {} to {}", me.display(), tmp.display()))?;
-            std::fs::set_permissions(
-                &tmp,
-                std::os::unix::fs::PermissionsExt::from_mode(0o755),
-            )?;
+            std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
             std::fs::rename(&tmp, &core)
                 .with_context(|| format!("cannot install {}", core.display()))?;
             std::fs::write(
                 &marker,
-                format!("cairn {} installed from {}\n", env!("CARGO_PKG_VERSION"), me.display()),
+                format!(
+                    "cairn {} installed from {}\n",
+                    env!("CARGO_PKG_VERSION"),
+                    me.display()
+                ),
             )
             .with_context(|| format!("cannot write {}", marker.display()))?;
             println!(

@@ -1,0 +1,215 @@
+//! The public-API proxy: `wandb.login()`, `wandb.Api()` and the artifact code send their
+//! GraphQL through the core in 0.31, as `api_init_request` (a session with a base URL and
+//! key) then `api_request`s on it.
+//!
+//! Each request runs on a thread of its own with cairn-core's HTTP connection (its retry
+//! policy; the deadline the SDK would wait), so a slow server holds up nothing else on the
+//! connection, and is answered `api_response{…}` or `api_response{api_error_response}`.
+//! Supported: `auth_request.authenticate_request` (the `viewer` query),
+//! `graphql_request` passed through as it is (the field rewriting W&B's core does for old
+//! servers is not needed by cairn's server), `features_request` (answered: none). Sessions
+//! end with `api_cleanup_request`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cairn_core::upload::{Connection, ConnectionConfig, Until};
+use cairn_proto::server_response::ServerResponseType;
+use cairn_proto::{
+    ApiErrorResponse, ApiRequest, ApiResponse, AuthResponse, AuthenticateResponse,
+    FeaturesResponse, GraphQlResponse, ServerApiInitResponse, ServerFeaturesResponse,
+    ServerResponse, Settings, api_request, api_response, auth_request, auth_response,
+    features_response,
+};
+
+use crate::connection::Responder;
+
+/// The longest an API request is given (the SDK's `wandb.Api` timeout is 19 s).
+const API_DEADLINE: Duration = Duration::from_secs(60);
+/// W&B's public cloud, when the settings name no server.
+const DEFAULT_BASE_URL: &str = "https://api.wandb.ai";
+
+/// The API sessions of the service.
+#[derive(Default)]
+pub(crate) struct Apis {
+    next: AtomicU64,
+    sessions: Mutex<HashMap<String, Connection>>,
+}
+
+impl std::fmt::Debug for Apis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Apis").finish_non_exhaustive()
+    }
+}
+
+/// The connection settings name: their base URL and API key.
+pub(crate) fn connection_config(settings: &Settings) -> ConnectionConfig {
+    ConnectionConfig {
+        base_url: settings
+            .base_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned())
+            .trim_end_matches('/')
+            .to_owned(),
+        api_key: settings.api_key.clone().unwrap_or_default(),
+        user_agent: format!("cairn-core {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+fn answer(request_id: &str, response: api_response::Response) -> ServerResponse {
+    ServerResponse {
+        request_id: request_id.to_owned(),
+        server_response_type: Some(ServerResponseType::ApiResponse(ApiResponse {
+            response: Some(response),
+        })),
+    }
+}
+
+fn api_error(request_id: &str, message: String) -> ServerResponse {
+    answer(
+        request_id,
+        api_response::Response::ApiErrorResponse(ApiErrorResponse {
+            message,
+            ..Default::default()
+        }),
+    )
+}
+
+/// The viewer's default entity, user name and email.
+pub(crate) fn viewer(connection: &Connection) -> Result<AuthenticateResponse, String> {
+    let until = Until {
+        deadline: Some(Instant::now() + API_DEADLINE),
+        abort: None,
+    };
+    let data = connection
+        .graphql(
+            "Viewer",
+            "query Viewer { viewer { id entity username email } }",
+            serde_json::json!({}),
+            &until,
+        )
+        .map_err(|e| e.to_string())?;
+    let viewer = &data["viewer"];
+    if viewer.is_null() {
+        return Err("the API key is not valid for this server".to_owned());
+    }
+    let text = |k: &str| viewer[k].as_str().unwrap_or_default().to_owned();
+    Ok(AuthenticateResponse {
+        default_entity: text("entity"),
+        username: text("username"),
+        email: text("email"),
+        ..Default::default()
+    })
+}
+
+impl Apis {
+    /// `api_init_request`: a new session on the settings' server.
+    pub(crate) fn init(&self, request_id: &str, settings: &Settings) -> ServerResponse {
+        let id = format!("api-{}", self.next.fetch_add(1, Ordering::SeqCst));
+        let connection = Connection::new(connection_config(settings));
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), connection);
+        ServerResponse {
+            request_id: request_id.to_owned(),
+            server_response_type: Some(ServerResponseType::ApiInitResponse(
+                ServerApiInitResponse {
+                    api_id: id,
+                    ..Default::default()
+                },
+            )),
+        }
+    }
+
+    /// `api_cleanup_request`.
+    pub(crate) fn cleanup(&self, api_id: &str) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(api_id);
+    }
+
+    /// `api_request`: answered from a thread of its own.
+    pub(crate) fn request<S>(
+        &self,
+        request_id: &str,
+        request: ApiRequest,
+        reply: &Arc<Responder<S>>,
+    ) where
+        S: std::io::Write + Send + 'static,
+    {
+        let session = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&request.api_id)
+            .cloned();
+        let Some(connection) = session else {
+            reply.send(&api_error(
+                request_id,
+                "WandbAPI is not initialized".to_owned(),
+            ));
+            return;
+        };
+        let request_id = request_id.to_owned();
+        let reply = reply.clone();
+        let _ = std::thread::Builder::new()
+            .name("cairn-api".into())
+            .spawn(move || {
+                let response = handle(&connection, request.request);
+                if !request_id.is_empty() {
+                    reply.send(&match response {
+                        Ok(response) => answer(&request_id, response),
+                        Err(message) => api_error(&request_id, message),
+                    });
+                }
+            });
+    }
+}
+
+fn handle(
+    connection: &Connection,
+    request: Option<api_request::Request>,
+) -> Result<api_response::Response, String> {
+    match request {
+        Some(api_request::Request::AuthRequest(auth)) => match auth.request {
+            Some(auth_request::Request::AuthenticateRequest(_)) => {
+                let viewer = viewer(connection)?;
+                Ok(api_response::Response::AuthResponse(AuthResponse {
+                    response: Some(auth_response::Response::AuthenticateResponse(viewer)),
+                }))
+            }
+            _ => Err("cairn core does not support this auth request".to_owned()),
+        },
+        Some(api_request::Request::GraphqlRequest(graphql)) => {
+            let variables: serde_json::Value = if graphql.variables_json.trim().is_empty() {
+                serde_json::json!({})
+            } else {
+                serde_json::from_str(&graphql.variables_json)
+                    .map_err(|e| format!("the GraphQL variables are not JSON: {e}"))?
+            };
+            let until = Until {
+                deadline: Some(Instant::now() + API_DEADLINE),
+                abort: None,
+            };
+            let data = connection
+                .graphql("", &graphql.query, variables, &until)
+                .map_err(|e| e.to_string())?;
+            Ok(api_response::Response::GraphqlResponse(GraphQlResponse {
+                data_json: data.to_string(),
+            }))
+        }
+        Some(api_request::Request::FeaturesRequest(_)) => {
+            Ok(api_response::Response::FeaturesResponse(FeaturesResponse {
+                response: Some(features_response::Response::Server(
+                    ServerFeaturesResponse::default(),
+                )),
+            }))
+        }
+        _ => Err("cairn core does not support this API request yet".to_owned()),
+    }
+}
