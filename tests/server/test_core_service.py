@@ -5,6 +5,7 @@ step and commit=False, define_metric, summary and config writes, console output,
 the footer. Then W&B's own `wandb sync` uploads the log cairn's core wrote. Online runs are
 not served yet and must fail with cairn's message, not hang."""
 
+import json
 import os
 import subprocess
 import time
@@ -66,6 +67,8 @@ run.summary["best"] = 0.99
 run.config["extra"] = 3
 report(id=run.id, run_dir=os.path.dirname(run.dir), step=run.step,
        summary_loss=run.summary["loss"])
+import time
+time.sleep(0.6)
 run.finish()
 """
 
@@ -79,6 +82,7 @@ def test_an_offline_run_through_cairn_core_then_wandb_sync(client, store, tmp_pa
         PYTHONPATH=str(overlay),
         WANDB_CACHE_DIR=str(tmp_path / "cache"),
         EXPECT_CORE=str(CAIRN_BIN.resolve()),
+        WANDB_X_STATS_SAMPLING_INTERVAL="0.1",
     )
     res = client.run(OFFLINE_RUN, project, env=env)
     # W&B's step rules, answered by cairn's handler (W&B's own core gives the same): 40
@@ -102,6 +106,11 @@ def test_an_offline_run_through_cairn_core_then_wandb_sync(client, store, tmp_pa
     assert kinds["history"] == 41, kinds
     assert kinds["run"] == 1 and kinds["exit"] == 1 and kinds["metric"] == 1, kinds
     assert "hello from the script" in (run_dir / "files" / "output.log").read_text()
+    # The machine and the script, probed by cairn's core; system metrics by its own monitor.
+    assert kinds.get("environment") == 1, kinds
+    assert kinds.get("stats", 0) >= 1, kinds
+    metadata = json.loads((run_dir / "files" / "wandb-metadata.json").read_text())
+    assert metadata.get("python") and metadata.get("host"), metadata
 
     # W&B's own `wandb sync` (its own core) uploads the log cairn's core wrote.
     sync = client.cli("sync", "--project", project, str(run_dir))

@@ -20,9 +20,10 @@
 //! once the run is finished — online, once it is uploaded (cairn-core's uploader follows
 //! the log). The public-API proxy ([`api`]) carries `wandb.login()` and `wandb.Api()`.
 //! Built so far: offline and online runs (W&B's step rules, summary, config,
-//! define_metric, console, the footer's summary and samples, stop requests), login and
-//! GraphQL passthrough. Not yet: artifacts, attach, `wandb sync`, system metrics and the
-//! environment probe; those requests are answered with an error naming their kind.
+//! define_metric, console, system metrics from cairn's own monitor, the environment probe,
+//! the footer's summary and samples, stop requests), login and GraphQL passthrough. Not
+//! yet: artifacts, attach, `wandb sync`; those requests are answered with an error naming
+//! their kind.
 
 mod api;
 pub mod connection;

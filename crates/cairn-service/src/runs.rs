@@ -62,6 +62,8 @@ struct Finished {
 
 struct Run {
     phase: Phase,
+    /// The settings `inform_init` brought (the environment probe reads them).
+    settings: Box<Settings>,
     /// The input queue while the pipeline runs (cloned out so a full queue blocks only
     /// the connection that feeds this run, not the registry).
     input: Option<RunInput>,
@@ -112,7 +114,8 @@ impl Runs {
         runs.insert(
             id.to_owned(),
             Arc::new(Mutex::new(Run {
-                phase: Phase::Pending(Box::new(settings)),
+                phase: Phase::Pending(Box::new(settings.clone())),
+                settings: Box::new(settings),
                 input: None,
             })),
         );
@@ -334,7 +337,7 @@ where
         },
         sync: SyncPolicy::default(),
         queue_capacity: DEFAULT_QUEUE_CAPACITY,
-        system: None,
+        system: system_config(settings),
         upload,
     };
     let (pipeline, events) = match Pipeline::start(config) {
@@ -358,6 +361,80 @@ where
     guard.phase = Phase::Running(Box::new(pipeline));
     drop(guard);
     reply.send(&answer);
+}
+
+/// System metrics as the settings ask: sampled every `x_stats_sampling_interval` (W&B's
+/// 15 s by default) for the SDK's process `x_stats_pid`; none with
+/// `x_disable_machine_info`.
+fn system_config(settings: &Settings) -> Option<cairn_core::system::SystemConfig> {
+    if settings.x_disable_machine_info == Some(true) {
+        return None;
+    }
+    let mut config = cairn_core::system::SystemConfig::default();
+    if let Some(pid) = settings
+        .x_stats_pid
+        .and_then(|p| u32::try_from(p).ok())
+        .filter(|p| *p > 0)
+    {
+        config.pid = pid;
+    }
+    if let Some(secs) = settings
+        .x_stats_sampling_interval
+        .filter(|s| s.is_finite() && *s > 0.0)
+    {
+        config.interval = Duration::from_secs_f64(secs);
+    }
+    if let Some(paths) = settings
+        .x_stats_disk_paths
+        .as_ref()
+        .filter(|p| !p.value.is_empty())
+    {
+        config.disk_paths = paths.value.iter().map(std::path::PathBuf::from).collect();
+    }
+    Some(config)
+}
+
+/// `probe_system_info`: the machine (cairn-core's probe) and the script (the settings),
+/// persisted as the run's environment record (`wandb-metadata.json`). Probed on a thread:
+/// it reads `/proc` and may load NVML.
+fn probe_environment(run: &Arc<Mutex<Run>>, settings: &Settings) {
+    let run = run.clone();
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let (program, root, host, python, username, email) = (
+        text(&settings.program),
+        text(&settings.root_dir),
+        text(&settings.host),
+        text(&settings.python),
+        text(&settings.username),
+        text(&settings.email),
+    );
+    let code_path = text(&settings.program_relpath);
+    let _ = std::thread::Builder::new()
+        .name("cairn-probe".into())
+        .spawn(move || {
+            let mut env = cairn_core::system::probe_environment();
+            env.program = program;
+            env.code_path = code_path;
+            env.root = root;
+            env.host = host;
+            env.python = python;
+            env.username = username;
+            env.email = email;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            env.started_at = Some(prost_types::Timestamp {
+                seconds: i64::try_from(now.as_secs()).unwrap_or(0),
+                nanos: i32::try_from(now.subsec_nanos()).unwrap_or(0),
+            });
+            feed(
+                &run,
+                Input::Record(Box::new(Record {
+                    record_type: Some(RecordType::Environment(env)),
+                    ..Default::default()
+                })),
+            );
+        });
 }
 
 /// The `run_result` the SDK reads: the client's run, config items wrapped as `{"value": X}`.
@@ -586,6 +663,15 @@ fn request<S>(
                 exit_result: done.map(|timed_out| RunExitResult { timed_out }),
                 ..Default::default()
             }))
+        }
+        Some(RequestType::ProbeSystemInfo(_)) => {
+            let settings = run
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .settings
+                .clone();
+            probe_environment(run, &settings);
+            None
         }
         Some(RequestType::StopStatus(_)) => {
             let stop = match &run.lock().unwrap_or_else(|e| e.into_inner()).phase {
