@@ -258,3 +258,38 @@ def test_cairn_core_install_and_uninstall(client, tmp_path):
     assert not (bin_dir / ".cairn-core").exists()
     again = cairn_core("uninstall")
     assert again.returncode == 2 and "not installed" in again.stdout
+
+
+def test_artifacts_through_cairn_core(client, store, tmp_path):
+    """`log_artifact` (answered once the uploader committed it), then another run's
+    `use_artifact` and download — the SDK's own GraphQL goes through the core's API proxy."""
+    overlay = wandb_overlay(tmp_path / "overlay")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("hello artifacts\n")
+    (data / "b.bin").write_bytes(bytes(range(256)) * 40)
+    env = client.env(PYTHONPATH=str(overlay), WANDB_CACHE_DIR=str(tmp_path / "cache"))
+    res = client.run(
+        """
+        run = wandb.init(project=PROJECT)
+        art = wandb.Artifact("core-ds", type="dataset")
+        art.add_dir(ARGS["data"])
+        logged = run.log_artifact(art, aliases=["first"])
+        logged.wait()
+        report(version=logged.version, id=logged.id, producer=run.id)
+        run.finish()
+        run2 = wandb.init(project=PROJECT)
+        used = run2.use_artifact("core-ds:first")
+        path = used.download(root=ARGS["dest"])
+        files = sorted(os.listdir(path))
+        report(files=files, text=open(os.path.join(path, "a.txt")).read(), consumer=run2.id)
+        run2.finish()
+        """,
+        client.project(),
+        args={"data": str(data), "dest": str(tmp_path / "dest")},
+        env=env,
+    )
+    assert res.result["version"] == "v0", res.result
+    assert res.result["files"] == ["a.txt", "b.bin"], res.result
+    assert res.result["text"] == "hello artifacts\n"
+    assert (tmp_path / "dest" / "b.bin").read_bytes() == (data / "b.bin").read_bytes()

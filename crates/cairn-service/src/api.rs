@@ -213,3 +213,54 @@ fn handle(
         _ => Err("cairn core does not support this API request yet".to_owned()),
     }
 }
+
+/// Where the server put a run: its entity, project and display name.
+#[derive(Debug)]
+pub(crate) struct RemoteRun {
+    pub(crate) entity: String,
+    pub(crate) project: String,
+    pub(crate) display_name: String,
+}
+
+const REGISTER_RUN: &str = "mutation UpsertBucket($name: String, $project: String, \
+$entity: String, $displayName: String, $groupName: String, $jobType: String, $notes: String, \
+$tags: [String!]) {
+  upsertBucket(input: {name: $name, modelName: $project, entityName: $entity, \
+displayName: $displayName, groupName: $groupName, jobType: $jobType, notes: $notes, tags: $tags}) {
+    bucket { name displayName project { name entity { name } } }
+  }
+}";
+
+/// Creates (or finds) the run on the server before `wandb.init` returns, as W&B's core
+/// does: the SDK's own GraphQL right after init (`use_artifact`, `wandb.Api()`) expects
+/// the run to exist. The uploader upserts everything else as it follows the log.
+pub(crate) fn register_run(
+    connection: &Connection,
+    run: &cairn_proto::RunRecord,
+) -> Result<RemoteRun, String> {
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let variables = serde_json::json!({
+        "name": run.run_id,
+        "project": text(&run.project),
+        "entity": text(&run.entity),
+        "displayName": text(&run.display_name),
+        "groupName": text(&run.run_group),
+        "jobType": text(&run.job_type),
+        "notes": text(&run.notes),
+        "tags": (!run.tags.is_empty()).then(|| run.tags.clone()),
+    });
+    let until = Until {
+        deadline: Some(Instant::now() + API_DEADLINE),
+        abort: None,
+    };
+    let data = connection
+        .graphql("UpsertBucket", REGISTER_RUN, variables, &until)
+        .map_err(|e| e.to_string())?;
+    let bucket = &data["upsertBucket"]["bucket"];
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    Ok(RemoteRun {
+        entity: text(&bucket["project"]["entity"]["name"]),
+        project: text(&bucket["project"]["name"]),
+        display_name: text(&bucket["displayName"]),
+    })
+}

@@ -21,9 +21,9 @@
 //! the log). The public-API proxy ([`api`]) carries `wandb.login()` and `wandb.Api()`.
 //! Built so far: offline and online runs (W&B's step rules, summary, config,
 //! define_metric, console, system metrics from cairn's own monitor, the environment probe,
-//! the footer's summary and samples, stop requests), login and GraphQL passthrough. Not
-//! yet: artifacts, attach, `wandb sync`; those requests are answered with an error naming
-//! their kind.
+//! the footer's summary and samples, stop requests), artifacts (`log_artifact` answered
+//! once the uploader committed the version), login and GraphQL passthrough. Not yet:
+//! attach, `wandb sync`; those requests are answered with an error naming their kind.
 
 mod api;
 pub mod connection;

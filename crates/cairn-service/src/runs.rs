@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cairn_core::handler::HandlerConfig;
 use cairn_core::input::{ConfigChange, Input, LogCall, Query, SummaryChange};
 use cairn_core::pipeline::{DEFAULT_QUEUE_CAPACITY, Pipeline, PipelineConfig, RunInput};
+use cairn_core::upload::artifact::{ArtifactBoard, ArtifactOutcome};
 use cairn_core::value::Value;
 use cairn_proto::record::RecordType;
 use cairn_proto::request::RequestType;
@@ -28,9 +29,9 @@ use cairn_proto::result::ResultType;
 use cairn_proto::server_response::ServerResponseType;
 use cairn_proto::{
     ErrorInfo, GetSummaryResponse, HistoryStepResponse, InternalMessagesResponse,
-    NetworkStatusResponse, OperationStatsResponse, PollExitResponse, Record, Response,
-    RunExitResult, RunRecord, RunUpdateResult, SampledHistoryItem, SampledHistoryResponse,
-    ServerResponse, Settings, StopStatusResponse, SummaryItem,
+    LogArtifactResponse, NetworkStatusResponse, OperationStatsResponse, PollExitResponse, Record,
+    Response, RunExitResult, RunRecord, RunUpdateResult, SampledHistoryItem,
+    SampledHistoryResponse, ServerResponse, Settings, StopStatusResponse, SummaryItem,
 };
 use cairn_store::SyncPolicy;
 
@@ -64,6 +65,8 @@ struct Run {
     phase: Phase,
     /// The settings `inform_init` brought (the environment probe reads them).
     settings: Box<Settings>,
+    /// Outcomes of the run's logged artifacts, by client id (the uploader publishes).
+    artifacts: Arc<ArtifactBoard>,
     /// The input queue while the pipeline runs (cloned out so a full queue blocks only
     /// the connection that feeds this run, not the registry).
     input: Option<RunInput>,
@@ -116,6 +119,7 @@ impl Runs {
             Arc::new(Mutex::new(Run {
                 phase: Phase::Pending(Box::new(settings.clone())),
                 settings: Box::new(settings),
+                artifacts: Arc::default(),
                 input: None,
             })),
         );
@@ -281,22 +285,28 @@ where
     let mut record = record;
     let upload = if online {
         let connection = crate::api::connection_config(settings);
-        if record.entity.is_empty() {
-            // The run goes to the viewer's default entity, which the SDK shows in the
-            // run's URL; an unreachable server or a bad key fails `wandb.init` here.
-            let probe = cairn_core::upload::Connection::new(connection.clone());
-            match crate::api::viewer(&probe) {
-                Ok(viewer) => record.entity = viewer.default_entity,
-                Err(err) => {
-                    drop(guard);
-                    let message = format!("cannot reach the server: {err}");
-                    reply.send(&run_error_code(request_id, &record, &message, 1));
-                    return;
+        // The run exists on the server before `wandb.init` returns (the SDK's own GraphQL
+        // right after init expects it); its entity is the viewer's when none is named. An
+        // unreachable server or a bad key fails `wandb.init` here.
+        let probe = cairn_core::upload::Connection::new(connection.clone());
+        match crate::api::register_run(&probe, &record) {
+            Ok(remote) => {
+                record.entity = remote.entity;
+                record.project = remote.project;
+                if record.display_name.is_empty() {
+                    record.display_name = remote.display_name;
                 }
+            }
+            Err(err) => {
+                drop(guard);
+                let message = format!("cannot create the run on the server: {err}");
+                reply.send(&run_error_code(request_id, &record, &message, 1));
+                return;
             }
         }
         let mut upload = cairn_core::upload::UploadSettings::new(connection, Default::default())
             .with_retry_env();
+        upload.artifacts = guard.artifacts.clone();
         if let Some(secs) = settings
             .x_file_stream_transmit_interval
             .filter(|s| s.is_finite() && *s >= 0.0)
@@ -664,6 +674,51 @@ fn request<S>(
                 ..Default::default()
             }))
         }
+        Some(RequestType::LogArtifact(log)) => {
+            // Persisted like an offline artifact: the uploader saves it from the log and
+            // publishes the outcome; the answer waits for it on a thread of its own.
+            let Some(artifact) = log.artifact else {
+                if !request_id.is_empty() {
+                    reply.send(&log_artifact_answer(
+                        request_id,
+                        String::new(),
+                        "log_artifact without an artifact".to_owned(),
+                    ));
+                }
+                return;
+            };
+            let client_id = artifact.client_id.clone();
+            let board = run
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .artifacts
+                .clone();
+            feed(
+                run,
+                Input::Record(Box::new(Record {
+                    record_type: Some(RecordType::Artifact(artifact)),
+                    ..Default::default()
+                })),
+            );
+            let request_id = request_id.to_owned();
+            let reply = reply.clone();
+            let _ = std::thread::Builder::new()
+                .name("cairn-artifact-wait".into())
+                .spawn(move || {
+                    let outcome = board.wait(&client_id, None, |o| {
+                        !matches!(o, ArtifactOutcome::Recorded)
+                    });
+                    let (id, error) = match outcome {
+                        Some(ArtifactOutcome::Saved(saved)) => (saved.id, String::new()),
+                        Some(ArtifactOutcome::Failed(why)) => (String::new(), why),
+                        _ => (String::new(), "the artifact was not saved".to_owned()),
+                    };
+                    if !request_id.is_empty() {
+                        reply.send(&log_artifact_answer(&request_id, id, error));
+                    }
+                });
+            return;
+        }
         Some(RequestType::ProbeSystemInfo(_)) => {
             let settings = run
                 .lock()
@@ -699,6 +754,20 @@ fn request<S>(
     if !request_id.is_empty() {
         reply.send(&response(request_id, answer));
     }
+}
+
+fn log_artifact_answer(
+    request_id: &str,
+    artifact_id: String,
+    error_message: String,
+) -> ServerResponse {
+    response(
+        request_id,
+        Some(ResponseType::LogArtifactResponse(LogArtifactResponse {
+            artifact_id,
+            error_message,
+        })),
+    )
 }
 
 /// `what` of the run's finished state, if it is finished.
