@@ -148,18 +148,7 @@ impl Runs {
             .cloned()
             .collect();
         for run in all {
-            let pipeline = {
-                let mut run = run.lock().unwrap_or_else(|e| e.into_inner());
-                run.input = None;
-                match std::mem::replace(&mut run.phase, Phase::Finishing) {
-                    Phase::Running(pipeline) => Some(pipeline),
-                    other => {
-                        run.phase = other;
-                        None
-                    }
-                }
-            };
-            if let Some(pipeline) = pipeline {
+            if let Some(pipeline) = take_pipeline(&run) {
                 let _ = pipeline.finish(exit_code, NO_FINISH_LIMIT);
             }
         }
@@ -242,6 +231,20 @@ impl Runs {
                     reply.send(&response(request_id, None));
                 }
             }
+        }
+    }
+}
+
+/// Takes a running run's pipeline to finish it (the run is then `Finishing`, its input
+/// closed); `None` when it is not running.
+fn take_pipeline(run: &Arc<Mutex<Run>>) -> Option<Box<Pipeline>> {
+    let mut run = run.lock().unwrap_or_else(|e| e.into_inner());
+    run.input = None;
+    match std::mem::replace(&mut run.phase, Phase::Finishing) {
+        Phase::Running(pipeline) => Some(pipeline),
+        other => {
+            run.phase = other;
+            None
         }
     }
 }
@@ -512,22 +515,7 @@ fn ask<T>(run: &Arc<Mutex<Run>>, make: impl FnOnce(mpsc::SyncSender<T>) -> Query
 fn summary_items(items: Vec<(Vec<String>, Value)>) -> Vec<SummaryItem> {
     items
         .into_iter()
-        .map(|(path, value)| {
-            let value_json = value.to_json();
-            if path.len() == 1 {
-                SummaryItem {
-                    key: path.into_iter().next().unwrap_or_default(),
-                    value_json,
-                    ..Default::default()
-                }
-            } else {
-                SummaryItem {
-                    nested_key: path,
-                    value_json,
-                    ..Default::default()
-                }
-            }
-        })
+        .map(|(path, value)| cairn_core::handler::summary_item(path, value.to_json()))
         .collect()
 }
 
@@ -559,18 +547,7 @@ where
             let samples = ask(&run, Query::SampledHistory)
                 .map(sample_items)
                 .unwrap_or_default();
-            let pipeline = {
-                let mut guard = run.lock().unwrap_or_else(|e| e.into_inner());
-                guard.input = None;
-                match std::mem::replace(&mut guard.phase, Phase::Finishing) {
-                    Phase::Running(pipeline) => Some(pipeline),
-                    other => {
-                        guard.phase = other;
-                        None
-                    }
-                }
-            };
-            let timed_out = match pipeline {
+            let timed_out = match take_pipeline(&run) {
                 Some(pipeline) => pipeline
                     .finish(exit_code, NO_FINISH_LIMIT)
                     .map(|report| report.timed_out)

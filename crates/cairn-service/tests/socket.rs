@@ -75,29 +75,26 @@ fn requests_are_answered_by_id_and_teardown_ends_the_service() {
     let mut sdk = UnixStream::connect(&socket).unwrap();
     sdk.write_all(&request(
         "r1",
-        ServerRequestType::ApiInitRequest(Default::default()),
+        ServerRequestType::InitSync(Default::default()),
     ))
     .unwrap();
     let answer = read_response(&mut sdk);
     assert_eq!(answer.request_id, "r1");
     match answer.server_response_type {
         Some(ServerResponseType::ErrorResponse(e)) => {
-            assert_eq!(
-                e.message,
-                "cairn core does not support api_init_request yet"
-            );
+            assert_eq!(e.message, "cairn core does not support init_sync yet");
         }
         other => panic!("expected an error response, got {other:?}"),
     }
     // Without an id nothing is answered: the next answer is for r2.
     sdk.write_all(&request(
         "",
-        ServerRequestType::ApiInitRequest(Default::default()),
+        ServerRequestType::InitSync(Default::default()),
     ))
     .unwrap();
     sdk.write_all(&request(
         "r2",
-        ServerRequestType::ApiInitRequest(Default::default()),
+        ServerRequestType::InitSync(Default::default()),
     ))
     .unwrap();
     assert_eq!(read_response(&mut sdk).request_id, "r2");
@@ -114,7 +111,7 @@ fn requests_are_answered_by_id_and_teardown_ends_the_service() {
     other
         .write_all(&request(
             "r3",
-            ServerRequestType::ApiInitRequest(Default::default()),
+            ServerRequestType::InitSync(Default::default()),
         ))
         .unwrap();
     assert_eq!(read_response(&mut other).request_id, "r3");

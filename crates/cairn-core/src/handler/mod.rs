@@ -9,4 +9,4 @@ mod sampler;
 mod state;
 mod summary;
 
-pub use state::{Handler, HandlerConfig, PRODUCER, Warning};
+pub use state::{Handler, HandlerConfig, PRODUCER, Warning, summary_item};

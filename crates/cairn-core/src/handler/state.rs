@@ -457,26 +457,31 @@ fn insert_flattened(row: &mut Row, path: &mut Path, value: Value, depth: usize) 
     }
 }
 
+/// A summary item as W&B writes one: a one-part path as `key`, a longer one as
+/// `nested_key`.
+pub fn summary_item(path: Path, value_json: String) -> SummaryItem {
+    if path.len() == 1 {
+        SummaryItem {
+            key: path.into_iter().next().unwrap_or_default(),
+            value_json,
+            ..Default::default()
+        }
+    } else {
+        SummaryItem {
+            nested_key: path,
+            value_json,
+            ..Default::default()
+        }
+    }
+}
+
 fn summary_record(
     update: Vec<(Path, Value)>,
     remove: Vec<Path>,
     info: Option<RecordInfo>,
 ) -> Record {
     let item = |(path, value): (Path, Option<Value>)| {
-        let value_json = value.map(|v| v.to_json()).unwrap_or_default();
-        if path.len() == 1 {
-            SummaryItem {
-                key: path.into_iter().next().unwrap_or_default(),
-                value_json,
-                ..Default::default()
-            }
-        } else {
-            SummaryItem {
-                nested_key: path,
-                value_json,
-                ..Default::default()
-            }
-        }
+        summary_item(path, value.map(|v| v.to_json()).unwrap_or_default())
     };
     Record {
         record_type: Some(RecordType::Summary(SummaryRecord {
