@@ -11,6 +11,9 @@ Environment:
   CAIRN_TEST_STOP           how test_stop asks for a server-side stop: `cli` (default,
                             `cairn run stop`) or `sql` (sets runs.stop_requested directly)
   CAIRN_TEST_KEEP           when set, keep the server's data dir and Postgres database
+  CAIRN_TEST_CORE           `wandb` (default): the SDK runs W&B's own wandb-core; `cairn`:
+                            every wandb script and `wandb` command runs cairn's core in its
+                            place (an overlay of the package, first on PYTHONPATH)
 """
 
 from __future__ import annotations
@@ -46,6 +49,49 @@ ENTITY = "admin"
 BACKENDS = ["sqlite"]
 if os.environ.get("CAIRN_TEST_POSTGRES_URL"):
     BACKENDS.append("postgres")
+
+# Which core the wandb SDK runs under (see the module doc).
+CORE = os.environ.get("CAIRN_TEST_CORE", "wandb")
+if CORE not in ("wandb", "cairn"):
+    raise SystemExit(f"CAIRN_TEST_CORE must be wandb or cairn, not {CORE!r}")
+
+
+def wandb_overlay(root: Path, cairn: bool = True) -> Path:
+    """A copy of the installed `wandb` package made of symlinks, with `bin/wandb-core` the
+    cairn binary (W&B's with `cairn=False`); put it first on PYTHONPATH."""
+    import wandb
+
+    real = Path(wandb.__file__).parent
+    pkg = root / "wandb"
+    pkg.mkdir(parents=True)
+    for entry in real.iterdir():
+        if entry.name != "bin":
+            (pkg / entry.name).symlink_to(entry)
+    (pkg / "bin").mkdir()
+    for entry in (real / "bin").iterdir():
+        if entry.name != "wandb-core" or not cairn:
+            (pkg / "bin" / entry.name).symlink_to(entry)
+    if cairn:
+        (pkg / "bin" / "wandb-core").symlink_to(CAIRN_BIN.resolve())
+    return root
+
+
+
+_CORE_OVERLAY: Path | None = None
+
+
+def core_overlay() -> Path:
+    """The session's package overlay with cairn's core (made once, removed at exit)."""
+    global _CORE_OVERLAY
+    if _CORE_OVERLAY is None:
+        import atexit
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="cairn-core-overlay-"))
+        atexit.register(shutil.rmtree, root, True)
+        _CORE_OVERLAY = wandb_overlay(root / "pkg")
+    return _CORE_OVERLAY
+
 
 # Lines the wandb client writes to its debug logs that are worth showing on a failure.
 _LOG_INTERESTING = re.compile(r"error|warn|fail|status: ?[45]\d\d", re.IGNORECASE)
@@ -567,6 +613,8 @@ class Client:
             WANDB__FILE_TRANSFER_RETRY_WAIT_MAX_SECONDS="2",
             PYTHONUNBUFFERED="1",
         )
+        if CORE == "cairn":
+            env["PYTHONPATH"] = str(core_overlay())
         env.update({k: str(v) for k, v in extra.items() if v is not None})
         return {k: v for k, v in env.items() if v != ""}
 

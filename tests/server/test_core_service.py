@@ -7,31 +7,12 @@ not served yet and must fail with cairn's message, not hang."""
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
 
-from conftest import CAIRN_BIN, ENTITY
-
-
-def wandb_overlay(root: Path, cairn: bool = True) -> Path:
-    """A copy of the installed `wandb` package made of symlinks, with `bin/wandb-core` the
-    cairn binary (W&B's with `cairn=False`); put it first on PYTHONPATH."""
-    import wandb
-
-    real = Path(wandb.__file__).parent
-    pkg = root / "wandb"
-    pkg.mkdir(parents=True)
-    for entry in real.iterdir():
-        if entry.name != "bin":
-            (pkg / entry.name).symlink_to(entry)
-    (pkg / "bin").mkdir()
-    for entry in (real / "bin").iterdir():
-        if entry.name != "wandb-core" or not cairn:
-            (pkg / "bin" / entry.name).symlink_to(entry)
-    if cairn:
-        (pkg / "bin" / "wandb-core").symlink_to(CAIRN_BIN.resolve())
-    return root
+from conftest import CAIRN_BIN, ENTITY, wandb_overlay
 
 
 def core_processes(overlay: Path) -> str:
@@ -293,3 +274,88 @@ def test_artifacts_through_cairn_core(client, store, tmp_path):
     assert res.result["files"] == ["a.txt", "b.bin"], res.result
     assert res.result["text"] == "hello artifacts\n"
     assert (tmp_path / "dest" / "b.bin").read_bytes() == (data / "b.bin").read_bytes()
+
+
+def test_a_child_process_attaches_to_its_parents_run(client, store, tmp_path):
+    """A spawned child gets the parent's run (inform_attach + attach on its own connection)
+    and logs into it; the parent finishes the run with the child's rows in it."""
+    overlay = wandb_overlay(tmp_path / "overlay")
+    env = client.env(PYTHONPATH=str(overlay), WANDB_CACHE_DIR=str(tmp_path / "cache"))
+    project = client.project()
+    res = client.run(
+        """
+        import multiprocessing as mp
+
+        def child(run):
+            run.log({"child_metric": 7})
+
+        if __name__ == "__main__":
+            run = wandb.init(project=PROJECT, config={"lr": 0.5})
+            run.log({"parent_metric": 1})
+            p = mp.get_context("spawn").Process(target=child, args=(run,))
+            p.start()
+            p.join()
+            report(id=run.id, child_exit=p.exitcode)
+            run.finish()
+        """,
+        project,
+        env=env,
+    )
+    assert res.result["child_exit"] == 0, res.describe()
+    row = store.run(ENTITY, project, res.result["id"])
+    assert row is not None and row["state"] == "finished", row
+    history = store.history(row["id"])
+    assert any(h.get("parent_metric") == 1 for h in history), history
+    assert any(h.get("child_metric") == 7 for h in history), history
+    assert row["summary"]["child_metric"] == 7
+
+
+def test_warnings_reach_the_user_and_unfinished_runs_end_with_a_footer(client, tmp_path):
+    """A step that goes back is dropped with a warning the SDK prints (internal_messages);
+    a script that never calls finish has its run finished by the core, which prints where
+    the run is, as W&B's core does."""
+    overlay = wandb_overlay(tmp_path / "overlay")
+    env = client.env(
+        WANDB_MODE="offline",
+        WANDB_SILENT="",
+        PYTHONPATH=str(overlay),
+        WANDB_CACHE_DIR=str(tmp_path / "cache"),
+    )
+    res = client.run(
+        """
+        import time
+        run = wandb.init(project=PROJECT)
+        run.log({"a": 1}, step=5)
+        run.log({"a": 2}, step=3)
+        run.log({"a": 3}, step=6)
+        time.sleep(1.0)
+        report(run_dir=os.path.dirname(run.dir))
+        """,
+        client.project(),
+        env=env,
+    )
+    out = res.stdout + res.stderr
+    assert "step 3 dropped" in out, out[-3000:]
+    assert "wandb sync" in res.stdout, res.stdout[-2000:]
+    (log,) = Path(res.result["run_dir"]).glob("run-*.wandb")
+    kinds = dump_kinds(log)
+    assert kinds.get("history") == 2 and kinds.get("exit") == 1, kinds
+
+
+def test_the_online_footer_counts_the_files_cairn_core_uploaded(client, tmp_path):
+    overlay = wandb_overlay(tmp_path / "overlay")
+    env = client.env(
+        WANDB_SILENT="", PYTHONPATH=str(overlay), WANDB_CACHE_DIR=str(tmp_path / "cache")
+    )
+    res = client.run(
+        """
+        run = wandb.init(project=PROJECT)
+        run.log({"x": 1})
+        print("a console line", flush=True)
+        run.finish()
+        """,
+        client.project(),
+        env=env,
+    )
+    found = re.search(r"Synced (\d+) W&B file", res.stderr)
+    assert found and int(found.group(1)) >= 3, res.stderr[-3000:]

@@ -123,6 +123,43 @@ pub fn to_value<M: Message + Name>(msg: &M) -> Result<serde_json::Value, JsonErr
     payload_to_value(&M::full_name(), &msg.encode_to_vec())
 }
 
+/// A message in the *numbered* form W&B keeps telemetry in (`config._wandb.t`): each
+/// set field under its field number; a sub-message of flags as the sorted list of the
+/// numbers of its true fields; scalars as themselves. `_info` (200) is left out.
+pub fn to_numbered<M: Message + Name>(msg: &M) -> Result<serde_json::Value, JsonError> {
+    let descriptor = descriptor(&M::full_name())?;
+    let dynamic = DynamicMessage::decode(descriptor.clone(), msg.encode_to_vec().as_slice())
+        .map_err(|source| JsonError::Decode {
+            type_name: descriptor.full_name().to_owned(),
+            source,
+        })?;
+    let mut out = serde_json::Map::new();
+    for (field, value) in dynamic.fields() {
+        if field.number() >= 200 {
+            continue;
+        }
+        let numbered = match value {
+            prost_reflect::Value::Message(inner) => serde_json::Value::Array(
+                inner
+                    .fields()
+                    .filter(|(_, v)| matches!(v, prost_reflect::Value::Bool(true)))
+                    .map(|(f, _)| f.number().into())
+                    .collect(),
+            ),
+            prost_reflect::Value::String(s) => s.clone().into(),
+            prost_reflect::Value::Bool(b) => (*b).into(),
+            prost_reflect::Value::I32(n) => (*n).into(),
+            prost_reflect::Value::I64(n) => (*n).into(),
+            prost_reflect::Value::U32(n) => (*n).into(),
+            prost_reflect::Value::U64(n) => (*n).into(),
+            prost_reflect::Value::EnumNumber(n) => (*n).into(),
+            _ => continue,
+        };
+        out.insert(field.number().to_string(), numbered);
+    }
+    Ok(serde_json::Value::Object(out))
+}
+
 /// Converts a typed message to compact JSON text.
 pub fn to_string<M: Message + Name>(msg: &M) -> Result<String, JsonError> {
     let mut out = Vec::new();

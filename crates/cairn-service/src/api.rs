@@ -7,8 +7,10 @@
 //! connection, and is answered `api_response{…}` or `api_response{api_error_response}`.
 //! Supported: `auth_request.authenticate_request` (the `viewer` query),
 //! `graphql_request` passed through as it is (the field rewriting W&B's core does for old
-//! servers is not needed by cairn's server), `features_request` (answered: none). Sessions
-//! end with `api_cleanup_request`.
+//! servers is not needed by cairn's server), `features_request` (answered: none),
+//! `read_run_history_request` (`scan_history()`, see `history`), `download_file_request`
+//! and `read_run_console_logs_request` (see `reads`). Sessions end with
+//! `api_cleanup_request`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +38,8 @@ const DEFAULT_BASE_URL: &str = "https://api.wandb.ai";
 pub(crate) struct Apis {
     next: AtomicU64,
     sessions: Mutex<HashMap<String, Connection>>,
+    /// Open `scan_history()` iterators (of every session).
+    scans: Arc<crate::history::Scans>,
 }
 
 impl std::fmt::Debug for Apis {
@@ -157,10 +161,11 @@ impl Apis {
         };
         let request_id = request_id.to_owned();
         let reply = reply.clone();
+        let scans = self.scans.clone();
         let _ = std::thread::Builder::new()
             .name("cairn-api".into())
             .spawn(move || {
-                let response = handle(&connection, request.request);
+                let response = handle(&connection, &scans, request.request);
                 if !request_id.is_empty() {
                     reply.send(&match response {
                         Ok(response) => answer(&request_id, response),
@@ -173,9 +178,21 @@ impl Apis {
 
 fn handle(
     connection: &Connection,
+    scans: &crate::history::Scans,
     request: Option<api_request::Request>,
 ) -> Result<api_response::Response, String> {
     match request {
+        Some(api_request::Request::ReadRunHistoryRequest(read)) => scans
+            .handle(connection, read)
+            .map(api_response::Response::ReadRunHistoryResponse),
+        Some(api_request::Request::DownloadFileRequest(download)) => {
+            crate::reads::download_file(connection, &download)
+                .map(api_response::Response::DownloadFileResponse)
+        }
+        Some(api_request::Request::ReadRunConsoleLogsRequest(read)) => {
+            crate::reads::read_console_logs(connection, &read)
+                .map(api_response::Response::ReadRunConsoleLogsResponse)
+        }
         Some(api_request::Request::AuthRequest(auth)) => match auth.request {
             Some(auth_request::Request::AuthenticateRequest(_)) => {
                 let viewer = viewer(connection)?;

@@ -130,7 +130,9 @@ fn read_requests<S: Stream>(
         match request.server_request_type {
             Some(ServerRequestType::InformTeardown(teardown)) => {
                 // Runs the user never finished are finished now, then the service ends.
-                shared.runs.finish_all(teardown.exit_code);
+                shared
+                    .runs
+                    .finish_all(teardown.exit_code, shared.reporter.as_ref());
                 shared.stop(Outcome::TornDown {
                     exit_code: teardown.exit_code,
                 });
@@ -161,6 +163,21 @@ fn read_requests<S: Stream>(
             }
             Some(ServerRequestType::ApiRequest(api)) => {
                 shared.apis.request(&request.request_id, api, responder);
+            }
+            Some(ServerRequestType::InformAttach(attach)) => {
+                let run = id_of(attach.info.as_ref());
+                shared
+                    .runs
+                    .inform_attach(&request.request_id, &run, responder);
+            }
+            Some(ServerRequestType::InitSync(init)) => {
+                responder.send(&shared.syncs.init(&request.request_id, init));
+            }
+            Some(ServerRequestType::Sync(sync)) => {
+                shared.syncs.sync(&request.request_id, sync, responder);
+            }
+            Some(ServerRequestType::SyncStatus(status)) => {
+                responder.send(&shared.syncs.status(&request.request_id, status));
             }
             Some(ServerRequestType::ApiCleanupRequest(cleanup)) => {
                 shared.apis.cleanup(&cleanup.api_id);

@@ -12,25 +12,31 @@
 //! (checked every 250 ms), or — detached — when no connection has been open for the idle
 //! timeout. It then stops accepting, removes its socket folder, and — when no one tore it
 //! down — lets the connections drain and finishes every open run, so every record it
-//! received is in its run's log; then it returns the [`Outcome`]. What happened along the way goes to a [`Reporter`], never to the terminal:
-//! the core's stdout and stderr are the user's.
+//! received is in its run's log; then it returns the [`Outcome`]. What happened along the
+//! way goes to a [`Reporter`], never to the terminal: the core's stdout and stderr are the
+//! user's (the one exception is [`ServiceEvent::Footer`], the end of a run the script
+//! never finished, which the binary prints as W&B's core does).
 //!
 //! Runs ([`runs`]) are cairn-core pipelines, one per `inform_init`: the SDK's records
 //! become their inputs, its requests are answered from their state, and `exit` is answered
 //! once the run is finished — online, once it is uploaded (cairn-core's uploader follows
-//! the log). The public-API proxy ([`api`]) carries `wandb.login()` and `wandb.Api()`.
-//! Built so far: offline and online runs (W&B's step rules, summary, config,
-//! define_metric, console, system metrics from cairn's own monitor, the environment probe,
-//! the footer's summary and samples, stop requests), artifacts (`log_artifact` answered
-//! once the uploader committed the version), login and GraphQL passthrough. Not yet:
-//! attach, `wandb sync`; those requests are answered with an error naming their kind.
+//! the log). A child process attaches to a run (`inform_attach`, `attach`) and feeds the
+//! same pipeline from its own connection. Resuming asks the server first (`resume` in the
+//! settings). Handler warnings reach the user through the held `internal_messages` poll.
+//! The public-API proxy ([`api`]) carries `wandb.login()` and `wandb.Api()`, including
+//! `scan_history()` (`history`), file downloads and console reads (`reads`). `wandb sync`
+//! runs through `sync` (`init_sync`, `sync`, `sync_status`). Request kinds that are not
+//! built (the sweep scheduler, history exports) get an error naming their kind.
 
 mod api;
 pub mod connection;
 pub mod frame;
+mod history;
 pub mod launch;
 pub mod listen;
+mod reads;
 mod runs;
+mod sync;
 
 use std::io;
 use std::os::unix::net::UnixStream;
@@ -63,6 +69,10 @@ pub enum ServiceEvent {
     Unsupported { connection: u64, kind: &'static str },
     /// A request without an id that nothing answers (logged, dropped).
     Ignored { connection: u64, kind: &'static str },
+    /// A run the user never finished was finished by the service: what the SDK would
+    /// have printed at its end (where the run is, where its logs are), for the user's
+    /// terminal.
+    Footer { run: String, lines: Vec<String> },
 }
 
 /// Where [`ServiceEvent`]s go.
@@ -111,6 +121,7 @@ pub(crate) struct Shared {
     tcp_port: Option<u16>,
     pub(crate) runs: runs::Runs,
     pub(crate) apis: api::Apis,
+    pub(crate) syncs: sync::Syncs,
     pub(crate) reporter: Arc<dyn Reporter>,
 }
 
@@ -195,6 +206,7 @@ pub fn serve(flags: &Flags, reporter: Arc<dyn Reporter>) -> Result<Outcome, Serv
         tcp_port,
         runs: runs::Runs::default(),
         apis: api::Apis::default(),
+        syncs: sync::Syncs::default(),
         reporter,
     });
     shared.reporter.report(ServiceEvent::Listening {
@@ -230,7 +242,9 @@ pub fn serve(flags: &Flags, reporter: Arc<dyn Reporter>) -> Result<Outcome, Serv
         }
     }
     listeners.close();
-    let _ = watcher.join();
+    // Not joined: it sees `stopping` within one period and ends by itself; waiting for it
+    // would add up to that period to every exit of the SDK's process.
+    drop(watcher);
     let outcome = shared
         .outcome
         .lock()
@@ -244,7 +258,7 @@ pub fn serve(flags: &Flags, reporter: Arc<dyn Reporter>) -> Result<Outcome, Serv
         while shared.idle_for().is_none() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));
         }
-        shared.runs.finish_all(1);
+        shared.runs.finish_all(1, shared.reporter.as_ref());
     }
     Ok(outcome)
 }

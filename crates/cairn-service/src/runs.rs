@@ -28,10 +28,11 @@ use cairn_proto::response::ResponseType;
 use cairn_proto::result::ResultType;
 use cairn_proto::server_response::ServerResponseType;
 use cairn_proto::{
-    ErrorInfo, GetSummaryResponse, HistoryStepResponse, InternalMessagesResponse,
-    LogArtifactResponse, NetworkStatusResponse, OperationStatsResponse, PollExitResponse, Record,
-    Response, RunExitResult, RunRecord, RunUpdateResult, SampledHistoryItem,
-    SampledHistoryResponse, ServerResponse, Settings, StopStatusResponse, SummaryItem,
+    AttachResponse, ErrorInfo, FileCounts, FilePusherStats, GetSummaryResponse,
+    HistoryStepResponse, InternalMessages, InternalMessagesResponse, LogArtifactResponse,
+    NetworkStatusResponse, OperationStatsResponse, PollExitResponse, Record, Response,
+    RunExitResult, RunRecord, RunUpdateResult, SampledHistoryItem, SampledHistoryResponse,
+    ServerInformAttachResponse, ServerResponse, Settings, StopStatusResponse, SummaryItem,
 };
 use cairn_store::SyncPolicy;
 
@@ -55,10 +56,13 @@ enum Phase {
     Finished(Box<Finished>),
 }
 
+#[derive(Default)]
 struct Finished {
     timed_out: bool,
     summary: Vec<SummaryItem>,
     samples: Vec<SampledHistoryItem>,
+    /// Online: the files the upload sent, counted as the footer shows them.
+    files: Option<(FileCounts, FilePusherStats)>,
 }
 
 struct Run {
@@ -70,6 +74,70 @@ struct Run {
     /// The input queue while the pipeline runs (cloned out so a full queue blocks only
     /// the connection that feeds this run, not the registry).
     input: Option<RunInput>,
+    /// The run as its `run_result` answered it (what `attach` answers a child process).
+    answered: Option<Box<RunRecord>>,
+    /// Warnings for the SDK's `internal_messages` long poll, and the poll held open.
+    messages: Arc<Messages>,
+    /// Where the run's files are written (the final summary is read from there).
+    files_dir: Option<std::path::PathBuf>,
+}
+
+/// What the SDK's `internal_messages{wait}` poll returns: warnings as they come, and an
+/// empty answer once the run is over (that ends the SDK's loop).
+#[derive(Default)]
+struct Messages {
+    state: Mutex<MessagesState>,
+}
+
+/// A held poll: answers it with the warnings (none: the run is over).
+type HeldPoll = Box<dyn FnOnce(Vec<String>) + Send>;
+
+#[derive(Default)]
+struct MessagesState {
+    warnings: Vec<String>,
+    held: Option<HeldPoll>,
+    closed: bool,
+}
+
+impl Messages {
+    /// A poll: answered at once when there are warnings or the run is over, else held.
+    fn poll(&self, answer: HeldPoll) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.closed || !state.warnings.is_empty() {
+            let warnings = std::mem::take(&mut state.warnings);
+            drop(state);
+            answer(warnings);
+        } else if let Some(previous) = state.held.replace(answer) {
+            // A second poll replaces the first (the SDK has stopped waiting on it).
+            drop(state);
+            previous(Vec::new());
+        }
+    }
+
+    /// A warning for the user: released to a held poll at once.
+    fn warn(&self, warning: String) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.closed {
+            return;
+        }
+        state.warnings.push(warning);
+        if let Some(held) = state.held.take() {
+            let warnings = std::mem::take(&mut state.warnings);
+            drop(state);
+            held(warnings);
+        }
+    }
+
+    /// The run is over: a held poll is answered empty, and so is every later one.
+    fn close(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.closed = true;
+        let held = state.held.take();
+        drop(state);
+        if let Some(held) = held {
+            held(Vec::new());
+        }
+    }
 }
 
 /// Every run of the service.
@@ -121,9 +189,40 @@ impl Runs {
                 settings: Box::new(settings),
                 artifacts: Arc::default(),
                 input: None,
+                answered: None,
+                messages: Arc::default(),
+                files_dir: None,
             })),
         );
         Ok(())
+    }
+
+    /// `inform_attach` from a child process: the run's settings, or an error when no run
+    /// `id` is running here (W&B's core leaves that unanswered; the SDK would then wait
+    /// 10 s for nothing).
+    pub(crate) fn inform_attach<S>(&self, request_id: &str, id: &str, reply: &Arc<Responder<S>>)
+    where
+        S: std::io::Write + Send + 'static,
+    {
+        let settings = self.get(id).and_then(|run| {
+            let run = run.lock().unwrap_or_else(|e| e.into_inner());
+            match run.phase {
+                Phase::Pending(_) | Phase::Running(_) => Some(run.settings.clone()),
+                Phase::Finishing | Phase::Finished(_) => None,
+            }
+        });
+        match settings {
+            Some(settings) => reply.send(&ServerResponse {
+                request_id: request_id.to_owned(),
+                server_response_type: Some(ServerResponseType::InformAttachResponse(
+                    ServerInformAttachResponse {
+                        settings: Some(*settings),
+                        info: None,
+                    },
+                )),
+            }),
+            None => reply.error(request_id, format!("no run {id:?} to attach to")),
+        }
     }
 
     /// `inform_finish`: forgets a run once it is finished.
@@ -138,8 +237,9 @@ impl Runs {
         }
     }
 
-    /// `inform_teardown`: finishes every run still running with `exit_code`, and waits.
-    pub(crate) fn finish_all(&self, exit_code: i32) {
+    /// `inform_teardown` (or a parent gone): finishes every run the user never finished
+    /// with `exit_code`, waits, and reports each one's footer (the SDK prints none then).
+    pub(crate) fn finish_all(&self, exit_code: i32, reporter: &dyn crate::Reporter) {
         let all: Vec<Arc<Mutex<Run>>> = self
             .runs
             .lock()
@@ -148,9 +248,25 @@ impl Runs {
             .cloned()
             .collect();
         for run in all {
-            if let Some(pipeline) = take_pipeline(&run) {
-                let _ = pipeline.finish(exit_code, NO_FINISH_LIMIT);
+            if complete(&run, exit_code).is_some() {
+                let guard = run.lock().unwrap_or_else(|e| e.into_inner());
+                let lines = footer(&guard.settings);
+                let id = guard
+                    .answered
+                    .as_ref()
+                    .map(|r| r.run_id.clone())
+                    .unwrap_or_default();
+                drop(guard);
+                if !lines.is_empty() {
+                    reporter.report(crate::ServiceEvent::Footer { run: id, lines });
+                }
             }
+            let messages = run
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .messages
+                .clone();
+            messages.close();
         }
     }
 
@@ -273,12 +389,24 @@ where
 {
     let mut guard = run.lock().unwrap_or_else(|e| e.into_inner());
     let Phase::Pending(settings) = &guard.phase else {
+        let running = matches!(guard.phase, Phase::Running(_));
         drop(guard);
-        reply.send(&run_error(
-            request_id,
-            &record,
-            "the run has already started",
-        ));
+        if running {
+            // A run record after the start updates the run (`run.name = …`, tags, notes).
+            let answer = (!request_id.is_empty()).then(|| run_result(request_id, &record));
+            feed(
+                run,
+                Input::Record(Box::new(Record {
+                    record_type: Some(RecordType::Run(record)),
+                    ..Default::default()
+                })),
+            );
+            if let Some(answer) = answer {
+                reply.send(&answer);
+            }
+        } else if !request_id.is_empty() {
+            reply.send(&run_error(request_id, &record, "the run has finished"));
+        }
         return;
     };
     let online = settings
@@ -286,8 +414,17 @@ where
         .as_deref()
         .is_some_and(|m| !matches!(m, "offline" | "dryrun" | "disabled"));
     let mut record = record;
+    let mut resumed = None;
     let upload = if online {
         let connection = crate::api::connection_config(settings);
+        match resume_check(&connection, settings, &record) {
+            Ok(status) => resumed = status,
+            Err((message, code)) => {
+                drop(guard);
+                reply.send(&run_error_code(request_id, &record, &message, code));
+                return;
+            }
+        }
         // The run exists on the server before `wandb.init` returns (the SDK's own GraphQL
         // right after init expects it); its entity is the viewer's when none is named. An
         // unreachable server or a bad key fails `wandb.init` here.
@@ -341,11 +478,17 @@ where
         upload.files_dir = files_dir.clone();
         upload
     });
+    if let Some(status) = &resumed {
+        resume_into(&mut record, status);
+    }
+    let config_files_dir = files_dir.clone();
     let config = PipelineConfig {
         log_path: log_path.clone(),
         files_dir,
         handler: HandlerConfig {
             stream_id: record.run_id.clone(),
+            starting_step: record.starting_step,
+            runtime_offset: Duration::from_secs(u64::try_from(record.runtime).unwrap_or(0)),
             ..HandlerConfig::default()
         },
         sync: SyncPolicy::default(),
@@ -362,18 +505,120 @@ where
             return;
         }
     };
-    // Nobody reads the events yet (warnings reach the SDK through internal_messages later).
-    drop(events);
+    // The handler's warnings reach the user through the SDK's internal_messages poll.
+    let messages = guard.messages.clone();
+    let _ = std::thread::Builder::new()
+        .name("cairn-run-events".into())
+        .spawn(move || {
+            for event in events {
+                if let cairn_core::pipeline::Event::Warning(warning) = event {
+                    messages.warn(warning.to_string());
+                }
+            }
+        });
+    guard.files_dir = Some(config_files_dir);
     let input = pipeline.input().clone();
     let answer = run_result(request_id, &record);
+    guard.answered = match &answer.server_response_type {
+        Some(ServerResponseType::ResultCommunicate(cairn_proto::Result {
+            result_type: Some(ResultType::RunResult(result)),
+            ..
+        })) => result.run.clone().map(Box::new),
+        _ => None,
+    };
     let _ = input.send(Input::Record(Box::new(Record {
         record_type: Some(RecordType::Run(record)),
         ..Default::default()
     })));
+    if let Some(status) = resumed {
+        // The stored summary carries on (keys this session logs replace it).
+        let change = SummaryChange {
+            update: status
+                .summary
+                .into_iter()
+                .filter_map(|(key, value)| Some((vec![key], Value::from_json(&value.to_string())?)))
+                .collect(),
+            remove: Vec::new(),
+        };
+        let _ = input.send(Input::Summary(change));
+    }
     guard.input = Some(input);
     guard.phase = Phase::Running(Box::new(pipeline));
     drop(guard);
     reply.send(&answer);
+}
+
+/// `resume` in the settings (`allow`, `must`, `never`, `auto`): asks the server whether
+/// the run exists, as W&B's core does before creating it. `Ok(Some)` to resume it;
+/// `Err((message, code))` when the setting forbids what the server holds (code 3: the
+/// SDK's `UsageError`) or the server cannot be asked (code 1).
+fn resume_check(
+    connection: &cairn_core::upload::ConnectionConfig,
+    settings: &Settings,
+    record: &RunRecord,
+) -> Result<Option<cairn_core::upload::ResumeStatus>, (String, i32)> {
+    let Some(resume) = settings
+        .resume
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .filter(|r| matches!(r.as_str(), "allow" | "must" | "never" | "auto"))
+    else {
+        return Ok(None);
+    };
+    let id = &record.run_id;
+    let until = cairn_core::upload::Until::deadline(std::time::Instant::now() + QUERY_WAIT);
+    let project = if record.project.is_empty() {
+        "uncategorized"
+    } else {
+        record.project.as_str()
+    };
+    let entity = (!record.entity.is_empty()).then_some(record.entity.as_str());
+    let status = cairn_core::upload::resume_status(
+        connection,
+        cairn_core::upload::Policies::default(),
+        entity,
+        project,
+        id,
+        &until,
+    )
+    .map_err(|err| (format!("cannot ask the server about run {id}: {err}"), 1))?;
+    match (resume.as_str(), status) {
+        ("must", None) => Err((
+            format!(
+                "run {id} does not exist on the server, and resume=\"must\" requires an \
+                 existing run (use resume=\"allow\" to create it)"
+            ),
+            3,
+        )),
+        ("never", Some(_)) => Err((
+            format!(
+                "run {id} already exists on the server, and resume=\"never\" does not allow \
+                 resuming it (use a new id, or resume=\"allow\")"
+            ),
+            3,
+        )),
+        (_, status) => Ok(status),
+    }
+}
+
+/// The run record of a resumed run: marked resumed, its steps and runtime continuing,
+/// the stored config under the keys this init does not set.
+fn resume_into(record: &mut RunRecord, status: &cairn_core::upload::ResumeStatus) {
+    record.resumed = true;
+    record.starting_step = status.last_step.map_or(0, |s| s.saturating_add(1));
+    record.runtime = status.runtime.max(0.0).min(f64::from(i32::MAX)) as i32;
+    let config = record.config.get_or_insert_with(Default::default);
+    let set: std::collections::HashSet<String> =
+        config.update.iter().map(|i| i.key.clone()).collect();
+    for (key, value) in &status.config {
+        if !set.contains(key) {
+            config.update.push(cairn_proto::ConfigItem {
+                key: key.clone(),
+                value_json: value.to_string(),
+                ..Default::default()
+            });
+        }
+    }
 }
 
 /// System metrics as the settings ask: sampled every `x_stats_sampling_interval` (W&B's
@@ -405,6 +650,48 @@ fn system_config(settings: &Settings) -> Option<cairn_core::system::SystemConfig
         config.disk_paths = paths.value.iter().map(std::path::PathBuf::from).collect();
     }
     Some(config)
+}
+
+/// `python_packages`: the script's environment as `requirements.txt` (`name==version`,
+/// sorted) in the run's files, uploaded with them.
+fn write_requirements(run: &Arc<Mutex<Run>>, packages: &cairn_proto::PythonPackagesRequest) {
+    let Some(dir) = run
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .files_dir
+        .clone()
+    else {
+        return;
+    };
+    let mut lines: Vec<String> = packages
+        .package
+        .iter()
+        .filter(|p| !p.name.is_empty() && !p.name.contains(['\n', '\r']))
+        .map(|p| format!("{}=={}", p.name, p.version.replace(['\n', '\r'], "")))
+        .collect();
+    lines.sort_unstable_by_key(|l| l.to_ascii_lowercase());
+    let mut text = lines.join("\n");
+    text.push('\n');
+    let path = dir.join("requirements.txt");
+    let temp = dir.join(".requirements.txt.tmp");
+    if std::fs::write(&temp, text).is_err() || std::fs::rename(&temp, &path).is_err() {
+        let _ = std::fs::remove_file(&temp);
+        return;
+    }
+    feed(
+        run,
+        Input::Record(Box::new(Record {
+            record_type: Some(RecordType::Files(cairn_proto::FilesRecord {
+                files: vec![cairn_proto::FilesItem {
+                    path: "requirements.txt".to_owned(),
+                    policy: cairn_proto::files_item::PolicyType::Now as i32,
+                    ..Default::default()
+                }],
+                info: None,
+            })),
+            ..Default::default()
+        })),
+    );
 }
 
 /// `probe_system_info`: the machine (cairn-core's probe) and the script (the settings),
@@ -500,6 +787,38 @@ fn run_error_code(
     )
 }
 
+/// What the SDK would have printed at the end of a run it never finished: where to find
+/// the run (online) or how to upload it (offline), and its logs. Nothing when the
+/// settings silence the SDK.
+fn footer(settings: &Settings) -> Vec<String> {
+    if settings.silent == Some(true) || settings.quiet == Some(true) {
+        return Vec::new();
+    }
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let offline = settings
+        .mode
+        .as_deref()
+        .is_some_and(|m| matches!(m, "offline" | "dryrun"));
+    let mut lines = Vec::new();
+    if offline {
+        let dir = text(&settings.sync_dir);
+        lines.push("wandb: You can sync this run to the cloud by running:".to_owned());
+        lines.push(format!("wandb: wandb sync {dir}"));
+    } else if let Some(url) = settings.run_url.as_ref().filter(|u| !u.is_empty()) {
+        let name = settings
+            .run_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or_else(|| settings.run_id.clone())
+            .unwrap_or_default();
+        lines.push(format!("wandb: View run {name} at: {url}"));
+    }
+    if let Some(logs) = settings.log_dir.as_ref().filter(|d| !d.is_empty()) {
+        lines.push(format!("wandb: Find logs at: {logs}"));
+    }
+    lines
+}
+
 /// Asks the handler `make(reply)` and waits for its answer.
 fn ask<T>(run: &Arc<Mutex<Run>>, make: impl FnOnce(mpsc::SyncSender<T>) -> Query) -> Option<T> {
     let (tx, rx) = mpsc::sync_channel(1);
@@ -530,8 +849,104 @@ fn sample_items(samples: Vec<(String, Vec<f32>)>) -> Vec<SampledHistoryItem> {
         .collect()
 }
 
-/// `exit`: on a thread of its own, takes the footer's summary and samples, finishes the
-/// pipeline, then answers.
+/// Finishes a running run with `exit_code` and keeps what the SDK asks for afterwards:
+/// the final summary (the sender's `wandb-summary.json`, which includes a row the exit
+/// committed; the handler's summary taken just before when that file is missing), the
+/// samples for the footer's sparklines and the files uploaded. `None` when the run was
+/// not running.
+fn complete(run: &Arc<Mutex<Run>>, exit_code: i32) -> Option<()> {
+    let before = ask(run, Query::Summary).map(summary_items);
+    let samples = ask(run, Query::SampledHistory)
+        .map(sample_items)
+        .unwrap_or_default();
+    let pipeline = take_pipeline(run)?;
+    let report = pipeline.finish(exit_code, NO_FINISH_LIMIT);
+    let files_dir = run
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .files_dir
+        .clone();
+    let summary = files_dir
+        .as_deref()
+        .and_then(final_summary)
+        .or(before)
+        .unwrap_or_default();
+    let (timed_out, files) = match &report {
+        Ok(report) => (
+            report.timed_out,
+            report
+                .upload
+                .as_ref()
+                .and_then(|u| u.as_ref().ok())
+                .map(|upload| file_counts(upload, files_dir.as_deref())),
+        ),
+        Err(_) => (true, None),
+    };
+    run.lock().unwrap_or_else(|e| e.into_inner()).phase = Phase::Finished(Box::new(Finished {
+        timed_out,
+        summary,
+        samples,
+        files,
+    }));
+    Some(())
+}
+
+/// The summary the sender wrote at the finish (`files/wandb-summary.json`), as items.
+fn final_summary(files_dir: &std::path::Path) -> Option<Vec<SummaryItem>> {
+    let text = std::fs::read_to_string(files_dir.join("wandb-summary.json")).ok()?;
+    let serde_json::Value::Object(map) = serde_json::from_str(&text).ok()? else {
+        return None;
+    };
+    Some(
+        map.into_iter()
+            .map(|(key, value)| SummaryItem {
+                key,
+                value_json: value.to_string(),
+                ..Default::default()
+            })
+            .collect(),
+    )
+}
+
+/// `poll_exit`'s file counts (the online footer's "Synced N W&B file(s), M media
+/// file(s)…") and byte totals, from what the upload sent.
+fn file_counts(
+    upload: &cairn_core::upload::UploadReport,
+    files_dir: Option<&std::path::Path>,
+) -> (FileCounts, FilePusherStats) {
+    let mut counts = FileCounts {
+        artifact_count: i32::try_from(upload.artifacts.len()).unwrap_or(i32::MAX),
+        ..Default::default()
+    };
+    let mut bytes = 0i64;
+    for name in &upload.files {
+        if name.starts_with("media/") {
+            counts.media_count += 1;
+        } else if name.starts_with("wandb-")
+            || matches!(
+                name.as_str(),
+                "output.log" | "config.yaml" | "requirements.txt" | "diff.patch"
+            )
+        {
+            counts.wandb_count += 1;
+        } else {
+            counts.other_count += 1;
+        }
+        if let Some(dir) = files_dir {
+            let size = std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+            bytes = bytes.saturating_add(i64::try_from(size).unwrap_or(i64::MAX));
+        }
+    }
+    let pusher = FilePusherStats {
+        uploaded_bytes: bytes,
+        total_bytes: bytes,
+        deduped_bytes: 0,
+    };
+    (counts, pusher)
+}
+
+/// `exit`: finishes the run on a thread of its own, then answers it and ends the run's
+/// `internal_messages` poll.
 fn finish<S>(run: Arc<Mutex<Run>>, request_id: &str, exit_code: i32, reply: &Arc<Responder<S>>)
 where
     S: std::io::Write + Send + 'static,
@@ -541,31 +956,25 @@ where
     let spawned = std::thread::Builder::new()
         .name("cairn-finish".into())
         .spawn(move || {
-            let summary = ask(&run, Query::Summary)
-                .map(summary_items)
-                .unwrap_or_default();
-            let samples = ask(&run, Query::SampledHistory)
-                .map(sample_items)
-                .unwrap_or_default();
-            let timed_out = match take_pipeline(&run) {
-                Some(pipeline) => pipeline
-                    .finish(exit_code, NO_FINISH_LIMIT)
-                    .map(|report| report.timed_out)
-                    .unwrap_or(true),
-                None => false,
-            };
-            run.lock().unwrap_or_else(|e| e.into_inner()).phase =
-                Phase::Finished(Box::new(Finished {
-                    timed_out,
-                    summary,
-                    samples,
-                }));
+            if complete(&run, exit_code).is_none() {
+                let mut guard = run.lock().unwrap_or_else(|e| e.into_inner());
+                if !matches!(guard.phase, Phase::Finished(_)) {
+                    guard.phase = Phase::Finished(Box::default());
+                }
+            }
+            let timed_out = finished(&run, |f| f.timed_out).unwrap_or(false);
             if !request_id.is_empty() {
                 reply.send(&result(
                     &request_id,
                     ResultType::ExitResult(RunExitResult { timed_out }),
                 ));
             }
+            let messages = run
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .messages
+                .clone();
+            messages.close();
         });
     if spawned.is_err() {
         // No thread: the answer never comes; the SDK's own exit timeout takes over.
@@ -618,6 +1027,26 @@ fn request<S>(
             );
             None
         }
+        Some(RequestType::Attach(attach)) => {
+            let answered = run
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .answered
+                .clone();
+            Some(ResponseType::AttachResponse(match answered {
+                Some(run) => AttachResponse {
+                    run: Some(*run),
+                    error: None,
+                },
+                None => AttachResponse {
+                    run: None,
+                    error: Some(ErrorInfo {
+                        message: format!("run {:?} has not started", attach.attach_id),
+                        code: 3,
+                    }),
+                },
+            }))
+        }
         Some(RequestType::HistoryStep(_)) => {
             Some(ResponseType::HistoryStepResponse(HistoryStepResponse {
                 step: ask(run, Query::HistoryStep).unwrap_or(0),
@@ -644,10 +1073,13 @@ fn request<S>(
             ))
         }
         Some(RequestType::PollExit(_)) => {
-            let done = finished(run, |f| f.timed_out);
+            let done = finished(run, |f| (f.timed_out, f.files));
+            let files = done.and_then(|(_, files)| files);
             Some(ResponseType::PollExitResponse(PollExitResponse {
                 done: done.is_some(),
-                exit_result: done.map(|timed_out| RunExitResult { timed_out }),
+                exit_result: done.map(|(timed_out, _)| RunExitResult { timed_out }),
+                file_counts: files.map(|(counts, _)| counts),
+                pusher_stats: files.map(|(_, pusher)| pusher),
                 ..Default::default()
             }))
         }
@@ -696,6 +1128,10 @@ fn request<S>(
                 });
             return;
         }
+        Some(RequestType::PythonPackages(packages)) => {
+            write_requirements(run, &packages);
+            None
+        }
         Some(RequestType::ProbeSystemInfo(_)) => {
             let settings = run
                 .lock()
@@ -722,10 +1158,31 @@ fn request<S>(
         Some(RequestType::Operations(_)) => Some(ResponseType::OperationsResponse(
             OperationStatsResponse::default(),
         )),
-        // Answered empty at once: no warnings to show (the protocol allows it).
-        Some(RequestType::InternalMessages(_)) => Some(ResponseType::InternalMessagesResponse(
-            InternalMessagesResponse::default(),
-        )),
+        // Held until there is a warning to show or the run is over (then answered empty,
+        // which ends the SDK's loop).
+        Some(RequestType::InternalMessages(_)) => {
+            let messages = run
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .messages
+                .clone();
+            let request_id = request_id.to_owned();
+            let reply = reply.clone();
+            messages.poll(Box::new(move |warning| {
+                if request_id.is_empty() {
+                    return;
+                }
+                reply.send(&response(
+                    &request_id,
+                    Some(ResponseType::InternalMessagesResponse(
+                        InternalMessagesResponse {
+                            messages: Some(InternalMessages { warning }),
+                        },
+                    )),
+                ));
+            }));
+            return;
+        }
         _ => None,
     };
     if !request_id.is_empty() {

@@ -75,26 +75,26 @@ fn requests_are_answered_by_id_and_teardown_ends_the_service() {
     let mut sdk = UnixStream::connect(&socket).unwrap();
     sdk.write_all(&request(
         "r1",
-        ServerRequestType::InitSync(Default::default()),
+        ServerRequestType::Authenticate(Default::default()),
     ))
     .unwrap();
     let answer = read_response(&mut sdk);
     assert_eq!(answer.request_id, "r1");
     match answer.server_response_type {
         Some(ServerResponseType::ErrorResponse(e)) => {
-            assert_eq!(e.message, "cairn core does not support init_sync yet");
+            assert_eq!(e.message, "cairn core does not support authenticate yet");
         }
         other => panic!("expected an error response, got {other:?}"),
     }
     // Without an id nothing is answered: the next answer is for r2.
     sdk.write_all(&request(
         "",
-        ServerRequestType::InitSync(Default::default()),
+        ServerRequestType::Authenticate(Default::default()),
     ))
     .unwrap();
     sdk.write_all(&request(
         "r2",
-        ServerRequestType::InitSync(Default::default()),
+        ServerRequestType::Authenticate(Default::default()),
     ))
     .unwrap();
     assert_eq!(read_response(&mut sdk).request_id, "r2");
@@ -111,7 +111,7 @@ fn requests_are_answered_by_id_and_teardown_ends_the_service() {
     other
         .write_all(&request(
             "r3",
-            ServerRequestType::InitSync(Default::default()),
+            ServerRequestType::Authenticate(Default::default()),
         ))
         .unwrap();
     assert_eq!(read_response(&mut other).request_id, "r3");
@@ -363,4 +363,136 @@ fn an_offline_run_goes_from_init_to_a_finished_log() {
         }
     }
     assert_eq!(kinds, ["run", "history", "history", "history", "exit"]);
+}
+
+#[test]
+fn sync_reports_each_bad_path_and_forgets_the_sync_when_done() {
+    use cairn_proto::server_sync_message::Severity;
+    use cairn_proto::{
+        ServerInitSyncRequest, ServerSyncRequest, ServerSyncStatusRequest, Settings,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let port_file = dir.path().join("port");
+    let flags = Flags {
+        port_filename: Some(port_file.clone()),
+        detached: true,
+        ..Flags::default()
+    };
+    let service = thread::spawn(move || serve(&flags, Arc::new(Events::default())));
+    let mut sdk = UnixStream::connect(port_file_socket(&port_file)).unwrap();
+
+    let run_dir = dir.path().join("offline-run-1-bad");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    std::fs::write(run_dir.join("run-bad.wandb"), b"not a log at all").unwrap();
+    let init = ServerInitSyncRequest {
+        path: vec![
+            "missing/run-gone.wandb".into(),
+            run_dir.join("run-bad.wandb").display().to_string(),
+        ],
+        cwd: dir.path().display().to_string(),
+        settings: Some(Settings {
+            base_url: Some("http://127.0.0.1:9".into()),
+            api_key: Some("local-key".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let answer = ask(&mut sdk, "i", ServerRequestType::InitSync(init));
+    assert!(matches!(
+        answer.server_response_type,
+        Some(ServerResponseType::InitSyncResponse(ref r)) if r.id == "sync-0"
+    ));
+
+    // An unknown id is answered with an empty status.
+    let status = ask(
+        &mut sdk,
+        "s",
+        ServerRequestType::SyncStatus(ServerSyncStatusRequest {
+            id: "sync-9".into(),
+        }),
+    );
+    assert_eq!(
+        status.server_response_type,
+        Some(ServerResponseType::SyncStatusResponse(Default::default()))
+    );
+
+    // Each bad path gets an ERROR naming it; the sync still answers.
+    let sync = ask(
+        &mut sdk,
+        "y",
+        ServerRequestType::Sync(ServerSyncRequest {
+            id: "sync-0".into(),
+            parallelism: 0,
+        }),
+    );
+    let Some(ServerResponseType::SyncResponse(response)) = sync.server_response_type else {
+        panic!("expected a sync response, got {sync:?}");
+    };
+    let errors: Vec<&str> = response
+        .messages
+        .iter()
+        .filter(|m| m.severity == Severity::Error as i32)
+        .map(|m| m.content.as_str())
+        .collect();
+    assert_eq!(errors.len(), 2, "{response:?}");
+    assert!(
+        errors.contains(&"File does not exist: missing/run-gone.wandb"),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("Failed to read \"offline-run-1-bad\": ")
+                && e.contains("not a W&B transaction log")),
+        "{errors:?}"
+    );
+    assert!(!run_dir.join("run-bad.wandb.synced").exists());
+
+    // Done: the sync is forgotten, and cannot be started twice.
+    let status = ask(
+        &mut sdk,
+        "s2",
+        ServerRequestType::SyncStatus(ServerSyncStatusRequest {
+            id: "sync-0".into(),
+        }),
+    );
+    assert_eq!(
+        status.server_response_type,
+        Some(ServerResponseType::SyncStatusResponse(Default::default()))
+    );
+    let again = ask(
+        &mut sdk,
+        "y2",
+        ServerRequestType::Sync(ServerSyncRequest {
+            id: "sync-0".into(),
+            parallelism: 5,
+        }),
+    );
+    assert!(
+        matches!(
+            again.server_response_type,
+            Some(ServerResponseType::ErrorResponse(_))
+        ),
+        "{again:?}"
+    );
+    let next = ask(
+        &mut sdk,
+        "i2",
+        ServerRequestType::InitSync(Default::default()),
+    );
+    assert!(matches!(
+        next.server_response_type,
+        Some(ServerResponseType::InitSyncResponse(ref r)) if r.id == "sync-1"
+    ));
+
+    sdk.write_all(&request(
+        "",
+        ServerRequestType::InformTeardown(ServerInformTeardownRequest::default()),
+    ))
+    .unwrap();
+    assert_eq!(
+        service.join().unwrap().unwrap(),
+        Outcome::TornDown { exit_code: 0 }
+    );
 }

@@ -125,6 +125,19 @@ pub enum Warning {
     AfterExit,
 }
 
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::StepNotMonotonic { requested, current } => write!(
+                f,
+                "log at step {requested} dropped: the run is already at step {current} and \
+                 steps only go up (use define_metric with a step_metric to log out of order)"
+            ),
+            Warning::AfterExit => write!(f, "data logged after the run finished was dropped"),
+        }
+    }
+}
+
 /// The handler state machine (see the module docs).
 #[derive(Debug)]
 pub struct Handler {

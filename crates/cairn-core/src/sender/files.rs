@@ -32,6 +32,7 @@ impl RunFiles {
             }
             Some(RecordType::Config(config)) => self.apply_config(config),
             Some(RecordType::Summary(summary)) => self.apply_summary(summary),
+            Some(RecordType::Telemetry(telemetry)) => self.apply_telemetry(telemetry),
             Some(RecordType::Environment(env)) => {
                 if let Ok(serde_json::Value::Object(map)) = cairn_proto::json::to_value(env) {
                     for (k, v) in map {
@@ -42,6 +43,33 @@ impl RunFiles {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// The SDK's telemetry goes where W&B keeps it, in the config's `_wandb`: `t` (the
+    /// numbered form), `cli_version` and `python_version`. (W&B's resume reads `t` back.)
+    fn apply_telemetry(&mut self, telemetry: &cairn_proto::TelemetryRecord) {
+        let Ok(numbered) = cairn_proto::json::to_numbered(telemetry) else {
+            return;
+        };
+        let Some(t) = Value::from_json(&numbered.to_string()) else {
+            return;
+        };
+        let entry = self
+            .config
+            .entry("_wandb".to_owned())
+            .or_insert(Value::Map(Vec::new()));
+        if !matches!(entry, Value::Map(_)) {
+            *entry = Value::Map(Vec::new());
+        }
+        set_path(entry, &["t".to_owned()], t);
+        for (key, value) in [
+            ("cli_version", &telemetry.cli_version),
+            ("python_version", &telemetry.python_version),
+        ] {
+            if !value.is_empty() {
+                set_path(entry, &[key.to_owned()], Value::Str(value.clone()));
+            }
         }
     }
 

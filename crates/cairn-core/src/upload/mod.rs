@@ -240,6 +240,10 @@ pub struct Uploader {
     settings: UploadSettings,
     run: Option<RemoteRun>,
     files: RunFiles,
+    /// What later upserts say of the run besides its config: the latest run record's
+    /// names, notes and tags (a rename after the start) and the program the environment
+    /// record names.
+    details: serde_json::Map<String, Json>,
     config_dirty: bool,
     summary_dirty: bool,
     last_upsert: Option<Instant>,
@@ -315,6 +319,7 @@ impl Uploader {
             settings,
             run: None,
             files: RunFiles::default(),
+            details: serde_json::Map::new(),
             config_dirty: false,
             summary_dirty: false,
             last_upsert: None,
@@ -356,9 +361,28 @@ impl Uploader {
                 self.config_dirty = true;
                 if self.run.is_none() {
                     self.start_run(run, until)?;
+                } else {
+                    // A run record after the first updates the run (a rename, new tags).
+                    let nonempty = |s: &str| (!s.is_empty()).then(|| Json::from(s));
+                    for (key, value) in [
+                        ("displayName", nonempty(&run.display_name)),
+                        ("notes", nonempty(&run.notes)),
+                        ("groupName", nonempty(&run.run_group)),
+                        ("jobType", nonempty(&run.job_type)),
+                        ("tags", Some(Json::from(run.tags.clone()))),
+                    ] {
+                        if let Some(value) = value {
+                            self.details.insert(key.to_owned(), value);
+                        }
+                    }
                 }
             }
-            RecordType::Config(_) => self.config_dirty = true,
+            RecordType::Environment(env) if !env.program.is_empty() => {
+                self.details
+                    .insert("program".to_owned(), Json::from(env.program.clone()));
+                self.config_dirty = true;
+            }
+            RecordType::Config(_) | RecordType::Telemetry(_) => self.config_dirty = true,
             RecordType::Summary(_) => self.summary_dirty = true,
             RecordType::History(history) => {
                 self.stream()?.push_history(convert::history_line(history));
@@ -579,12 +603,15 @@ impl Uploader {
         let Some(run) = &self.run else {
             return Ok(());
         };
-        let variables = json!({
+        let mut variables = json!({
             "name": run.name,
             "project": run.project,
             "entity": run.entity,
             "config": self.files.config_json(),
         });
+        if let Json::Object(map) = &mut variables {
+            map.extend(self.details.clone());
+        }
         self.conn
             .graphql("UpsertBucket", UPSERT_BUCKET, variables, until)?;
         self.config_dirty = false;
@@ -612,7 +639,7 @@ impl Uploader {
             "title": alert.title,
             "text": alert.text,
             "severity": severity,
-            "waitDuration": (alert.wait_duration > 0).then_some(alert.wait_duration * 1000),
+            "waitDuration": (alert.wait_duration > 0).then_some(alert.wait_duration),
         });
         self.conn
             .graphql("NotifyScriptableRunAlert", NOTIFY_ALERT, variables, until)?;
@@ -973,12 +1000,17 @@ pub struct ResumeStatus {
     pub runtime: f64,
     /// History lines the server holds.
     pub history_lines: u64,
+    /// The stored config, top-level keys to their plain values (W&B's `{"value": v}`
+    /// unwrapped).
+    pub config: serde_json::Map<String, Json>,
+    /// The stored summary.
+    pub summary: serde_json::Map<String, Json>,
 }
 
 const RESUME_QUERY: &str =
     "query RunResumeStatus($project: String, $entity: String, $name: String!) {
   model(name: $project, entityName: $entity) {
-    bucket(name: $name, missingOk: true) { id historyLineCount historyTail }
+    bucket(name: $name, missingOk: true) { id historyLineCount historyTail config summaryMetrics }
   }
 }";
 
@@ -1016,7 +1048,30 @@ pub fn resume_status(
             .and_then(|row| row.get("_runtime")?.as_f64())
             .unwrap_or(0.0),
         history_lines: bucket["historyLineCount"].as_u64().unwrap_or(0),
+        config: json_object(&bucket["config"])
+            .into_iter()
+            .map(|(key, value)| match value {
+                Json::Object(mut wrapped) if wrapped.contains_key("value") => {
+                    (key, wrapped.remove("value").unwrap_or(Json::Null))
+                }
+                other => (key, other),
+            })
+            .collect(),
+        summary: json_object(&bucket["summaryMetrics"]),
     }))
+}
+
+/// A JSON object the server sent as an object or as JSON text (`JSONString`); empty
+/// when it is neither.
+fn json_object(value: &Json) -> serde_json::Map<String, Json> {
+    match value {
+        Json::Object(map) => map.clone(),
+        Json::String(text) => match serde_json::from_str(text) {
+            Ok(Json::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        },
+        _ => serde_json::Map::new(),
+    }
 }
 
 /// Reads the log as far as it goes, never holding more than one request's worth of

@@ -7,8 +7,9 @@
 //! W&B's as `wandb-core.orig` and leaving a `.cairn-core` marker; `cairn core uninstall`
 //! puts W&B's back.
 //!
-//! The terminal belongs to the user's script, so the service writes nothing there; its
-//! events go to `$WANDB_CACHE_DIR/wandb/logs/cairn-core-<time>-<pid>.log` (W&B's folder for
+//! The terminal belongs to the user's script, so the service writes nothing there but the
+//! end of a run the script never finished (the SDK prints nothing then: where the run is
+//! and where its logs are, as W&B's core does); its events go to `$WANDB_CACHE_DIR/wandb/logs/cairn-core-<time>-<pid>.log` (W&B's folder for
 //! its core's log; `~/.cache` when the variable is unset).
 
 use std::io::Write as _;
@@ -38,6 +39,13 @@ struct LogFile {
 impl cairn_service::Reporter for LogFile {
     fn report(&self, event: cairn_service::ServiceEvent) {
         use cairn_service::ServiceEvent as E;
+        if let E::Footer { lines, .. } = &event {
+            let mut out = std::io::stdout().lock();
+            for line in lines {
+                let _ = writeln!(out, "{line}");
+            }
+            let _ = out.flush();
+        }
         let routine = matches!(event, E::Connected(_) | E::Ignored { .. });
         if routine && !self.debug {
             return;
