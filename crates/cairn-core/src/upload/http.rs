@@ -804,11 +804,11 @@ fn snippet(text: &str) -> String {
     text.trim().chars().take(MESSAGE_CHARS).collect()
 }
 
+/// Gzips a filestream body at the fastest level: JSON lines still shrink several times,
+/// at about a third of the default level's CPU (the core's CPU per logged value is a
+/// budget; see BENCHMARKS.md).
 fn gzip_bytes(body: &[u8]) -> io::Result<Vec<u8>> {
-    let mut encoder = GzEncoder::new(
-        Vec::with_capacity(body.len() / 4 + 64),
-        Compression::default(),
-    );
+    let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 3 + 64), Compression::fast());
     encoder.write_all(body)?;
     encoder.finish()
 }
