@@ -35,6 +35,26 @@ $project: String!, $run: String!, $spec: JSONString!) {
   project(name: $project, entityName: $entity) { run(name: $run) {
     sampledHistory(specs: [$spec]) } } }";
 
+/// Sends a GraphQL query whose answer is `project { run { … } }` and returns the run
+/// object; an error naming `path` (`entity/project/run`) when the server has no such run.
+pub(crate) fn run_query(
+    connection: &Connection,
+    name: &str,
+    query: &str,
+    variables: serde_json::Value,
+    until: &Until,
+    path: &str,
+) -> Result<serde_json::Value, String> {
+    let mut data = connection
+        .graphql(name, query, variables, until)
+        .map_err(|e| e.to_string())?;
+    let run = data["project"]["run"].take();
+    if run.is_null() {
+        return Err(format!("no run {path} on the server"));
+    }
+    Ok(run)
+}
+
 /// A scan the SDK opened: which run, which keys (none: all).
 #[derive(Debug, Clone)]
 struct Scan {
@@ -54,6 +74,12 @@ pub(crate) struct Scans {
 fn reply(response: read_run_history_response::Response) -> ReadRunHistoryResponse {
     ReadRunHistoryResponse {
         response: Some(response),
+    }
+}
+
+impl Scan {
+    fn path(&self) -> String {
+        format!("{}/{}/{}", self.entity, self.project, self.run)
     }
 }
 
@@ -160,16 +186,7 @@ fn read_page(
             }),
         )
     };
-    let data = connection
-        .graphql(name, query, variables, &until)
-        .map_err(|e| e.to_string())?;
-    let run = &data["project"]["run"];
-    if run.is_null() {
-        return Err(format!(
-            "no run {}/{}/{} on the server",
-            scan.entity, scan.project, scan.run
-        ));
-    }
+    let run = run_query(connection, name, query, variables, &until, &scan.path())?;
     let raw: Vec<serde_json::Value> = if scan.keys.is_empty() {
         run["history"].as_array().cloned().unwrap_or_default()
     } else {

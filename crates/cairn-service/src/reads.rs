@@ -161,17 +161,9 @@ pub(crate) fn read_console_logs(
             }),
         ),
     };
-    let data = connection
-        .graphql(name, query, variables, &until)
-        .map_err(|e| e.to_string())?;
-    let run = &data["project"]["run"];
-    if run.is_null() {
-        return Err(format!(
-            "no run {}/{}/{} on the server",
-            request.entity, request.project, request.run_id
-        ));
-    }
-    Ok(console_page(run, request.last.is_some()))
+    let path = format!("{}/{}/{}", request.entity, request.project, request.run_id);
+    let run = crate::history::run_query(connection, name, query, variables, &until, &path)?;
+    Ok(console_page(&run, request.last.is_some()))
 }
 
 /// The response for a run's `logLineCount` and `logLines` as GraphQL answered them; a tail

@@ -261,12 +261,7 @@ impl Runs {
                     reporter.report(crate::ServiceEvent::Footer { run: id, lines });
                 }
             }
-            let messages = run
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .messages
-                .clone();
-            messages.close();
+            close_messages(&run);
         }
     }
 
@@ -349,6 +344,16 @@ impl Runs {
             }
         }
     }
+}
+
+/// Ends the run's `internal_messages` poll: the run is over.
+fn close_messages(run: &Arc<Mutex<Run>>) {
+    let messages = run
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .messages
+        .clone();
+    messages.close();
 }
 
 /// Takes a running run's pipeline to finish it (the run is then `Finishing`, its input
@@ -969,12 +974,7 @@ where
                     ResultType::ExitResult(RunExitResult { timed_out }),
                 ));
             }
-            let messages = run
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .messages
-                .clone();
-            messages.close();
+            close_messages(&run);
         });
     if spawned.is_err() {
         // No thread: the answer never comes; the SDK's own exit timeout takes over.
