@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from conftest import CORE, ENTITY, md5_forms
+from conftest import ENTITY, md5_forms
 
 # --------------------------------------------------------------------------------------
 # Digests (wire §7.2)
@@ -951,10 +951,6 @@ run.finish()
 """
 
 
-@pytest.mark.skipif(
-    CORE == "cairn",
-    reason="cairn's core does not yet pass log_artifact's history_step to CreateArtifact",
-)
 def test_media_table_and_image(client, store):
     """A wandb.Table becomes a run_table artifact `run-<id>-tbl` with `tbl.table.json`; the
     history row holds the table-file descriptor; a wandb.Image is a run file (wire §3.7)."""

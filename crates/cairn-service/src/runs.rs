@@ -1102,6 +1102,11 @@ fn request<S>(
                 .unwrap_or_else(|e| e.into_inner())
                 .artifacts
                 .clone();
+            if log.history_step > 0 {
+                // The step the SDK copied from `history_step` (a media table logged at it);
+                // 0 is left out, as W&B's core leaves it.
+                board.set_history_step(&client_id, log.history_step);
+            }
             feed(
                 run,
                 Input::Record(Box::new(Record {

@@ -125,9 +125,25 @@ pub enum ArtifactOutcome {
 pub struct ArtifactBoard {
     outcomes: Mutex<HashMap<String, ArtifactOutcome>>,
     changed: Condvar,
+    /// The history step each artifact was logged at, when its logger said (W&B's
+    /// `log_artifact` request carries it; the log's artifact record does not).
+    steps: Mutex<HashMap<String, i64>>,
 }
 
 impl ArtifactBoard {
+    /// Notes that artifact `client_id` was logged at history step `step` (its version
+    /// is then created with `historyStep`).
+    pub fn set_history_step(&self, client_id: &str, step: i64) {
+        let mut steps = self.steps.lock().unwrap_or_else(PoisonError::into_inner);
+        steps.insert(client_id.to_owned(), step);
+    }
+
+    /// The history step artifact `client_id` was logged at, if noted.
+    pub fn history_step(&self, client_id: &str) -> Option<i64> {
+        let steps = self.steps.lock().unwrap_or_else(PoisonError::into_inner);
+        steps.get(client_id).copied()
+    }
+
     /// Records the outcome of artifact `client_id` (replacing an earlier one).
     pub fn publish(&self, client_id: &str, outcome: ArtifactOutcome) {
         let mut outcomes = self.outcomes.lock().unwrap_or_else(PoisonError::into_inner);
@@ -344,12 +360,14 @@ struct Upload {
 
 /// Saves the artifact of `record` for the run `target` (see the module doc). `resumable`:
 /// the server has cairn's `CAIRN_RESUMABLE_MULTIPART` feature, so parts it already stores
-/// (from an upload cut off earlier) are not sent again.
+/// (from an upload cut off earlier) are not sent again. `history_step`: the run's step the
+/// artifact was logged at, when known.
 pub fn save(
     conn: &Connection,
     target: &Target,
     record: &ArtifactRecord,
     resumable: bool,
+    history_step: Option<i64>,
     until: &Until,
 ) -> Result<Saved, ArtifactError> {
     let name = format!("{}:{}", record.name, record.r#type);
@@ -386,6 +404,7 @@ pub fn save(
         "enableDigestDeduplication": true,
         "clientID": nonempty(&record.client_id),
         "sequenceClientID": nonempty(&record.sequence_client_id),
+        "historyStep": history_step,
     });
     let data = conn
         .graphql(

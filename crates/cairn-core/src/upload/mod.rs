@@ -287,19 +287,21 @@ impl ArtifactWorker {
             .spawn(move || {
                 let (mut saved, mut failed) = (Vec::new(), Vec::new());
                 for (target, record) in jobs {
-                    let outcome = match artifact::save(&conn, &target, &record, resumable, &until) {
-                        Ok(done) => {
-                            saved.push(match done.version {
-                                Some(v) => format!("{}:v{v}", record.name),
-                                None => format!("{} ({})", record.name, done.id),
-                            });
-                            artifact::ArtifactOutcome::Saved(done)
-                        }
-                        Err(err) => {
-                            failed.push(err.to_string());
-                            artifact::ArtifactOutcome::Failed(err.to_string())
-                        }
-                    };
+                    let step = board.history_step(&record.client_id);
+                    let outcome =
+                        match artifact::save(&conn, &target, &record, resumable, step, &until) {
+                            Ok(done) => {
+                                saved.push(match done.version {
+                                    Some(v) => format!("{}:v{v}", record.name),
+                                    None => format!("{} ({})", record.name, done.id),
+                                });
+                                artifact::ArtifactOutcome::Saved(done)
+                            }
+                            Err(err) => {
+                                failed.push(err.to_string());
+                                artifact::ArtifactOutcome::Failed(err.to_string())
+                            }
+                        };
                     if !record.client_id.is_empty() {
                         board.publish(&record.client_id, outcome);
                     }
