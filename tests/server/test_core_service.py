@@ -359,3 +359,70 @@ def test_the_online_footer_counts_the_files_cairn_core_uploaded(client, tmp_path
     )
     found = re.search(r"Synced (\d+) W&B file", res.stderr)
     assert found and int(found.group(1)) >= 3, res.stderr[-3000:]
+
+
+RICH_RUN = """
+run = wandb.init(project=PROJECT, id=ARGS["id"], name="rich run", tags=["a", "b"],
+                 notes="some notes", group="g1", job_type="train",
+                 config={"lr": 0.01, "opt": {"name": "adam", "betas": [0.9, 0.999]}})
+run.define_metric("val/acc", summary="max")
+run.define_metric("epoch_loss", step_metric="epoch")
+for i in range(60):
+    run.log({"loss": 1.0 / (i + 1), "nested": {"x": i, "y": [i, i + 1]}, "text": f"s{i}"})
+    if i % 10 == 9:
+        run.log({"val/acc": i / 100}, commit=False)
+        run.log({"epoch": i // 10, "epoch_loss": 0.5 - i / 200})
+run.log({"late": 1}, step=70)
+run.log({"late": 2}, step=65)
+print("console one", flush=True)
+print("console two", flush=True)
+run.summary["best"] = 0.97
+run.summary.update({"extra": {"deep": 1}})
+run.config.update({"batch": 32})
+run.name = "renamed"
+run.finish()
+"""
+
+
+def test_the_same_script_stores_the_same_data_under_either_core(client, store, tmp_path):
+    """One script, W&B's core then cairn's, into two projects: the server ends up with the
+    same run (names, tags, notes, config, summary, history, console, run files)."""
+    rows = {}
+    for core in ("wandb", "cairn"):
+        overlay = wandb_overlay(tmp_path / f"overlay-{core}", cairn=core == "cairn")
+        project = client.project(f"same-{core}")
+        env = client.env(PYTHONPATH=str(overlay), WANDB_CACHE_DIR=str(tmp_path / f"c-{core}"))
+        client.run(RICH_RUN, project, args={"id": f"same{core}"}, env=env)
+        rows[core] = store.run(ENTITY, project, f"same{core}")
+    w, c = rows["wandb"], rows["cairn"]
+    assert w is not None and c is not None
+    for key in ("state", "exitcode", "display_name", "notes", "group_name", "job_type"):
+        assert w[key] == c[key], (key, w[key], c[key])
+    assert sorted(w["tags"]) == sorted(c["tags"])
+
+    def plain(config):
+        return {k: v for k, v in config.items() if k != "_wandb"}
+
+    assert plain(w["config"]) == plain(c["config"])
+    assert "t" in c["config"]["_wandb"]["value"]
+
+    def no_clock(row):
+        return {k: v for k, v in row.items() if k not in ("_runtime", "_timestamp")}
+
+    assert [no_clock(h) for h in store.history(w["id"])] == [
+        no_clock(h) for h in store.history(c["id"])
+    ]
+    skip = ("_runtime", "_timestamp", "_wandb")
+    assert {k: v for k, v in w["summary"].items() if k not in skip} == {
+        k: v for k, v in c["summary"].items() if k not in skip
+    }
+
+    def texts(run_id):
+        from conftest import parse_console_line
+
+        return [parse_console_line(line)[2] for line in store.console(run_id)]
+
+    assert texts(w["id"]) == texts(c["id"])
+    standard = {"config.yaml", "wandb-summary.json", "wandb-metadata.json", "output.log"}
+    assert standard <= set(store.files(w["id"])), sorted(store.files(w["id"]))
+    assert standard <= set(store.files(c["id"])), sorted(store.files(c["id"]))
