@@ -256,16 +256,14 @@ pub(crate) fn register_run(
     run: &cairn_proto::RunRecord,
 ) -> Result<RemoteRun, String> {
     let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-    let variables = serde_json::json!({
+    let mut variables = serde_json::json!({
         "name": run.run_id,
         "project": text(&run.project),
         "entity": text(&run.entity),
-        "displayName": text(&run.display_name),
-        "groupName": text(&run.run_group),
-        "jobType": text(&run.job_type),
-        "notes": text(&run.notes),
-        "tags": (!run.tags.is_empty()).then(|| run.tags.clone()),
     });
+    if let serde_json::Value::Object(map) = &mut variables {
+        map.extend(cairn_core::upload::run_details(run));
+    }
     let until = Until {
         deadline: Some(Instant::now() + API_DEADLINE),
         abort: None,

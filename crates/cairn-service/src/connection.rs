@@ -1,5 +1,7 @@
 //! One SDK connection: a thread that reads `ServerRequest` frames until the stream ends
-//! and answers each request that carries an id.
+//! and answers each request that carries an id. Reads go through a
+//! [`SpinReader`](crate::spin::SpinReader) (waits briefly before sleeping) and a buffer
+//! that takes every waiting frame in one read.
 //!
 //! Answers are written whole under the connection's writer lock, so answers given from
 //! other threads later (a run's finish, a deferred artifact) never interleave with these.
@@ -7,7 +9,8 @@
 //! `ServerRequest`) ends this connection only, with the reason reported; other connections
 //! and the service go on. `inform_teardown` from the owning process ends the service.
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 
 use cairn_proto::server_request::ServerRequestType;
@@ -15,10 +18,11 @@ use cairn_proto::server_response::ServerResponseType;
 use cairn_proto::{ServerErrorResponse, ServerRequest, ServerResponse};
 
 use crate::frame;
+use crate::spin::SpinReader;
 use crate::{Outcome, ServiceEvent, Shared};
 
 /// A socket a connection can read and answer on (Unix or TCP).
-pub trait Stream: Read + Write + Send + Sized + 'static {
+pub trait Stream: Read + Write + AsFd + Send + Sized + 'static {
     /// A second handle on the same socket, for answering while the first one reads.
     fn try_clone(&self) -> std::io::Result<Self>;
 }
@@ -93,13 +97,15 @@ pub fn kind(request: &ServerRequest) -> &'static str {
 }
 
 /// Serves connection `id` on `stream` until it ends (see the module doc).
-pub(crate) fn serve<S: Stream>(shared: &Shared, id: u64, mut stream: S) {
+pub(crate) fn serve<S: Stream>(shared: &Shared, id: u64, stream: S) {
     let error = match stream.try_clone() {
         Ok(writer) => {
             let responder = Arc::new(Responder {
                 writer: Mutex::new(writer),
             });
-            read_requests(shared, id, &mut stream, &responder)
+            let spin = SpinReader::new(stream);
+            let mut reader = BufReader::with_capacity(1 << 16, spin);
+            read_requests(shared, id, &mut reader, &responder)
         }
         Err(err) => Some(format!("cannot share the socket: {err}")),
     };
@@ -114,7 +120,7 @@ pub(crate) fn serve<S: Stream>(shared: &Shared, id: u64, mut stream: S) {
 fn read_requests<S: Stream>(
     shared: &Shared,
     id: u64,
-    stream: &mut S,
+    stream: &mut impl Read,
     responder: &Arc<Responder<S>>,
 ) -> Option<String> {
     loop {

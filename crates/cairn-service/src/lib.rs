@@ -36,6 +36,7 @@ pub mod launch;
 pub mod listen;
 mod reads;
 mod runs;
+pub mod spin;
 mod sync;
 
 use std::io;

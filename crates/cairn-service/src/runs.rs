@@ -398,7 +398,8 @@ where
         drop(guard);
         if running {
             // A run record after the start updates the run (`run.name = …`, tags, notes).
-            let answer = (!request_id.is_empty()).then(|| run_result(request_id, &record));
+            let answer =
+                (!request_id.is_empty()).then(|| run_result(request_id, answered_run(&record)));
             feed(
                 run,
                 Input::Record(Box::new(Record {
@@ -523,14 +524,8 @@ where
         });
     guard.files_dir = Some(config_files_dir);
     let input = pipeline.input().clone();
-    let answer = run_result(request_id, &record);
-    guard.answered = match &answer.server_response_type {
-        Some(ServerResponseType::ResultCommunicate(cairn_proto::Result {
-            result_type: Some(ResultType::RunResult(result)),
-            ..
-        })) => result.run.clone().map(Box::new),
-        _ => None,
-    };
+    let answered = answered_run(&record);
+    guard.answered = Some(Box::new(answered.clone()));
     let _ = input.send(Input::Record(Box::new(Record {
         record_type: Some(RecordType::Run(record)),
         ..Default::default()
@@ -550,7 +545,7 @@ where
     guard.input = Some(input);
     guard.phase = Phase::Running(Box::new(pipeline));
     drop(guard);
-    reply.send(&answer);
+    reply.send(&run_result(request_id, answered));
 }
 
 /// `resume` in the settings (`allow`, `must`, `never`, `auto`): asks the server whether
@@ -677,10 +672,7 @@ fn write_requirements(run: &Arc<Mutex<Run>>, packages: &cairn_proto::PythonPacka
     lines.sort_unstable_by_key(|l| l.to_ascii_lowercase());
     let mut text = lines.join("\n");
     text.push('\n');
-    let path = dir.join("requirements.txt");
-    let temp = dir.join(".requirements.txt.tmp");
-    if std::fs::write(&temp, text).is_err() || std::fs::rename(&temp, &path).is_err() {
-        let _ = std::fs::remove_file(&temp);
+    if cairn_core::sender::write_atomic(&dir.join("requirements.txt"), text.as_bytes()).is_err() {
         return;
     }
     feed(
@@ -743,7 +735,9 @@ fn probe_environment(run: &Arc<Mutex<Run>>, settings: &Settings) {
 }
 
 /// The `run_result` the SDK reads: the client's run, config items wrapped as `{"value": X}`.
-fn run_result(request_id: &str, record: &RunRecord) -> ServerResponse {
+/// The run as the SDK expects it back: config values wrapped as `{"value": …}` (the
+/// config file's shape) and a start time.
+fn answered_run(record: &RunRecord) -> RunRecord {
     let mut run = record.clone();
     if let Some(config) = run.config.as_mut() {
         for item in &mut config.update {
@@ -759,6 +753,10 @@ fn run_result(request_id: &str, record: &RunRecord) -> ServerResponse {
             nanos: i32::try_from(now.subsec_nanos()).unwrap_or(0),
         });
     }
+    run
+}
+
+fn run_result(request_id: &str, run: RunRecord) -> ServerResponse {
     result(
         request_id,
         ResultType::RunResult(RunUpdateResult {

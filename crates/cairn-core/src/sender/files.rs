@@ -205,11 +205,17 @@ fn remove_path(root: &mut Value, path: &[String]) {
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    let tmp = path.with_extension("tmp");
-    fs_err::write(&tmp, bytes)?;
-    fs_err::rename(&tmp, path)?;
-    Ok(path.to_owned())
+/// Writes `bytes` to `path` through a hidden temporary file beside it that is renamed into
+/// place, so a reader sees the old file or the new one, never half of one. The temporary
+/// file is removed when either step fails; errors name the path.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let written = fs_err::write(&tmp, bytes).and_then(|()| fs_err::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map(|()| path.to_owned())
 }
 
 /// A YAML key: plain when it is a simple word, double-quoted (JSON escaping, which YAML

@@ -16,6 +16,8 @@
 
 pub(crate) mod files;
 
+pub use files::write_atomic;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;

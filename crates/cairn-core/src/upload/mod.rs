@@ -47,6 +47,27 @@ use crate::sender::files::RunFiles;
 use filestream::FileStream;
 pub use http::{Connection, ConnectionConfig, HttpError, Policies, Until};
 
+/// A run record's user-given details as `UpsertBucket` variables: `displayName`, `notes`,
+/// `groupName`, `jobType` and `tags`, each left out when empty — as W&B's core does, an
+/// empty value never clears what the server has (a resumed run keeps its tags).
+pub fn run_details(run: &cairn_proto::RunRecord) -> serde_json::Map<String, Json> {
+    let mut details = serde_json::Map::new();
+    for (key, value) in [
+        ("displayName", &run.display_name),
+        ("notes", &run.notes),
+        ("groupName", &run.run_group),
+        ("jobType", &run.job_type),
+    ] {
+        if !value.is_empty() {
+            details.insert(key.to_owned(), Json::from(value.as_str()));
+        }
+    }
+    if !run.tags.is_empty() {
+        details.insert("tags".to_owned(), Json::from(run.tags.clone()));
+    }
+    details
+}
+
 /// Run-file uploads in flight at once.
 const PARALLEL_UPLOADS: usize = 8;
 
@@ -263,6 +284,9 @@ pub struct Uploader {
     stop: Arc<AtomicBool>,
     /// Saves artifacts beside the rest; started with the first one.
     artifact_worker: Option<ArtifactWorker>,
+    /// Run files made from the log for an upload of a log whose run folder lacks them
+    /// ([`sync_log`]): `config.yaml`, `wandb-summary.json`, `wandb-metadata.json`.
+    generated: Option<tempfile::TempDir>,
     report: UploadReport,
 }
 
@@ -336,6 +360,7 @@ impl Uploader {
             resumable_multipart: false,
             stop,
             artifact_worker: None,
+            generated: None,
             report: UploadReport::default(),
         }
     }
@@ -365,18 +390,7 @@ impl Uploader {
                     self.start_run(run, until)?;
                 } else {
                     // A run record after the first updates the run (a rename, new tags).
-                    let nonempty = |s: &str| (!s.is_empty()).then(|| Json::from(s));
-                    for (key, value) in [
-                        ("displayName", nonempty(&run.display_name)),
-                        ("notes", nonempty(&run.notes)),
-                        ("groupName", nonempty(&run.run_group)),
-                        ("jobType", nonempty(&run.job_type)),
-                        ("tags", Some(Json::from(run.tags.clone()))),
-                    ] {
-                        if let Some(value) = value {
-                            self.details.insert(key.to_owned(), value);
-                        }
-                    }
+                    self.details.extend(run_details(run));
                 }
             }
             RecordType::Environment(env) if !env.program.is_empty() => {
@@ -520,21 +534,19 @@ impl Uploader {
             .clone()
             .or_else(|| Some(run.project.clone()).filter(|p| !p.is_empty()));
         let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-        let variables = json!({
+        let mut variables = json!({
             "name": name,
             "project": project,
             "entity": entity,
-            "groupName": nonempty(&run.run_group),
-            "displayName": nonempty(&run.display_name),
-            "notes": nonempty(&run.notes),
-            "jobType": nonempty(&run.job_type),
             "host": nonempty(&run.host),
             "sweep": nonempty(&run.sweep_id),
-            "tags": run.tags,
             "commit": run.git.as_ref().and_then(|g| nonempty(&g.commit)),
             "repo": run.git.as_ref().and_then(|g| nonempty(&g.remote_url)),
             "config": self.files.config_json(),
         });
+        if let Json::Object(map) = &mut variables {
+            map.extend(run_details(run));
+        }
         let data = self
             .conn
             .graphql("UpsertBucket", UPSERT_BUCKET, variables, until)?;
@@ -743,7 +755,7 @@ impl Uploader {
         };
         let present: Vec<String> = names
             .iter()
-            .filter(|n| safe_relative(n) && self.settings.files_dir.join(n).is_file())
+            .filter(|n| self.file_path(n).is_some())
             .cloned()
             .collect();
         if present.is_empty() {
@@ -769,12 +781,17 @@ impl Uploader {
             })
             .collect();
         // Parallel PUTs, each streamed from disk.
-        let (conn, dir) = (&self.conn, &self.settings.files_dir);
+        let jobs: Vec<(String, String, PathBuf)> = jobs
+            .into_iter()
+            .filter_map(|(name, url)| Some((self.file_path(&name)?, name, url)))
+            .map(|(path, name, url)| (name, url, path))
+            .collect();
+        let conn = &self.conn;
         let mut results = in_parallel(
             jobs,
             PARALLEL_UPLOADS,
-            |(name, url)| {
-                let outcome = conn.put_file(&url, &dir.join(&name), &headers, until);
+            |(name, url, path)| {
+                let outcome = conn.put_file(&url, &path, &headers, until);
                 (name, outcome)
             },
             |_| false,
@@ -799,6 +816,40 @@ impl Uploader {
         match failure {
             Some(err) => Err(err.into()),
             None => Ok(()),
+        }
+    }
+
+    /// Where run file `name` (relative to the files folder) is read from: the run's files
+    /// folder, else the files made from the log; `None` when neither has it or the name
+    /// leaves the folder.
+    fn file_path(&self, name: &str) -> Option<PathBuf> {
+        if !safe_relative(name) {
+            return None;
+        }
+        let own = self.settings.files_dir.join(name);
+        if own.is_file() {
+            return Some(own);
+        }
+        let made = self.generated.as_ref()?.path().join(name);
+        made.is_file().then_some(made)
+    }
+
+    /// Makes `config.yaml`, `wandb-summary.json` and `wandb-metadata.json` from the log
+    /// read so far, for a run folder that lacks them (W&B's offline runs keep only the
+    /// log and `requirements.txt`); the run's files folder wins where it has one. They live
+    /// in a temporary folder until the uploader is dropped. A failure is a warning: the
+    /// rest of the run still uploads.
+    pub fn generate_run_files(&mut self) {
+        let made = tempfile::Builder::new()
+            .prefix("cairn-run-files-")
+            .tempdir()
+            .and_then(|dir| self.files.write_all(dir.path()).map(|_| dir));
+        match made {
+            Ok(dir) => self.generated = Some(dir),
+            Err(err) => self
+                .report
+                .warnings
+                .push(format!("cannot make the run files from the log: {err}")),
         }
     }
 
@@ -1112,6 +1163,9 @@ pub fn sync_log(
     let mut follower = LogFollower::new(log).with_progress(progress);
     let mut damage = UploadReport::default();
     drain(&mut uploader, &mut follower, &mut damage, until)?;
+    if uploader.run.is_some() {
+        uploader.generate_run_files();
+    }
     let mut report = uploader.finish(until)?;
     report.damage = damage.damage;
     Ok(report)
