@@ -102,7 +102,10 @@ def test_sync_wandb_offline_runs(client, store, tmp_path):
         shutil.copytree(FIXTURES / name / "wandb", tmp_path / name)
         (run_dir,) = (tmp_path / name).glob("offline-run-*")
         dirs.append(run_dir)
-    res = cairn_sync(client, *[tmp_path / n for n in names], "--project", project, "--jobs", "3")
+    res = cairn_sync(
+        client, *[tmp_path / n for n in names], "--project", project, "--jobs", "3",
+        "--job-type", "resynced", "--replace-tags", "a=b, b = c",
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "no exit record" in res.stderr  # the crashed run
     for run_dir in dirs:
@@ -113,6 +116,12 @@ def test_sync_wandb_offline_runs(client, store, tmp_path):
         assert_run_matches_log(store, project, run_id, run_dir, state=state)
     rich = store.run(ENTITY, project, "rich0001")
     assert "notes.txt" in store.files(rich["id"])
+    # The overrides: every run's job type, and tags a, b → b, c (renames are not chained).
+    assert (rich["tags"], rich["job_type"]) == (["b", "c"], "resynced"), rich
+    # The run files W&B's offline runs lack are made from the log.
+    assert {"config.yaml", "wandb-summary.json", "wandb-metadata.json"} <= set(store.files(rich["id"]))
+    bad = cairn_sync(client, dirs[0], "--replace-tags", "oops")
+    assert bad.returncode != 0 and "not old=new" in bad.stderr, bad.stderr
 
 
 def test_server_down_at_start_and_finish_with_deadline(client, server, tmp_path):

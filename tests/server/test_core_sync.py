@@ -165,9 +165,12 @@ def test_cairn_core_stores_what_wandbs_own_sync_stores(client, store, tmp_path):
     theirs = copy_run(run_dir, tmp_path / "theirs")
     p_cairn, p_wandb = client.project("cairn"), client.project("wandb")
 
-    res_c = cores.sync("cairn", "--project", p_cairn, str(ours))
-    res_w = cores.sync("wandb", "--project", p_wandb, str(theirs))
+    # With the job-type override and a tag rename, which both cores apply.
+    rewrite = ("--job-type", "eval", "--replace-tags", "t1=renamed")
+    res_c = cores.sync("cairn", "--project", p_cairn, *rewrite, str(ours))
+    res_w = cores.sync("wandb", "--project", p_wandb, *rewrite, str(theirs))
     assert res_c.returncode == res_w.returncode == 0, f"{res_c.stderr}\n{res_w.stderr}"
+    assert "WARNING" not in res_c.stderr, res_c.stderr
     # The same lines, but for the project and the name the server made up.
     for res, project, where in ((res_c, p_cairn, ours), (res_w, p_wandb, theirs)):
         assert f"[{project}/{run_id}] Finished syncing " in res.stderr, res.stderr
@@ -180,6 +183,7 @@ def test_cairn_core_stores_what_wandbs_own_sync_stores(client, store, tmp_path):
     assert a is not None and b is not None
     for col in ("state", "exitcode", "tags", "group_name", "job_type", "notes"):
         assert a[col] == b[col], col
+    assert (a["tags"], a["job_type"]) == (["renamed"], "eval"), a
     assert store.history(a["id"]) == store.history(b["id"])
     assert user_keys(a["summary"]) == user_keys(b["summary"])
     assert without_wandb(a["config"]) == without_wandb(b["config"])

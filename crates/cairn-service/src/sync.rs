@@ -26,9 +26,10 @@
 //!
 //! How it ends: the upload threads end when their uploads end (sync_log gives up when the
 //! retry policies run out); then the `sync_response` is sent and the sync is forgotten, so
-//! a later `sync_status` for it is answered empty, as is one for an unknown id. Not done:
-//! `live` (W&B's `wandb beta sync --live` waits for a log still being written), the
-//! job-type override and tag renames; a sync that asks for them gets a WARNING saying so.
+//! a later `sync_status` for it is answered empty, as is one for an unknown id. The
+//! job-type override and tag renames (`--job-type`, `--replace-tags`) are applied to every
+//! run record uploaded. Not done: `live` (W&B's `wandb beta sync --live` waits for a log
+//! still being written); a sync that asks for it gets a WARNING saying so.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -273,6 +274,8 @@ struct Context {
     entity: Option<String>,
     project: Option<String>,
     run_id: Option<String>,
+    job_type: Option<String>,
+    tag_replacements: std::collections::BTreeMap<String, String>,
 }
 
 /// The whole sync, on its own thread: returns when every run is done.
@@ -292,18 +295,6 @@ fn run(op: &SyncOp, init: ServerInitSyncRequest, parallelism: usize) {
                 .to_owned(),
         );
     }
-    if !init.new_job_type.is_empty() {
-        op.say(
-            Severity::Warning,
-            "cairn core does not change job types when syncing yet; runs keep their own".to_owned(),
-        );
-    }
-    if !init.tag_replacements.is_empty() {
-        op.say(
-            Severity::Warning,
-            "cairn core does not rename tags when syncing yet; runs keep their own".to_owned(),
-        );
-    }
     let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     let context = Context {
         app_url: app_url(&settings, &connection.base_url),
@@ -311,6 +302,8 @@ fn run(op: &SyncOp, init: ServerInitSyncRequest, parallelism: usize) {
         entity: text(&init.new_entity),
         project: text(&init.new_project),
         run_id: text(&init.new_run_id),
+        job_type: text(&init.new_job_type),
+        tag_replacements: init.tag_replacements.clone(),
     };
     let cwd = Path::new(&init.cwd);
 
@@ -400,6 +393,10 @@ fn sync_one(op: &SyncOp, context: &Context, job: &Job) -> bool {
     settings.entity.clone_from(&context.entity);
     settings.project.clone_from(&context.project);
     settings.run_id.clone_from(&context.run_id);
+    settings.job_type.clone_from(&context.job_type);
+    settings
+        .tag_replacements
+        .clone_from(&context.tag_replacements);
     let read = Arc::new(AtomicU64::new(0));
     let active = Arc::new(Active {
         label: label.clone(),

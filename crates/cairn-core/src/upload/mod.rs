@@ -91,6 +91,11 @@ pub struct UploadSettings {
     pub project: Option<String>,
     /// See `entity`.
     pub run_id: Option<String>,
+    /// Replaces the run's job type (`wandb sync --job-type`).
+    pub job_type: Option<String>,
+    /// Renames tags, old name → new name (`wandb sync --replace-tags old=new`); a tag
+    /// renamed to one the run already has is kept once.
+    pub tag_replacements: std::collections::BTreeMap<String, String>,
     /// The run's `files/` folder.
     pub files_dir: PathBuf,
     /// Time between filestream requests (W&B: 15 s).
@@ -115,6 +120,8 @@ impl UploadSettings {
             entity: None,
             project: None,
             run_id: None,
+            job_type: None,
+            tag_replacements: Default::default(),
             files_dir,
             transmit_interval: Duration::from_secs(15),
             heartbeat: Duration::from_secs(30),
@@ -123,6 +130,25 @@ impl UploadSettings {
             policies: Policies::default(),
             artifacts: Arc::default(),
         }
+    }
+
+    /// `run` with this upload's job type and tag renames applied.
+    pub fn rewrite(&self, run: &cairn_proto::RunRecord) -> cairn_proto::RunRecord {
+        let mut run = run.clone();
+        if let Some(job_type) = &self.job_type {
+            run.job_type.clone_from(job_type);
+        }
+        if !self.tag_replacements.is_empty() {
+            let mut tags: Vec<String> = Vec::with_capacity(run.tags.len());
+            for tag in &run.tags {
+                let tag = self.tag_replacements.get(tag).unwrap_or(tag);
+                if !tags.contains(tag) {
+                    tags.push(tag.clone());
+                }
+            }
+            run.tags = tags;
+        }
+        run
     }
 
     /// Applies W&B's retry settings from the environment, as its SDK reads them:
@@ -384,6 +410,7 @@ impl Uploader {
         };
         match kind {
             RecordType::Run(run) => {
+                let run = &self.settings.rewrite(run);
                 self.start_time = convert::seconds(run.start_time.as_ref());
                 self.config_dirty = true;
                 if self.run.is_none() {
@@ -1215,6 +1242,36 @@ pub fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sync_overrides_rewrite_the_run_record() {
+        let connection = ConnectionConfig {
+            base_url: String::new(),
+            api_key: String::new(),
+            user_agent: String::new(),
+        };
+        let mut settings = UploadSettings::new(connection, PathBuf::new());
+        let run = cairn_proto::RunRecord {
+            job_type: "train".into(),
+            tags: vec!["a".into(), "b".into(), "c".into()],
+            display_name: "n".into(),
+            ..Default::default()
+        };
+        assert_eq!(settings.rewrite(&run), run);
+        settings.job_type = Some("eval".into());
+        settings.tag_replacements = [("a", "b"), ("c", "z")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let out = settings.rewrite(&run);
+        assert_eq!(out.job_type, "eval");
+        assert_eq!(out.tags, ["b", "z"], "a renamed onto b is kept once");
+        assert_eq!(out.display_name, "n");
+        let details = run_details(&out);
+        assert_eq!(details["jobType"], "eval");
+        assert_eq!(details["tags"], json!(["b", "z"]));
+        assert!(!run_details(&cairn_proto::RunRecord::default()).contains_key("tags"));
+    }
 
     #[test]
     fn names_that_stay_inside() {

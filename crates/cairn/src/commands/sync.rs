@@ -33,12 +33,35 @@ pub(crate) struct SyncArgs {
     /// Upload under this run id instead of the run's own (one run only).
     #[arg(long)]
     id: Option<String>,
+    /// Upload every run with this job type instead of its own.
+    #[arg(long)]
+    job_type: Option<String>,
+    /// Rename tags on upload: `old1=new1,old2=new2`.
+    #[arg(long)]
+    replace_tags: Option<String>,
     /// Runs uploaded at the same time.
     #[arg(long, default_value_t = 4)]
     jobs: usize,
     /// The server (default: `WANDB_BASE_URL`, else W&B's cloud).
     #[arg(long)]
     base_url: Option<String>,
+}
+
+/// `--replace-tags old1=new1,old2=new2` as old → new (W&B's format; spaces around names
+/// are dropped).
+fn parse_replace_tags(text: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
+        let Some((old, new)) = pair.split_once('=') else {
+            bail!("--replace-tags: {pair:?} is not old=new");
+        };
+        let (old, new) = (old.trim(), new.trim());
+        if old.is_empty() || new.is_empty() {
+            bail!("--replace-tags: {pair:?} names an empty tag");
+        }
+        out.insert(old.to_owned(), new.to_owned());
+    }
+    Ok(out)
 }
 
 /// One run to upload.
@@ -117,6 +140,10 @@ pub(crate) fn run(args: &SyncArgs) -> Result<Status> {
     if args.id.is_some() && all.len() > 1 {
         bail!("--id names one run, but {} runs were given", all.len());
     }
+    let tag_replacements = match &args.replace_tags {
+        Some(text) => parse_replace_tags(text)?,
+        None => Default::default(),
+    };
     let base_url = args
         .base_url
         .clone()
@@ -173,6 +200,8 @@ pub(crate) fn run(args: &SyncArgs) -> Result<Status> {
                         settings.entity.clone_from(&args.entity);
                         settings.project.clone_from(&args.project);
                         settings.run_id.clone_from(&args.id);
+                        settings.job_type.clone_from(&args.job_type);
+                        settings.tag_replacements.clone_from(&tag_replacements);
                         let progress = Arc::new(AtomicU64::new(0));
                         if let Ok(mut l) = live.lock() {
                             l.push(progress.clone());
