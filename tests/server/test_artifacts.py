@@ -704,6 +704,32 @@ def test_log_artifact_commits_version(client, store):
 # 2. Same content again
 
 
+def test_named_files_past_the_first_page(client, store):
+    """`artifact.files(names=[…])` finds names anywhere in a 120-file artifact: the server
+    looks the names up before paging (the SDK stops at the first empty page)."""
+    project = client.project()
+    name = "many-" + secrets.token_hex(3)
+    files = {f"f{i:03}.txt": unique(f"file {i}") for i in range(120)}
+    logged = log_artifact(client, project, name, files)
+    assert logged["version"] == "v0", logged
+    res = client.run(
+        """
+        api = wandb.Api(timeout=60)
+        a = api.artifact(f"{ARGS['entity']}/{PROJECT}/{ARGS['name']}:v0")
+        report(
+            named=sorted(f.name for f in a.files(names=["f117.txt", "f003.txt", "nope.txt"])),
+            one_per_page=[f.name for f in a.files(names=["f119.txt", "f060.txt"], per_page=1)],
+            all=sum(1 for _ in a.files()),
+        )
+        """,
+        project,
+        args={"entity": ENTITY, "name": name},
+    ).result
+    assert res["named"] == ["f003.txt", "f117.txt"], res
+    assert res["one_per_page"] == ["f060.txt", "f119.txt"], res
+    assert res["all"] == 120, res
+
+
 def test_same_content_is_not_a_new_version(client, store):
     """Identical files logged from a second run: no new version, the client gets v0 back
     (wire §3.4 dedup, §7.3)."""

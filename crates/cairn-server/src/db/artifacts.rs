@@ -546,17 +546,47 @@ pub async fn entries(
     .await
     .map_err(doing("listing artifact files"))?;
     rows.iter()
-        .map(|r| {
-            Ok(EntryRow {
-                path: r.try_get(0)?,
-                md5: r.try_get(1)?,
-                size: r.try_get(2)?,
-                reference: r.try_get(3)?,
-                birth_artifact_id: r.try_get(4)?,
-            })
-        })
+        .map(entry_row)
         .collect::<Result<_, sqlx::Error>>()
         .map_err(doing("listing artifact files"))
+}
+
+/// The entries of `artifact` whose paths are in `names`, by path (each once; names it
+/// lacks are left out).
+pub async fn entries_named(
+    conn: &mut AnyConnection,
+    artifact: i64,
+    names: &[String],
+) -> Result<Vec<EntryRow>, DbError> {
+    let mut names: Vec<&String> = names.iter().collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let row = sqlx::query(
+            "SELECT path, md5, size, ref, birth_artifact_id FROM artifact_entries \
+             WHERE artifact_id = $1 AND path = $2",
+        )
+        .bind(artifact)
+        .bind(name.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(doing("finding artifact files"))?;
+        if let Some(r) = row {
+            out.push(entry_row(&r).map_err(doing("finding artifact files"))?);
+        }
+    }
+    Ok(out)
+}
+
+fn entry_row(r: &sqlx::any::AnyRow) -> Result<EntryRow, sqlx::Error> {
+    Ok(EntryRow {
+        path: r.try_get(0)?,
+        md5: r.try_get(1)?,
+        size: r.try_get(2)?,
+        reference: r.try_get(3)?,
+        birth_artifact_id: r.try_get(4)?,
+    })
 }
 
 /// The entry count of `artifact`.

@@ -26,6 +26,8 @@ use crate::error::ApiError;
 const DEFAULT_FILE_PAGE: i64 = 50;
 /// Largest page of `files`.
 const MAX_FILE_PAGE: i64 = 10_000;
+/// Names one `files(names:)` may look up.
+const MAX_NAMED_FILES: usize = 10_000;
 
 /// The version `id` names, if the viewer may read its entity.
 pub(super) async fn readable_artifact(
@@ -678,17 +680,37 @@ async fn file_page(
     first: Option<i32>,
 ) -> Result<FileConnection, ApiError> {
     let mut conn = session(ctx).app.db.conn().await?;
-    let total = db::artifacts::entry_count(&mut conn, artifact.id).await?;
     let start = super::paging::decode_cursor(after).map_or(0, |n| n.saturating_add(1));
     let size = first
         .map_or(DEFAULT_FILE_PAGE, i64::from)
         .clamp(0, MAX_FILE_PAGE);
-    let mut rows = db::artifacts::entries(&mut conn, artifact.id, start, size).await?;
-    let names = names.filter(|n| !n.is_empty());
+    // Named files are looked up first and paged after, so a name far down the artifact
+    // is on the first page (the SDK stops at the first empty page).
+    let (rows, total) = match names.filter(|n| !n.is_empty()) {
+        Some(names) => {
+            if names.len() > MAX_NAMED_FILES {
+                return Err(ApiError::BadRequest(format!(
+                    "files(names:) takes at most {MAX_NAMED_FILES} names, got {}",
+                    names.len()
+                )));
+            }
+            let named = db::artifacts::entries_named(&mut conn, artifact.id, &names).await?;
+            let total = i64::try_from(named.len()).unwrap_or(i64::MAX);
+            let page = named
+                .into_iter()
+                .skip(usize::try_from(start).unwrap_or(usize::MAX))
+                .take(usize::try_from(size).unwrap_or(0))
+                .collect();
+            (page, total)
+        }
+        None => (
+            db::artifacts::entries(&mut conn, artifact.id, start, size).await?,
+            db::artifacts::entry_count(&mut conn, artifact.id).await?,
+        ),
+    };
     let edges: Vec<FileEdge> = rows
-        .drain(..)
+        .into_iter()
         .enumerate()
-        .filter(|(_, e)| names.as_ref().is_none_or(|n| n.contains(&e.path)))
         .filter_map(|(i, entry)| {
             let file = entry_file(artifact, entry)?;
             Some(FileEdge {
