@@ -89,22 +89,6 @@ def threads(pid):
     return out
 
 
-def overlay(root, core_bin):
-    import wandb
-
-    real = os.path.dirname(wandb.__file__)
-    pkg = os.path.join(root, "wandb")
-    os.makedirs(os.path.join(pkg, "bin"))
-    for entry in os.listdir(real):
-        if entry != "bin":
-            os.symlink(os.path.join(real, entry), os.path.join(pkg, entry))
-    for entry in os.listdir(os.path.join(real, "bin")):
-        if entry != "wandb-core":
-            os.symlink(os.path.join(real, "bin", entry), os.path.join(pkg, "bin", entry))
-    os.symlink(core_bin, os.path.join(pkg, "bin", "wandb-core"))
-    return root
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cairn-bin", required=True)
@@ -112,11 +96,15 @@ def main():
     args = parser.parse_args()
     import wandb
 
+    from core_compare import make_overlay
+
+    real = os.path.dirname(os.path.realpath(wandb.__file__))
     with tempfile.TemporaryDirectory(prefix="cairn-log-latency-") as tmp:
         cores = {
-            "wandb": overlay(os.path.join(tmp, "wandb"),
-                             os.path.join(os.path.dirname(wandb.__file__), "bin", "wandb-core")),
-            "cairn": overlay(os.path.join(tmp, "cairn"), os.path.realpath(args.cairn_bin)),
+            "wandb": make_overlay(os.path.join(tmp, "wandb"), real,
+                                  os.path.join(real, "bin", "wandb-core")),
+            "cairn": make_overlay(os.path.join(tmp, "cairn"), real,
+                                  os.path.realpath(args.cairn_bin)),
         }
         for _ in range(args.rounds):
             for name, root in cores.items():
