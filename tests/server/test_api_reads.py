@@ -264,6 +264,75 @@ report(done=True)
     assert [r["name"] for r in store.runs(ENTITY, project)] == ["apiupd0001"]
 
 
+def test_api_upload_file(client, store, tmp_path):
+    project = client.project()
+    client.run(
+        """
+        run = wandb.init(project=PROJECT, id="apiup00001")
+        run.log({"x": 1})
+        run.finish()
+        """,
+        project,
+    )
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "notes.txt").write_bytes(SAVED)
+    r = api_script(
+        client,
+        project,
+        """
+run = api.run(PATH + "/apiup00001")
+f = run.upload_file(os.path.join(ARGS["root"], "sub", "notes.txt"), root=ARGS["root"])
+fresh = wandb.Api(timeout=60).run(PATH + "/apiup00001")
+got = fresh.file("sub/notes.txt").download(root=ARGS["back"], replace=True).read()
+try:
+    run.upload_file(os.path.join(ARGS["root"], "missing.txt"), root=ARGS["root"])
+    missing = None
+except Exception as e:
+    missing = f"{type(e).__name__}: {e}"
+report(name=f.name, size=f.size, back=got, missing=missing)
+""",
+        root=str(root),
+        back=str(tmp_path / "back"),
+    )
+    assert r["name"] == "sub/notes.txt" and r["size"] == len(SAVED)
+    assert r["back"] == SAVED.decode()
+    assert r["missing"], "uploading a missing file did not fail"
+    stored = store.files(store.run(ENTITY, project, "apiup00001")["id"])
+    assert stored["sub/notes.txt"]["uploaded"] == 1
+    assert stored["sub/notes.txt"]["md5"] in md5_forms(SAVED)
+
+
+def test_api_download_history_exports(client, seeded, tmp_path):
+    """cairn's server exports no parquet: a run with history is incomplete (every row live),
+    as W&B's core and cairn's both report it."""
+    project = client.project()
+    client.run('run = wandb.init(project=PROJECT, id="apinohist1")\nrun.finish()\n', project)
+    r = api_script(
+        client,
+        seeded,
+        """
+from wandb.apis.public.runhistory import IncompleteRunHistoryError
+run = api.run(PATH + "/apiread001")
+try:
+    run.download_history_exports(ARGS["dir"])
+    complete = "no error"
+except IncompleteRunHistoryError:
+    complete = "incomplete"
+partial = run.download_history_exports(ARGS["dir"], require_complete_history=False)
+empty = api.run(ARGS["empty"]).download_history_exports(ARGS["dir"])
+report(complete=complete,
+       partial=[[str(p) for p in partial.paths], partial.contains_live_data, partial.errors],
+       empty=[[str(p) for p in empty.paths], empty.contains_live_data, empty.errors])
+""",
+        dir=str(tmp_path / "exports"),
+        empty=f"{ENTITY}/{project}/apinohist1",
+    )
+    assert r["complete"] == "incomplete"
+    assert r["partial"] == [[], True, {}]
+    assert r["empty"] == [[], False, {}]
+
+
 def test_api_delete_run(client, store):
     project = client.project()
     client.run(

@@ -426,3 +426,151 @@ def test_the_same_script_stores_the_same_data_under_either_core(client, store, t
     standard = {"config.yaml", "wandb-summary.json", "wandb-metadata.json", "output.log"}
     assert standard <= set(store.files(w["id"])), sorted(store.files(w["id"]))
     assert standard <= set(store.files(c["id"])), sorted(store.files(c["id"]))
+
+
+class FeatureServer:
+    """A forwarder to the cairn server that plays the parts of W&B's cloud cairn's server
+    does not have: it announces `MARK_RUN_FILES_UPLOADED` (and records the
+    `markRunFilesUploaded` mutations), lists two parquet exports (served at `/exports/…`,
+    signed-looking URLs) with a live row, and answers `createCustomChart`. Everything else
+    goes to the real server unchanged."""
+
+    def __init__(self, upstream: str):
+        import http.server
+        import threading
+        import urllib.error
+        import urllib.request
+
+        self.seen: list[dict] = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def reply(self, code, data, headers=()):
+                self.send_response(code)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def handle_any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if self.path.startswith("/exports/"):
+                    return self.reply(200, b"PAR1" + self.path.split("?")[0].encode())
+                if self.path == "/graphql" and body:
+                    fake = owner.fake(json.loads(body))
+                    if fake is not None:
+                        data = json.dumps({"data": fake}).encode()
+                        return self.reply(200, data, [("Content-Type", "application/json")])
+                request = urllib.request.Request(upstream + self.path, body, method=self.command)
+                for k, v in self.headers.items():
+                    if k.lower() not in ("host", "content-length", "connection"):
+                        request.add_header(k, v)
+                try:
+                    answer = urllib.request.urlopen(request, timeout=60)
+                except urllib.error.HTTPError as e:
+                    answer = e
+                skip = ("transfer-encoding", "content-length", "connection")
+                headers = [(k, v) for k, v in answer.headers.items() if k.lower() not in skip]
+                self.reply(answer.status, answer.read(), headers)
+
+            do_GET = do_POST = do_PUT = handle_any
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def fake(self, request: dict):
+        op, variables = request.get("operationName"), request.get("variables") or {}
+        if op == "ServerFeaturesQuery":
+            names = ["MARK_RUN_FILES_UPLOADED", "FILESTREAM_GZIP"]
+            return {"serverInfo": {"features": [{"name": n, "isEnabled": True} for n in names]}}
+        if op == "MarkRunFilesUploaded":
+            self.seen.append({"op": op, **variables})
+            return {"markRunFilesUploaded": {"success": True}}
+        if op == "RunParquetHistory":
+            urls = [f"{self.url}/exports/{i}.parquet?sig=x" for i in range(2)]
+            history = {"parquetUrls": urls, "liveData": [{"_step": 7}]}
+            return {"project": {"run": {"parquetHistory": history}}}
+        if op == "CreateCustomChart":
+            self.seen.append({"op": op, **variables})
+            return {"createCustomChart": {"chart": {"id": f"{variables['entity']}/chart-id"}}}
+        return None
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+API_WRITES = """
+import pathlib
+from wandb.apis.public.runhistory import IncompleteRunHistoryError
+api = wandb.Api(timeout=60)
+run = api.run(ARGS["path"])
+up = pathlib.Path(ARGS["root"]) / "up.txt"
+up.parent.mkdir(parents=True, exist_ok=True)
+up.write_text("uploaded through " + ARGS["core"])
+f = run.upload_file(str(up), root=ARGS["root"])
+try:
+    run.download_history_exports(ARGS["dir"])
+    complete = "no error"
+except IncompleteRunHistoryError:
+    complete = "incomplete"
+got = run.download_history_exports(ARGS["dir"], require_complete_history=False)
+chart = api.create_custom_chart(entity=run.entity, name="c1", display_name="C",
+                                spec_type="vega2", access="private", spec={"mark": "bar"})
+report(file=f.name, complete=complete, live=got.contains_live_data, errors=got.errors,
+       paths=sorted(pathlib.Path(p).name for p in got.paths),
+       bytes=sorted(pathlib.Path(p).read_text() for p in got.paths), chart=chart)
+"""
+
+
+def test_public_api_writes_send_the_same_requests_under_either_core(client, store, tmp_path):
+    """`run.upload_file` (with the server feature that makes the SDK confirm the upload),
+    `download_history_exports` of a server that exports parquet, and
+    `create_custom_chart`: W&B's core and cairn's give the user the same results and the
+    server the same requests."""
+    project = client.project()
+    client.run('run = wandb.init(project=PROJECT, id="apiwrites1")\nrun.finish()\n', project)
+    server = FeatureServer(client.server.base_url)
+    results = {}
+    try:
+        for core in ("wandb", "cairn"):
+            overlay = wandb_overlay(tmp_path / f"overlay-{core}", cairn=core == "cairn")
+            env = client.env(
+                PYTHONPATH=str(overlay),
+                WANDB_BASE_URL=server.url,
+                WANDB_CACHE_DIR=str(tmp_path / f"cache-{core}"),
+            )
+            res = client.run(
+                API_WRITES,
+                project,
+                env=env,
+                args={
+                    "path": f"{ENTITY}/{project}/apiwrites1",
+                    "core": core,
+                    "root": str(tmp_path / f"root-{core}"),
+                    "dir": str(tmp_path / f"exports-{core}"),
+                },
+            )
+            results[core] = res.result
+    finally:
+        server.close()
+    w, c = results["wandb"], results["cairn"]
+    assert w == c, (w, c)
+    assert c["complete"] == "incomplete" and c["live"] is True and not c["errors"]
+    names = [f"{ENTITY}_{project}_apiwrites1_{i}.runhistory.parquet" for i in range(2)]
+    assert c["paths"] == names
+    assert c["bytes"] == ["PAR1/exports/0.parquet", "PAR1/exports/1.parquet"]
+    assert c["chart"] == f"{ENTITY}/chart-id"
+    marks = [s for s in server.seen if s["op"] == "MarkRunFilesUploaded"]
+    expected = {"entity": ENTITY, "project": project, "run": "apiwrites1", "files": ["up.txt"]}
+    assert marks == [{"op": "MarkRunFilesUploaded", **expected}] * 2, server.seen
+    charts = [s for s in server.seen if s["op"] == "CreateCustomChart"]
+    assert len(charts) == 2 and charts[0] == charts[1], charts
+    assert charts[0]["chartType"] == "vega2" and charts[0]["access"] == "PRIVATE"
+    row = store.run(ENTITY, project, "apiwrites1")
+    assert store.files(row["id"])["up.txt"]["uploaded"] == 1

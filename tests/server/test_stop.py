@@ -1,9 +1,20 @@
-"""Server-side stop (wire §3.9): `cairn run stop` → filestream answers {"stopped": true} →
-the SDK raises KeyboardInterrupt in the script (it polls about every 15 s)."""
+"""Server-side stop (wire §3.9): `cairn run stop` or `wandb.Api().run(…).stop()` (the
+`stopRun` mutation) → filestream answers {"stopped": true} → the SDK raises
+KeyboardInterrupt in the script (it polls about every 15 s). The stop is spent when the run
+ends, so a resumed run is not stopped again."""
 
 import time
 
+import pytest
+
 from conftest import ENTITY, parse_console_line, read_result
+
+API_STOP = """
+run = wandb.Api(timeout=60).run(ARGS["path"])
+run.stop()
+run.stop()  # asking twice is no different
+report(state=run.state)
+"""
 
 LOOP = """
 run = wandb.init(project=PROJECT)
@@ -31,7 +42,8 @@ def wait_for(predicate, timeout, what):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def test_server_side_stop(client, store):
+@pytest.mark.parametrize("asked_by", ["cli", "api"])
+def test_server_side_stop(client, store, asked_by):
     project = client.project()
     proc, script, result = client.popen(LOOP, project)
     try:
@@ -57,7 +69,10 @@ def test_server_side_stop(client, store):
         assert row["state"] == "running" and row["stop_requested"] == 0
 
         stop_at = time.monotonic()
-        client.server.request_stop(ENTITY, project, run_id)
+        if asked_by == "cli":
+            client.server.request_stop(ENTITY, project, run_id)
+        else:
+            client.run(API_STOP, project, args={"path": f"{ENTITY}/{project}/{run_id}"})
         assert store.run(ENTITY, project, run_id)["stop_requested"] == 1
         res = client.finish(proc, script, result, 90, client.wandb_dir)
         took = time.monotonic() - stop_at
@@ -70,7 +85,7 @@ def test_server_side_stop(client, store):
     assert took < 45, f"the script took {took:.0f} s to stop"
 
     row = store.run(ENTITY, project, run_id)
-    assert row["stop_requested"] == 1
+    assert row["stop_requested"] == 0, "the stop outlived the run"
     assert row["state"] == "finished" and row["exitcode"] == 0, (row["state"], row["exitcode"])
     history = store.history(row["id"])
     logged = [h["i"] for h in history]
@@ -79,6 +94,12 @@ def test_server_side_stop(client, store):
     assert len(logged) in (res.result["last"], res.result["last"] + 1), (logged, res.result)
     texts = [parse_console_line(line)[2] for line in store.console(row["id"])]
     assert "STOP-MARKER interrupted" in texts
+
+    # Stopping a finished run changes nothing.
+    if asked_by == "api":
+        r = client.run(API_STOP, project, args={"path": f"{ENTITY}/{project}/{run_id}"})
+        assert r.result["state"] == "finished"
+        assert store.run(ENTITY, project, run_id)["stop_requested"] == 0
 
 
 def test_mark_preempting(client, store, tmp_path):

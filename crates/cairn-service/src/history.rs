@@ -136,11 +136,7 @@ impl Scans {
                     ScanRunHistoryCleanupResponse {},
                 )))
             }
-            Some(_) => Err(
-                "cairn core does not download history exports: cairn's server keeps every \
-                 row live (use scan_history or history)"
-                    .to_owned(),
-            ),
+            Some(_) => Err("not a history scan request (see `exports`)".to_owned()),
             None => Err("an empty read_run_history_request".to_owned()),
         }
     }

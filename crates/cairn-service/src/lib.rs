@@ -30,6 +30,7 @@
 
 mod api;
 pub mod connection;
+mod exports;
 pub mod frame;
 mod history;
 pub mod launch;
@@ -38,6 +39,7 @@ mod reads;
 mod runs;
 pub mod spin;
 mod sync;
+mod writes;
 
 use std::io;
 use std::os::unix::net::UnixStream;

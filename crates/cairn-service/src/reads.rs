@@ -51,7 +51,7 @@ $runName: String!, $last: Int) {
 static STAGED: AtomicU64 = AtomicU64::new(0);
 
 /// `url` as it may be shown: without its query (a signature).
-fn shown_url(url: &str) -> &str {
+pub(crate) fn shown_url(url: &str) -> &str {
     url.split_once('?').map_or(url, |(base, _)| base)
 }
 
@@ -105,19 +105,25 @@ pub(crate) fn download_file(
     if request.path.is_empty() {
         return Err("download_file_request names no path".to_owned());
     }
-    let dest = Path::new(&request.path);
-    let url = request.url.as_str();
+    fetch(connection, &request.url, Path::new(&request.path))?;
+    Ok(DownloadFileResponse {})
+}
+
+/// GETs the signed URL `url` into `dest`, creating its directories; `dest` holds either
+/// its earlier content or the whole new file, never a part. Errors name the URL (without
+/// its query, the signature) and `dest`.
+pub(crate) fn fetch(connection: &Connection, url: &str, dest: &Path) -> Result<(), String> {
     let shown = shown_url(url);
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(format!(
-            "cannot download {} to {}: not an absolute http(s) URL",
-            shown, request.path
+            "cannot download {shown} to {}: not an absolute http(s) URL",
+            dest.display()
         ));
     }
     let local = |what: &str, at: &Path, e: std::io::Error| {
         format!(
             "cannot download {shown} to {}: {what} {}: {e}",
-            request.path,
+            dest.display(),
             at.display()
         )
     };
@@ -129,11 +135,10 @@ pub(crate) fn download_file(
     // The SDK waits as long as a transfer takes; the file-transfer policy bounds the retries.
     connection
         .get_to_file(url, &staged.path, &Until::forever())
-        .map_err(|e| format!("cannot download {shown} to {}: {e}", request.path))?;
+        .map_err(|e| format!("cannot download {shown} to {}: {e}", dest.display()))?;
     staged
         .persist(dest)
-        .map_err(|e| local("cannot move the download to", dest, e))?;
-    Ok(DownloadFileResponse {})
+        .map_err(|e| local("cannot move the download to", dest, e))
 }
 
 /// Answers `read_run_console_logs_request` (see the module doc).

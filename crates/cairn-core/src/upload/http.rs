@@ -342,6 +342,27 @@ impl Connection {
         })
     }
 
+    /// The names of the features the server announces as enabled
+    /// (`serverInfo { features { name isEnabled } }`, W&B's `ServerFeaturesQuery`).
+    pub fn server_features(&self, until: &Until) -> Result<Vec<String>, HttpError> {
+        const QUERY: &str = "query ServerFeaturesQuery {
+  serverInfo { features { name isEnabled } }
+}";
+        let data = self.graphql(
+            "ServerFeaturesQuery",
+            QUERY,
+            Value::Object(Default::default()),
+            until,
+        )?;
+        Ok(data["serverInfo"]["features"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["isEnabled"].as_bool() == Some(true))
+            .filter_map(|f| f["name"].as_str().map(str::to_owned))
+            .collect())
+    }
+
     /// POSTs an encoded JSON body to `{base}{path}` (e.g. `/files/e/p/r/file_stream`) with Basic
     /// auth, gzipped with `Content-Encoding: gzip` when `gzip` is true; returns the parsed JSON
     /// answer ([`Value::Null`] for an empty or non-JSON one).

@@ -257,10 +257,6 @@ jobType: $jobType, state: $state, sweep: $sweep, tags: $tags, summaryMetrics: $s
   }
 }";
 
-const SERVER_FEATURES: &str = "query ServerFeaturesQuery {
-  serverInfo { features { name isEnabled } }
-}";
-
 const RUN_RESUME_STATUS: &str =
     "query RunResumeStatus($project: String, $entity: String, $name: String!) {
   model(name: $project, entityName: $entity) {
@@ -579,16 +575,7 @@ impl Uploader {
             .graphql("UpsertBucket", UPSERT_BUCKET, variables, until)?;
         // Asked once the server has answered the upsert (so a server that is down at the
         // start costs one retry budget, not two). One that cannot say gets plain JSON.
-        let features: Vec<String> = self
-            .conn
-            .graphql("ServerFeaturesQuery", SERVER_FEATURES, json!({}), until)
-            .ok()
-            .and_then(|data| data["serverInfo"]["features"].as_array().cloned())
-            .into_iter()
-            .flatten()
-            .filter(|f| f["isEnabled"].as_bool() == Some(true))
-            .filter_map(|f| f["name"].as_str().map(str::to_owned))
-            .collect();
+        let features = self.conn.server_features(until).unwrap_or_default();
         self.gzip = features.iter().any(|f| f == "FILESTREAM_GZIP");
         self.resumable_multipart = features.iter().any(|f| f == "CAIRN_RESUMABLE_MULTIPART");
         let bucket = &data["upsertBucket"]["bucket"];

@@ -428,9 +428,10 @@ pub async fn files(conn: &mut AnyConnection, run: i64) -> Result<Vec<FileRow>, D
         .map_err(doing("listing files"))
 }
 
-/// Records a run's exit code (the filestream's `complete` marker).
+/// Records a run's exit code (the filestream's `complete` marker); a stop asked of the run
+/// is spent (a resumed run must not be stopped by it).
 pub async fn set_exit(conn: &mut AnyConnection, run: i64, code: i64) -> Result<(), DbError> {
-    sqlx::query("UPDATE runs SET exitcode = $1 WHERE id = $2")
+    sqlx::query("UPDATE runs SET exitcode = $1, stop_requested = 0 WHERE id = $2")
         .bind(code)
         .bind(run)
         .execute(conn)

@@ -7,8 +7,8 @@
 //!   `scan_history()`, served through the `(run, step)` index);
 //! - `sampledHistory(specs)`: per spec, row objects holding only the spec's keys, for rows
 //!   that have every key (W&B's rule), in the spec's inclusive step range, sampled;
-//! - `parquetHistory`: no parquet exports, so everything is "live" and read through the
-//!   two above.
+//! - `parquetHistory`: no parquet exports, so everything is "live" (its first step is
+//!   named) and read through the two above.
 //!
 //! Reads are bounded by what is asked: an unranged sampled read touches `samples` lines
 //! by offset, a keyed read scans the run in chunks and keeps only projected rows.

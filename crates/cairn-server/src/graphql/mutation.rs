@@ -110,6 +110,13 @@ pub(super) struct DeleteRunInput {
     client_mutation_id: Option<String>,
 }
 
+/// `stopRun`'s input: the run's storage id.
+#[derive(InputObject)]
+pub(super) struct StopRunInput {
+    id: ID,
+    client_mutation_id: Option<String>,
+}
+
 #[derive(SimpleObject)]
 pub(super) struct ClientMutationPayload {
     client_mutation_id: Option<String>,
@@ -258,27 +265,10 @@ impl RunMutation {
         input: DeleteRunInput,
     ) -> Result<ClientMutationPayload> {
         let s = session(ctx);
-        let id = decode_id("Run", &input.id).ok_or_else(|| {
-            gql(ApiError::BadRequest(format!(
-                "not a run id: {}",
-                input.id.0
-            )))
-        })?;
         let mut tx = s.app.db.write().await.map_err(gql)?;
-        let run = db::runs::run_by_id(tx.conn(), id)
+        let run = run_by_storage_id(tx.conn(), &s.viewer, &input.id)
             .await
-            .map_err(gql)?
-            .ok_or_else(|| gql(ApiError::NotFound(format!("run {} not found", input.id.0))))?;
-        let entity = db::accounts::entity_by_name(tx.conn(), &run.entity_name)
-            .await
-            .map_err(gql)?
-            .ok_or_else(|| gql(auth::forbidden(&run.entity_name)))?;
-        if !auth::may_access(tx.conn(), &s.viewer, &entity)
-            .await
-            .map_err(gql)?
-        {
-            return Err(gql(auth::forbidden(&run.entity_name)));
-        }
+            .map_err(gql)?;
         if input.delete_artifacts == Some(true) {
             db::artifacts::delete_outputs_of(tx.conn(), run.id)
                 .await
@@ -300,6 +290,48 @@ impl RunMutation {
             client_mutation_id: input.client_mutation_id,
         })
     }
+
+    /// Asks a running run to stop (`wandb.Api().run(…).stop()`): its next filestream
+    /// answer says `stopped`, and the SDK interrupts the script. A run that is not running
+    /// is left as it is; either way the answer is `success: true`, as asking twice is.
+    async fn stop_run(&self, ctx: &Context<'_>, input: StopRunInput) -> Result<SuccessPayload> {
+        let s = session(ctx);
+        let mut tx = s.app.db.write().await.map_err(gql)?;
+        let run = run_by_storage_id(tx.conn(), &s.viewer, &input.id)
+            .await
+            .map_err(gql)?;
+        if run.state == "running" {
+            db::runs::request_stop(tx.conn(), run.id)
+                .await
+                .map_err(gql)?;
+            tracing::info!(run = %run.path(), "stop requested");
+        }
+        tx.commit().await.map_err(gql)?;
+        Ok(SuccessPayload {
+            success: true,
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+}
+
+/// The run a storage id (`Run.id`) names, if the viewer may access its entity.
+async fn run_by_storage_id(
+    conn: &mut sqlx::AnyConnection,
+    viewer: &db::UserRow,
+    id: &ID,
+) -> Result<db::RunRow, ApiError> {
+    let numeric = decode_id("Run", id)
+        .ok_or_else(|| ApiError::BadRequest(format!("not a run id: {}", id.0)))?;
+    let run = db::runs::run_by_id(conn, numeric)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("run {} not found", id.0)))?;
+    let entity = db::accounts::entity_by_name(conn, &run.entity_name)
+        .await?
+        .ok_or_else(|| auth::forbidden(&run.entity_name))?;
+    if !auth::may_access(conn, viewer, &entity).await? {
+        return Err(auth::forbidden(&run.entity_name));
+    }
+    Ok(run)
 }
 
 async fn upsert_bucket(
