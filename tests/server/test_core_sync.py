@@ -20,8 +20,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import CAIRN_BIN, ENTITY, wandb_overlay
+import pytest
+
+from conftest import CAIRN_BIN, ENTITY, WANDB_BIN, read_result, wandb_overlay
 from test_offline_sync import read_transaction_log
+from test_stop import wait_for
 
 FIXTURES = Path("/work/shared/fixtures/wandb-0.31")
 
@@ -285,3 +288,77 @@ def test_wandb_written_fixtures_sync_alike(client, store, tmp_path):
     crashed = next(r for r in runs if "crash" in r.name)
     assert "ERROR Failed to sync all data from " in out["cairn"]
     assert crashed.name in out["cairn"]
+
+
+GROWING_RUN = """
+run = wandb.init(project=PROJECT)
+for i in range(5):
+    run.log({"i": i})
+run.summary["phase"] = "first"
+report(id=run.id, run_dir=os.path.dirname(run.dir))
+deadline = time.time() + 120
+while not os.path.exists(ARGS["go"]) and time.time() < deadline:
+    time.sleep(0.1)
+for i in range(5, 10):
+    run.log({"i": i})
+run.summary["phase"] = "second"
+run.finish()
+"""
+
+
+@pytest.mark.parametrize("core", ["cairn", "wandb", "cairn sync"])
+def test_live_sync_follows_a_run_being_written(client, store, tmp_path, core):
+    """`wandb beta sync --live` on an offline run still being written: rows reach the
+    server while the script runs, the sync waits for the run's end, then finishes it —
+    with either core doing the sync, and with `cairn sync --live`."""
+    go = tmp_path / "go"
+    cores = Cores(client, tmp_path)
+    # Written by cairn's core, which puts each record in the log as it comes (under W&B's,
+    # the log of a small run still held only its 7-byte header after 5 rows and 8 s).
+    writer, script, result = client.popen(
+        GROWING_RUN,
+        client.project("writer"),
+        args={"go": str(go)},
+        env=client.env(WANDB_MODE="offline", PYTHONPATH=str(cores.overlay)),
+    )
+    project = client.project(core)
+    sync = None
+    try:
+        started = wait_for(
+            lambda: writer.poll() is not None or read_result(result).get("id"), 90, "the run"
+        )
+        assert writer.poll() is None, client.finish(writer, script, result, 10, client.wandb_dir)
+        run_id, run_dir = started, Path(read_result(result)["run_dir"])
+        wait_for(lambda: list(run_dir.glob("run-*.wandb")), 30, "the run's log")
+        command = {
+            "cairn sync": [str(CAIRN_BIN.resolve()), "sync", "--live"],
+            "cairn": [str(WANDB_BIN), "beta", "sync", "--live"],
+            "wandb": [str(WANDB_BIN), "beta", "sync", "--live"],
+        }[core]
+        sync = subprocess.Popen(
+            [*command, "--project", project, str(run_dir)],
+            cwd=client.tmp,
+            env=cores.wandb if core == "wandb" else cores.cairn,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for(
+            lambda: (row := store.run(ENTITY, project, run_id)) and len(store.history(row["id"])) == 5,
+            60,
+            "the first rows on the server while the run is written",
+        )
+        assert sync.poll() is None, "the live sync ended before the run did"
+        go.touch()
+        client.finish(writer, script, result, 60, client.wandb_dir)
+        out, err = sync.communicate(timeout=90)
+        assert sync.returncode == 0, f"{out}\n{err}"
+    finally:
+        for proc in (writer, sync):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    row = store.run(ENTITY, project, run_id)
+    assert row["state"] == "finished" and row["exitcode"] == 0, row
+    assert [h["i"] for h in store.history(row["id"])] == list(range(10))
+    assert row["summary"]["phase"] == "second"

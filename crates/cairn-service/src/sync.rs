@@ -28,8 +28,9 @@
 //! retry policies run out); then the `sync_response` is sent and the sync is forgotten, so
 //! a later `sync_status` for it is answered empty, as is one for an unknown id. The
 //! job-type override and tag renames (`--job-type`, `--replace-tags`) are applied to every
-//! run record uploaded. Not done: `live` (W&B's `wandb beta sync --live` waits for a log
-//! still being written); a sync that asks for it gets a WARNING saying so.
+//! run record uploaded. `live` (`wandb beta sync --live`) follows each log while it is being
+//! written, reading on every second until its exit record arrives (a writer that died
+//! without one keeps the sync waiting, as with W&B's core).
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -37,7 +38,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cairn_core::upload::{self, Connection, ConnectionConfig, Until, UploadSettings, sync_log};
+use cairn_core::upload::{
+    self, Connection, ConnectionConfig, RunOverrides, Until, UploadSettings, sync_log,
+};
 use cairn_proto::record::RecordType;
 use cairn_proto::server_response::ServerResponseType;
 use cairn_proto::server_sync_message::Severity;
@@ -54,6 +57,8 @@ use crate::connection::Responder;
 const MAX_PARALLELISM: u32 = 16;
 /// How long the run's display name (for the "View run" line) may take to read.
 const NAME_DEADLINE: Duration = Duration::from_secs(10);
+/// How often a live sync reads on in a log still being written.
+const LIVE_POLL: Duration = Duration::from_secs(1);
 
 /// The syncs of the service, by id (`sync-0`, `sync-1`, …).
 #[derive(Default)]
@@ -271,11 +276,9 @@ struct Job {
 struct Context {
     connection: ConnectionConfig,
     app_url: String,
-    entity: Option<String>,
-    project: Option<String>,
-    run_id: Option<String>,
-    job_type: Option<String>,
-    tag_replacements: std::collections::BTreeMap<String, String>,
+    overrides: RunOverrides,
+    /// Follow logs still being written, reading on at this interval.
+    live: Option<Duration>,
 }
 
 /// The whole sync, on its own thread: returns when every run is done.
@@ -287,23 +290,18 @@ fn run(op: &SyncOp, init: ServerInitSyncRequest, parallelism: usize) {
     {
         connection.api_key = key;
     }
-    if init.live {
-        op.say(
-            Severity::Warning,
-            "cairn core does not follow logs still being written (live mode); \
-             syncing what each log holds now"
-                .to_owned(),
-        );
-    }
     let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     let context = Context {
         app_url: app_url(&settings, &connection.base_url),
         connection,
-        entity: text(&init.new_entity),
-        project: text(&init.new_project),
-        run_id: text(&init.new_run_id),
-        job_type: text(&init.new_job_type),
-        tag_replacements: init.tag_replacements.clone(),
+        live: init.live.then_some(LIVE_POLL),
+        overrides: RunOverrides {
+            entity: text(&init.new_entity),
+            project: text(&init.new_project),
+            run_id: text(&init.new_run_id),
+            job_type: text(&init.new_job_type),
+            tag_replacements: init.tag_replacements.clone(),
+        },
     };
     let cwd = Path::new(&init.cwd);
 
@@ -390,13 +388,7 @@ fn sync_one(op: &SyncOp, context: &Context, job: &Job) -> bool {
         .parent()
         .map_or_else(|| PathBuf::from("files"), |p| p.join("files"));
     let mut settings = UploadSettings::new(context.connection.clone(), files_dir).with_retry_env();
-    settings.entity.clone_from(&context.entity);
-    settings.project.clone_from(&context.project);
-    settings.run_id.clone_from(&context.run_id);
-    settings.job_type.clone_from(&context.job_type);
-    settings
-        .tag_replacements
-        .clone_from(&context.tag_replacements);
+    settings.overrides.clone_from(&context.overrides);
     let read = Arc::new(AtomicU64::new(0));
     let active = Arc::new(Active {
         label: label.clone(),
@@ -409,7 +401,13 @@ fn sync_one(op: &SyncOp, context: &Context, job: &Job) -> bool {
         .unwrap_or_else(|e| e.into_inner())
         .active
         .push(active.clone());
-    let outcome = sync_log(&job.log, settings, &Until::default(), read.clone());
+    let outcome = sync_log(
+        &job.log,
+        settings,
+        &Until::default(),
+        read.clone(),
+        context.live,
+    );
     op.state
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -497,15 +495,15 @@ fn read_run_info(log: &Path, display: &str, context: &Context) -> Result<RunInfo
             "Failed to read {display:?}: the log holds no run record"
         ));
     };
-    let pick = |over: &Option<String>, own: String| over.clone().unwrap_or(own);
+    let run = context.overrides.rewrite(&run);
     let start = run
         .start_time
         .as_ref()
         .map_or((0, 0), |t| (t.seconds, t.nanos));
     Ok(RunInfo {
-        entity: pick(&context.entity, run.entity),
-        project: pick(&context.project, run.project),
-        run_id: pick(&context.run_id, run.run_id),
+        entity: run.entity,
+        project: run.project,
+        run_id: run.run_id,
         display_name: run.display_name,
         start,
     })

@@ -185,13 +185,13 @@ impl Until {
             .is_some_and(|flag| flag.load(Ordering::Relaxed))
     }
 
-    fn expired(&self, now: Instant) -> bool {
+    pub(crate) fn expired(&self, now: Instant) -> bool {
         self.deadline.is_some_and(|deadline| now >= deadline)
     }
 
     /// Sleeps for `wait` in slices; false when aborted meanwhile. (Callers check beforehand
     /// that the wait ends by the deadline.)
-    fn sleep(&self, wait: Duration) -> bool {
+    pub(crate) fn sleep(&self, wait: Duration) -> bool {
         let end = Instant::now().checked_add(wait);
         loop {
             if self.aborted() {

@@ -30,7 +30,7 @@ mod filestream;
 pub mod http;
 pub mod retry;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,17 +85,9 @@ const END_FILES: &[&str] = &[
 pub struct UploadSettings {
     /// The server and the key.
     pub connection: ConnectionConfig,
-    /// Overrides of the run record's entity, project and id (`cairn sync --entity …`).
-    pub entity: Option<String>,
-    /// See `entity`.
-    pub project: Option<String>,
-    /// See `entity`.
-    pub run_id: Option<String>,
-    /// Replaces the run's job type (`wandb sync --job-type`).
-    pub job_type: Option<String>,
-    /// Renames tags, old name → new name (`wandb sync --replace-tags old=new`); a tag
-    /// renamed to one the run already has is kept once.
-    pub tag_replacements: std::collections::BTreeMap<String, String>,
+    /// What the upload changes in the log's run record (`cairn sync --entity …`,
+    /// `wandb sync --job-type …`).
+    pub overrides: RunOverrides,
     /// The run's `files/` folder.
     pub files_dir: PathBuf,
     /// Time between filestream requests (W&B: 15 s).
@@ -112,31 +104,36 @@ pub struct UploadSettings {
     pub artifacts: Arc<artifact::ArtifactBoard>,
 }
 
-impl UploadSettings {
-    /// W&B's defaults for a server and a run folder.
-    pub fn new(connection: ConnectionConfig, files_dir: PathBuf) -> UploadSettings {
-        UploadSettings {
-            connection,
-            entity: None,
-            project: None,
-            run_id: None,
-            job_type: None,
-            tag_replacements: Default::default(),
-            files_dir,
-            transmit_interval: Duration::from_secs(15),
-            heartbeat: Duration::from_secs(30),
-            max_request_bytes: 10 << 20,
-            upsert_debounce: Duration::from_secs(5),
-            policies: Policies::default(),
-            artifacts: Arc::default(),
-        }
-    }
+/// What a sync changes in the run records of a log: where the run goes and how it is
+/// labelled. Each field left `None` (or empty) keeps the log's own value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunOverrides {
+    /// The entity to upload to (`--entity`).
+    pub entity: Option<String>,
+    /// The project to upload to (`--project`).
+    pub project: Option<String>,
+    /// The run id to upload as (`--id`).
+    pub run_id: Option<String>,
+    /// Replaces the run's job type (`wandb sync --job-type`).
+    pub job_type: Option<String>,
+    /// Renames tags, old name → new name (`wandb sync --replace-tags old=new`); a tag
+    /// renamed to one the run already has is kept once.
+    pub tag_replacements: std::collections::BTreeMap<String, String>,
+}
 
-    /// `run` with this upload's job type and tag renames applied.
+impl RunOverrides {
+    /// `run` with these overrides applied.
     pub fn rewrite(&self, run: &cairn_proto::RunRecord) -> cairn_proto::RunRecord {
         let mut run = run.clone();
-        if let Some(job_type) = &self.job_type {
-            run.job_type.clone_from(job_type);
+        for (field, over) in [
+            (&mut run.entity, &self.entity),
+            (&mut run.project, &self.project),
+            (&mut run.run_id, &self.run_id),
+            (&mut run.job_type, &self.job_type),
+        ] {
+            if let Some(value) = over {
+                field.clone_from(value);
+            }
         }
         if !self.tag_replacements.is_empty() {
             let mut tags: Vec<String> = Vec::with_capacity(run.tags.len());
@@ -149,6 +146,23 @@ impl UploadSettings {
             run.tags = tags;
         }
         run
+    }
+}
+
+impl UploadSettings {
+    /// W&B's defaults for a server and a run folder.
+    pub fn new(connection: ConnectionConfig, files_dir: PathBuf) -> UploadSettings {
+        UploadSettings {
+            connection,
+            overrides: RunOverrides::default(),
+            files_dir,
+            transmit_interval: Duration::from_secs(15),
+            heartbeat: Duration::from_secs(30),
+            max_request_bytes: 10 << 20,
+            upsert_debounce: Duration::from_secs(5),
+            policies: Policies::default(),
+            artifacts: Arc::default(),
+        }
     }
 
     /// Applies W&B's retry settings from the environment, as its SDK reads them:
@@ -406,7 +420,7 @@ impl Uploader {
         };
         match kind {
             RecordType::Run(run) => {
-                let run = &self.settings.rewrite(run);
+                let run = &self.settings.overrides.rewrite(run);
                 self.start_time = convert::seconds(run.start_time.as_ref());
                 self.config_dirty = true;
                 if self.run.is_none() {
@@ -541,26 +555,12 @@ impl Uploader {
         run: &cairn_proto::RunRecord,
         until: &Until,
     ) -> Result<(), UploadError> {
-        let name = self
-            .settings
-            .run_id
-            .clone()
-            .unwrap_or_else(|| run.run_id.clone());
-        let entity = self
-            .settings
-            .entity
-            .clone()
-            .or_else(|| Some(run.entity.clone()).filter(|e| !e.is_empty()));
-        let project = self
-            .settings
-            .project
-            .clone()
-            .or_else(|| Some(run.project.clone()).filter(|p| !p.is_empty()));
+        // `run` has the overrides applied (`observe`).
         let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let mut variables = json!({
-            "name": name,
-            "project": project,
-            "entity": entity,
+            "name": run.run_id,
+            "project": nonempty(&run.project),
+            "entity": nonempty(&run.entity),
             "host": nonempty(&run.host),
             "sweep": nonempty(&run.sweep_id),
             "commit": run.git.as_ref().and_then(|g| nonempty(&g.commit)),
@@ -767,14 +767,19 @@ impl Uploader {
         let Some(run) = self.run.clone() else {
             return Err(UploadError::NoRun);
         };
-        let present: Vec<String> = names
+        // Each name resolved once: the names asked for are those with a file.
+        let mut paths: HashMap<&str, PathBuf> = names
             .iter()
-            .filter(|n| self.file_path(n).is_some())
-            .cloned()
+            .filter_map(|n| Some((n.as_str(), self.file_path(n)?)))
             .collect();
-        if present.is_empty() {
+        if paths.is_empty() {
             return Ok(());
         }
+        let present: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| paths.contains_key(n))
+            .collect();
         let data = self.conn.graphql(
             "CreateRunFiles",
             CREATE_RUN_FILES,
@@ -783,22 +788,16 @@ impl Uploader {
         )?;
         let answer = &data["createRunFiles"];
         let headers = upload_headers(answer);
-        let jobs: Vec<(String, String)> = answer["files"]
+        // Parallel PUTs, each streamed from disk; a name the server made up is skipped.
+        let jobs: Vec<(String, String, PathBuf)> = answer["files"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|f| {
-                Some((
-                    f["name"].as_str()?.to_owned(),
-                    f["uploadUrl"].as_str()?.to_owned(),
-                ))
+                let name = f["name"].as_str()?;
+                let path = paths.remove(name)?;
+                Some((name.to_owned(), f["uploadUrl"].as_str()?.to_owned(), path))
             })
-            .collect();
-        // Parallel PUTs, each streamed from disk.
-        let jobs: Vec<(String, String, PathBuf)> = jobs
-            .into_iter()
-            .filter_map(|(name, url)| Some((self.file_path(&name)?, name, url)))
-            .map(|(path, name, url)| (name, url, path))
             .collect();
         let conn = &self.conn;
         let mut results = in_parallel(
@@ -854,6 +853,13 @@ impl Uploader {
     /// in a temporary folder until the uploader is dropped. A failure is a warning: the
     /// rest of the run still uploads.
     pub fn generate_run_files(&mut self) {
+        const MADE: [&str; 3] = ["config.yaml", "wandb-summary.json", "wandb-metadata.json"];
+        if MADE
+            .iter()
+            .all(|name| self.settings.files_dir.join(name).is_file())
+        {
+            return; // cairn's and W&B's online runs keep them all
+        }
         let made = tempfile::Builder::new()
             .prefix("cairn-run-files-")
             .tempdir()
@@ -1166,17 +1172,31 @@ fn drain(
 
 /// Uploads a whole log (`cairn sync`): every record, then the finish. `progress` follows
 /// the bytes of the log read so far.
+///
+/// `live: Some(poll)` (`wandb beta sync --live`) is for a log still being written: the
+/// upload reads on every `poll`, sending the filestream as it is due, until the log's
+/// exit record arrives — or `until` ends (its deadline, its abort flag). A writer that dies
+/// without an exit record keeps a live sync waiting, as with W&B's.
 pub fn sync_log(
     log: &Path,
     settings: UploadSettings,
     until: &Until,
     progress: Arc<std::sync::atomic::AtomicU64>,
+    live: Option<Duration>,
 ) -> Result<UploadReport, UploadError> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut uploader = Uploader::new(settings, stop);
     let mut follower = LogFollower::new(log).with_progress(progress);
     let mut damage = UploadReport::default();
     drain(&mut uploader, &mut follower, &mut damage, until)?;
+    if let Some(poll) = live {
+        while uploader.exit_code.is_none() && until.sleep(poll) && !until.expired(Instant::now()) {
+            if uploader.run.is_some() {
+                uploader.pump(until)?;
+            }
+            drain(&mut uploader, &mut follower, &mut damage, until)?;
+        }
+    }
     if uploader.run.is_some() {
         uploader.generate_run_files();
     }
@@ -1232,25 +1252,26 @@ mod tests {
 
     #[test]
     fn sync_overrides_rewrite_the_run_record() {
-        let connection = ConnectionConfig {
-            base_url: String::new(),
-            api_key: String::new(),
-            user_agent: String::new(),
-        };
-        let mut settings = UploadSettings::new(connection, PathBuf::new());
         let run = cairn_proto::RunRecord {
+            run_id: "r1".into(),
+            entity: "e".into(),
             job_type: "train".into(),
             tags: vec!["a".into(), "b".into(), "c".into()],
             display_name: "n".into(),
             ..Default::default()
         };
-        assert_eq!(settings.rewrite(&run), run);
-        settings.job_type = Some("eval".into());
-        settings.tag_replacements = [("a", "b"), ("c", "z")]
+        let mut overrides = RunOverrides::default();
+        assert_eq!(overrides.rewrite(&run), run);
+        overrides.job_type = Some("eval".into());
+        overrides.project = Some("p2".into());
+        overrides.run_id = Some("r2".into());
+        overrides.tag_replacements = [("a", "b"), ("c", "z")]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        let out = settings.rewrite(&run);
+        let out = overrides.rewrite(&run);
+        assert_eq!((out.entity.as_str(), out.project.as_str()), ("e", "p2"));
+        assert_eq!(out.run_id, "r2");
         assert_eq!(out.job_type, "eval");
         assert_eq!(out.tags, ["b", "z"], "a renamed onto b is kept once");
         assert_eq!(out.display_name, "n");

@@ -12,9 +12,10 @@ use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Result, bail};
-use cairn_core::upload::{self, ConnectionConfig, Until, UploadSettings};
+use cairn_core::upload::{self, ConnectionConfig, RunOverrides, Until, UploadSettings};
 
 use super::Status;
 
@@ -39,6 +40,10 @@ pub(crate) struct SyncArgs {
     /// Rename tags on upload: `old1=new1,old2=new2`.
     #[arg(long)]
     replace_tags: Option<String>,
+    /// Follow logs still being written (a run in progress, offline): upload as records
+    /// arrive, until each run's exit record.
+    #[arg(long)]
+    live: bool,
     /// Runs uploaded at the same time.
     #[arg(long, default_value_t = 4)]
     jobs: usize,
@@ -140,9 +145,15 @@ pub(crate) fn run(args: &SyncArgs) -> Result<Status> {
     if args.id.is_some() && all.len() > 1 {
         bail!("--id names one run, but {} runs were given", all.len());
     }
-    let tag_replacements = match &args.replace_tags {
-        Some(text) => parse_replace_tags(text)?,
-        None => Default::default(),
+    let overrides = RunOverrides {
+        entity: args.entity.clone(),
+        project: args.project.clone(),
+        run_id: args.id.clone(),
+        job_type: args.job_type.clone(),
+        tag_replacements: match &args.replace_tags {
+            Some(text) => parse_replace_tags(text)?,
+            None => Default::default(),
+        },
     };
     let base_url = args
         .base_url
@@ -197,11 +208,7 @@ pub(crate) fn run(args: &SyncArgs) -> Result<Status> {
                         let mut settings =
                             UploadSettings::new(connection.clone(), target.files_dir.clone())
                                 .with_retry_env();
-                        settings.entity.clone_from(&args.entity);
-                        settings.project.clone_from(&args.project);
-                        settings.run_id.clone_from(&args.id);
-                        settings.job_type.clone_from(&args.job_type);
-                        settings.tag_replacements.clone_from(&tag_replacements);
+                        settings.overrides.clone_from(&overrides);
                         let progress = Arc::new(AtomicU64::new(0));
                         if let Ok(mut l) = live.lock() {
                             l.push(progress.clone());
@@ -211,6 +218,7 @@ pub(crate) fn run(args: &SyncArgs) -> Result<Status> {
                             settings,
                             &Until::default(),
                             progress.clone(),
+                            args.live.then_some(Duration::from_secs(1)),
                         );
                         if let Ok(mut l) = live.lock() {
                             l.retain(|p| !Arc::ptr_eq(p, &progress));
