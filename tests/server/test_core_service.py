@@ -433,9 +433,10 @@ class FeatureServer:
     does not have: it announces `MARK_RUN_FILES_UPLOADED` (and records the
     `markRunFilesUploaded` mutations), lists two parquet exports (served at `/exports/…`,
     signed-looking URLs) with a live row, and answers `createCustomChart`. Everything else
-    goes to the real server unchanged."""
+    goes to the real server unchanged — after `delay` seconds for run-file announcements
+    and filestream requests (a slow network)."""
 
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, delay: float = 0.0):
         import http.server
         import threading
         import urllib.error
@@ -463,6 +464,8 @@ class FeatureServer:
                     if fake is not None:
                         data = json.dumps({"data": fake}).encode()
                         return self.reply(200, data, [("Content-Type", "application/json")])
+                if delay and (b"CreateRunFiles" in (body or b"") or "file_stream" in self.path):
+                    time.sleep(delay)
                 request = urllib.request.Request(upstream + self.path, body, method=self.command)
                 for k, v in self.headers.items():
                     if k.lower() not in ("host", "content-length", "connection"):
@@ -574,3 +577,43 @@ def test_public_api_writes_send_the_same_requests_under_either_core(client, stor
     assert charts[0]["chartType"] == "vega2" and charts[0]["access"] == "PRIVATE"
     row = store.run(ENTITY, project, "apiwrites1")
     assert store.files(row["id"])["up.txt"]["uploaded"] == 1
+
+
+SLOW_FINISH = """
+run = wandb.init(project=PROJECT)
+for i in range(5):
+    run.log({"a": i})
+with open("weights.bin", "wb") as f:
+    f.write(b"w" * 300_000)
+run.save("weights.bin", policy="end")
+artifact = wandb.Artifact("model", "model")
+artifact.add_file("weights.bin")
+run.log_artifact(artifact).wait()
+run.finish()
+"""
+
+
+def test_a_slow_finish_shows_what_it_waits_for_under_either_core(client, tmp_path):
+    """W&B's SDK polls its core for the operations in flight while `finish()` waits and
+    prints them; over a slow network both cores have something to show, and their footers
+    count the same files (artifact files include the manifest)."""
+    server = FeatureServer(client.server.base_url, delay=1.5)
+    shown, synced = {}, {}
+    try:
+        for core in ("wandb", "cairn"):
+            overlay = wandb_overlay(tmp_path / f"overlay-{core}", cairn=core == "cairn")
+            env = client.env(
+                PYTHONPATH=str(overlay),
+                WANDB_BASE_URL=server.url,
+                WANDB_SILENT="",
+                WANDB_CACHE_DIR=str(tmp_path / f"cache-{core}"),
+            )
+            res = client.run(SLOW_FINISH, client.project(core), env=env)
+            lines = [line.removeprefix("wandb: ") for line in res.stderr.splitlines()]
+            shown[core] = [line for line in lines if line.startswith(("uploading", "updating"))]
+            synced[core] = [line for line in lines if line.startswith("Synced ")]
+    finally:
+        server.close()
+    assert shown["wandb"], "W&B's core showed nothing: the network was not slow enough"
+    assert shown["cairn"], f"cairn's core showed nothing while finish() waited: {synced}"
+    assert synced["cairn"] == synced["wandb"], synced

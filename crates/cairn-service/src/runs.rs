@@ -21,6 +21,7 @@ use cairn_core::handler::HandlerConfig;
 use cairn_core::input::{ConfigChange, Input, LogCall, Query, SummaryChange};
 use cairn_core::pipeline::{DEFAULT_QUEUE_CAPACITY, Pipeline, PipelineConfig, RunInput};
 use cairn_core::upload::artifact::{ArtifactBoard, ArtifactOutcome};
+use cairn_core::upload::operations::Operations;
 use cairn_core::value::Value;
 use cairn_proto::record::RecordType;
 use cairn_proto::request::RequestType;
@@ -30,9 +31,10 @@ use cairn_proto::server_response::ServerResponseType;
 use cairn_proto::{
     AttachResponse, ErrorInfo, FileCounts, FilePusherStats, GetSummaryResponse,
     HistoryStepResponse, InternalMessages, InternalMessagesResponse, LogArtifactResponse,
-    NetworkStatusResponse, OperationStatsResponse, PollExitResponse, Record, Response,
-    RunExitResult, RunRecord, RunUpdateResult, SampledHistoryItem, SampledHistoryResponse,
-    ServerInformAttachResponse, ServerResponse, Settings, StopStatusResponse, SummaryItem,
+    NetworkStatusResponse, Operation, OperationStats, OperationStatsResponse, PollExitResponse,
+    Record, Response, RunExitResult, RunRecord, RunUpdateResult, SampledHistoryItem,
+    SampledHistoryResponse, ServerInformAttachResponse, ServerResponse, Settings,
+    StopStatusResponse, SummaryItem,
 };
 use cairn_store::SyncPolicy;
 
@@ -71,6 +73,8 @@ struct Run {
     settings: Box<Settings>,
     /// Outcomes of the run's logged artifacts, by client id (the uploader publishes).
     artifacts: Arc<ArtifactBoard>,
+    /// What the run's upload is doing now (the SDK shows it while init and finish wait).
+    operations: Arc<Operations>,
     /// The input queue while the pipeline runs (cloned out so a full queue blocks only
     /// the connection that feeds this run, not the registry).
     input: Option<RunInput>,
@@ -188,6 +192,7 @@ impl Runs {
                 phase: Phase::Pending(Box::new(settings.clone())),
                 settings: Box::new(settings),
                 artifacts: Arc::default(),
+                operations: Arc::default(),
                 input: None,
                 answered: None,
                 messages: Arc::default(),
@@ -453,6 +458,7 @@ where
         let mut upload = cairn_core::upload::UploadSettings::new(connection, Default::default())
             .with_retry_env();
         upload.artifacts = guard.artifacts.clone();
+        upload.operations = guard.operations.clone();
         if let Some(secs) = settings
             .x_file_stream_transmit_interval
             .filter(|s| s.is_finite() && *s >= 0.0)
@@ -912,17 +918,20 @@ fn final_summary(files_dir: &std::path::Path) -> Option<Vec<SummaryItem>> {
 }
 
 /// `poll_exit`'s file counts (the online footer's "Synced N W&B file(s), M media
-/// file(s)…") and byte totals, from what the upload sent.
+/// file(s)…", each file once; artifact files include each manifest) and byte totals, from
+/// what the upload sent.
 fn file_counts(
     upload: &cairn_core::upload::UploadReport,
     files_dir: Option<&std::path::Path>,
 ) -> (FileCounts, FilePusherStats) {
     let mut counts = FileCounts {
-        artifact_count: i32::try_from(upload.artifacts.len()).unwrap_or(i32::MAX),
+        artifact_count: i32::try_from(upload.artifact_files).unwrap_or(i32::MAX),
         ..Default::default()
     };
     let mut bytes = 0i64;
-    for name in &upload.files {
+    // A file uploaded twice (at the start and again at the end) is one file.
+    let names: std::collections::BTreeSet<&String> = upload.files.iter().collect();
+    for name in names {
         if name.starts_with("media/") {
             counts.media_count += 1;
         } else if name.starts_with("wandb-")
@@ -1158,9 +1167,16 @@ fn request<S>(
         Some(RequestType::NetworkStatus(_)) => Some(ResponseType::NetworkStatusResponse(
             NetworkStatusResponse::default(),
         )),
-        Some(RequestType::Operations(_)) => Some(ResponseType::OperationsResponse(
-            OperationStatsResponse::default(),
-        )),
+        Some(RequestType::Operations(_)) => {
+            let operations = run
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .operations
+                .clone();
+            Some(ResponseType::OperationsResponse(operations_response(
+                &operations,
+            )))
+        }
         // Held until there is a warning to show or the run is over (then answered empty,
         // which ends the SDK's loop).
         Some(RequestType::InternalMessages(_)) => {
@@ -1190,6 +1206,27 @@ fn request<S>(
     };
     if !request_id.is_empty() {
         reply.send(&response(request_id, answer));
+    }
+}
+
+/// The upload's operations in flight, as the SDK's progress display reads them.
+fn operations_response(operations: &Operations) -> OperationStatsResponse {
+    let operations: Vec<Operation> = operations
+        .snapshot()
+        .into_iter()
+        .map(|op| Operation {
+            desc: op.desc,
+            runtime_seconds: op.runtime.as_secs_f64(),
+            progress: op.progress,
+            ..Default::default()
+        })
+        .collect();
+    OperationStatsResponse {
+        operation_stats: Some(OperationStats {
+            total_operations: i64::try_from(operations.len()).unwrap_or(i64::MAX),
+            operations,
+            label: String::new(),
+        }),
     }
 }
 

@@ -107,6 +107,8 @@ pub struct Saved {
     pub digest: String,
     /// The server already had this content: no new version was made.
     pub deduplicated: bool,
+    /// Files sent: the entries uploaded and the manifest (0 when deduplicated).
+    pub files_sent: usize,
 }
 
 /// What became of a logged artifact.
@@ -426,6 +428,7 @@ pub fn save(
                 version: artifact["versionIndex"].as_i64(),
                 digest,
                 deduplicated: true,
+                files_sent: 0,
             });
         }
         Some("PENDING") | Some("DELETED") => {}
@@ -530,6 +533,7 @@ pub fn save(
         digest: committed["digest"].as_str().map_or(digest, str::to_owned),
         id,
         deduplicated: false,
+        files_sent: uploads.len() + 1,
     })
 }
 

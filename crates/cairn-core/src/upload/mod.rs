@@ -28,6 +28,7 @@ mod convert;
 pub mod credentials;
 mod filestream;
 pub mod http;
+pub mod operations;
 pub mod retry;
 
 use std::collections::{HashMap, HashSet};
@@ -102,6 +103,8 @@ pub struct UploadSettings {
     pub policies: Policies,
     /// Where the outcome of each artifact the log holds is published.
     pub artifacts: Arc<artifact::ArtifactBoard>,
+    /// What the upload is doing right now (for the SDK's progress display).
+    pub operations: Arc<operations::Operations>,
 }
 
 /// What a sync changes in the run records of a log: where the run goes and how it is
@@ -162,6 +165,7 @@ impl UploadSettings {
             upsert_debounce: Duration::from_secs(5),
             policies: Policies::default(),
             artifacts: Arc::default(),
+            operations: Arc::default(),
         }
     }
 
@@ -248,6 +252,8 @@ pub struct UploadReport {
     pub warnings: Vec<String>,
     /// Artifact versions saved (`collection:vN`, or the id when the server gave no number).
     pub artifacts: Vec<String>,
+    /// Files sent for artifacts, manifests included.
+    pub artifact_files: usize,
 }
 
 /// The run as the server knows it.
@@ -330,13 +336,15 @@ pub struct Uploader {
 #[derive(Debug)]
 struct ArtifactWorker {
     queue: std::sync::mpsc::Sender<(artifact::Target, cairn_proto::ArtifactRecord)>,
-    thread: std::thread::JoinHandle<(Vec<String>, Vec<String>)>,
+    /// Ends with the versions saved, the failures, and the files sent.
+    thread: std::thread::JoinHandle<(Vec<String>, Vec<String>, usize)>,
 }
 
 impl ArtifactWorker {
     fn start(
         conn: Connection,
         board: Arc<artifact::ArtifactBoard>,
+        operations: Arc<operations::Operations>,
         resumable: bool,
         until: Until,
     ) -> ArtifactWorker {
@@ -345,12 +353,14 @@ impl ArtifactWorker {
         let thread = std::thread::Builder::new()
             .name("cairn-artifacts".to_owned())
             .spawn(move || {
-                let (mut saved, mut failed) = (Vec::new(), Vec::new());
+                let (mut saved, mut failed, mut files) = (Vec::new(), Vec::new(), 0);
                 for (target, record) in jobs {
                     let step = board.history_step(&record.client_id);
+                    let _shown = operations.start(format!("uploading artifact {}", record.name));
                     let outcome =
                         match artifact::save(&conn, &target, &record, resumable, step, &until) {
                             Ok(done) => {
+                                files += done.files_sent;
                                 saved.push(match done.version {
                                     Some(v) => format!("{}:v{v}", record.name),
                                     None => format!("{} ({})", record.name, done.id),
@@ -366,7 +376,7 @@ impl ArtifactWorker {
                         board.publish(&record.client_id, outcome);
                     }
                 }
-                (saved, failed)
+                (saved, failed, files)
             })
             .expect("spawning the artifact thread");
         ArtifactWorker { queue, thread }
@@ -499,6 +509,7 @@ impl Uploader {
             ArtifactWorker::start(
                 self.conn.clone(),
                 self.settings.artifacts.clone(),
+                self.settings.operations.clone(),
                 self.resumable_multipart,
                 until.clone(),
             )
@@ -519,8 +530,9 @@ impl Uploader {
         };
         drop(worker.queue);
         match worker.thread.join() {
-            Ok((saved, failed)) => {
+            Ok((saved, failed, files)) => {
                 self.report.artifacts.extend(saved);
+                self.report.artifact_files += files;
                 self.report.warnings.extend(failed);
             }
             Err(_) => self
@@ -570,9 +582,11 @@ impl Uploader {
         if let Json::Object(map) = &mut variables {
             map.extend(run_details(run));
         }
+        let shown = self.settings.operations.start("updating run metadata");
         let data = self
             .conn
             .graphql("UpsertBucket", UPSERT_BUCKET, variables, until)?;
+        drop(shown);
         // Asked once the server has answered the upsert (so a server that is down at the
         // start costs one retry budget, not two). One that cannot say gets plain JSON.
         let features = self.conn.server_features(until).unwrap_or_default();
@@ -640,6 +654,7 @@ impl Uploader {
         if let Json::Object(map) = &mut variables {
             map.extend(self.details.clone());
         }
+        let _shown = self.settings.operations.start("updating run metadata");
         self.conn
             .graphql("UpsertBucket", UPSERT_BUCKET, variables, until)?;
         self.config_dirty = false;
@@ -747,7 +762,12 @@ impl Uploader {
         let Some(body) = self.stream.as_ref().and_then(FileStream::next_body) else {
             return Ok(());
         };
+        let shown = self
+            .settings
+            .operations
+            .start("uploading history, summary and console lines");
         let answer = self.conn.post_json(&path, &body.json, self.gzip, until)?;
+        drop(shown);
         self.check_stop(&answer);
         let before = self.stream.as_ref().map_or(0, |s| s.offsets().0);
         if let Some(stream) = &mut self.stream {
@@ -780,6 +800,10 @@ impl Uploader {
             .map(String::as_str)
             .filter(|n| paths.contains_key(n))
             .collect();
+        let shown = self.settings.operations.start(match present.as_slice() {
+            [one] => format!("uploading {one}"),
+            many => format!("uploading {} files", many.len()),
+        });
         let data = self.conn.graphql(
             "CreateRunFiles",
             CREATE_RUN_FILES,
@@ -800,15 +824,21 @@ impl Uploader {
             })
             .collect();
         let conn = &self.conn;
+        let (total, done) = (jobs.len(), std::sync::atomic::AtomicUsize::new(0));
         let mut results = in_parallel(
             jobs,
             PARALLEL_UPLOADS,
             |(name, url, path)| {
                 let outcome = conn.put_file(&url, &path, &headers, until);
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if total > 1 {
+                    shown.progress(format!("{n}/{total} files"));
+                }
                 (name, outcome)
             },
             |_| false,
         );
+        drop(shown);
         results.sort_by(|a, b| a.0.cmp(&b.0));
         let mut failure = None;
         for (name, outcome) in results {
