@@ -31,6 +31,15 @@ def dump_kinds(log: Path) -> dict[str, int]:
     return {k: int(n) for k, n in (line.split("\t") for line in out.splitlines() if line)}
 
 
+def core_env(client, tmp_path: Path, core: str, **extra: str) -> dict[str, str]:
+    """A script environment whose SDK runs `core` (`wandb` or `cairn`), with a cache of
+    its own."""
+    overlay = wandb_overlay(tmp_path / f"overlay-{core}", cairn=core == "cairn")
+    return client.env(
+        PYTHONPATH=str(overlay), WANDB_CACHE_DIR=str(tmp_path / f"cache-{core}"), **extra
+    )
+
+
 OFFLINE_RUN = """
 import pathlib, wandb
 core = pathlib.Path(wandb.__file__).parent / "bin" / "wandb-core"
@@ -389,9 +398,8 @@ def test_the_same_script_stores_the_same_data_under_either_core(client, store, t
     same run (names, tags, notes, config, summary, history, console, run files)."""
     rows = {}
     for core in ("wandb", "cairn"):
-        overlay = wandb_overlay(tmp_path / f"overlay-{core}", cairn=core == "cairn")
         project = client.project(f"same-{core}")
-        env = client.env(PYTHONPATH=str(overlay), WANDB_CACHE_DIR=str(tmp_path / f"c-{core}"))
+        env = core_env(client, tmp_path, core)
         client.run(RICH_RUN, project, args={"id": f"same{core}"}, env=env)
         rows[core] = store.run(ENTITY, project, f"same{core}")
     w, c = rows["wandb"], rows["cairn"]
@@ -542,12 +550,7 @@ def test_public_api_writes_send_the_same_requests_under_either_core(client, stor
     results = {}
     try:
         for core in ("wandb", "cairn"):
-            overlay = wandb_overlay(tmp_path / f"overlay-{core}", cairn=core == "cairn")
-            env = client.env(
-                PYTHONPATH=str(overlay),
-                WANDB_BASE_URL=server.url,
-                WANDB_CACHE_DIR=str(tmp_path / f"cache-{core}"),
-            )
+            env = core_env(client, tmp_path, core, WANDB_BASE_URL=server.url)
             res = client.run(
                 API_WRITES,
                 project,
@@ -601,13 +604,7 @@ def test_a_slow_finish_shows_what_it_waits_for_under_either_core(client, tmp_pat
     shown, synced = {}, {}
     try:
         for core in ("wandb", "cairn"):
-            overlay = wandb_overlay(tmp_path / f"overlay-{core}", cairn=core == "cairn")
-            env = client.env(
-                PYTHONPATH=str(overlay),
-                WANDB_BASE_URL=server.url,
-                WANDB_SILENT="",
-                WANDB_CACHE_DIR=str(tmp_path / f"cache-{core}"),
-            )
+            env = core_env(client, tmp_path, core, WANDB_BASE_URL=server.url, WANDB_SILENT="")
             res = client.run(SLOW_FINISH, client.project(core), env=env)
             lines = [line.removeprefix("wandb: ") for line in res.stderr.splitlines()]
             shown[core] = [line for line in lines if line.startswith(("uploading", "updating"))]
