@@ -1218,6 +1218,7 @@ fn operations_response(operations: &Operations) -> OperationStatsResponse {
             desc: op.desc,
             runtime_seconds: op.runtime.as_secs_f64(),
             progress: op.progress,
+            error_status: op.error_status,
             ..Default::default()
         })
         .collect();

@@ -580,7 +580,12 @@ impl Connection {
             };
             attempts = attempts.saturating_add(1);
             let (error, server_wait) = match attempt(timeout) {
-                Attempt::Done(value) => return Ok(value),
+                Attempt::Done(value) => {
+                    if attempts > 1 {
+                        super::operations::note_retry(None);
+                    }
+                    return Ok(value);
+                }
                 // A permanent answer after retried ones: say how many it took.
                 Attempt::Fail(error) if attempts > 1 => return Err(error.after_attempts(attempts)),
                 Attempt::Fail(error) => return Err(error),
@@ -600,6 +605,7 @@ impl Connection {
                 until.deadline,
             ) {
                 Ok(wait) => {
+                    super::operations::note_retry(Some(&error.to_string()));
                     if !until.sleep(wait) {
                         return Err(gave_up(Some(&error), attempts));
                     }
@@ -1045,6 +1051,37 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn a_retried_request_shows_on_its_operation() {
+        use super::super::operations::Operations;
+        let operations = Arc::new(Operations::default());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (ops, log) = (operations.clone(), seen.clone());
+        let server = Server::start(move |n, _| {
+            let status = ops.snapshot().first().map(|v| v.error_status.clone());
+            log.lock().unwrap().push(status.unwrap_or_default());
+            match n {
+                0 => answer(500, &[], "boom"),
+                _ => ok_json(r#"{"data": {"viewer": {"id": "u1"}}}"#),
+            }
+        });
+        let running = operations.start("updating run metadata");
+        viewer(&connect(&server), &Until::forever()).unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen[0], "", "no retry before the first answer");
+        assert!(
+            seen[1].starts_with("retrying: ") && seen[1].contains("500"),
+            "{seen:?}"
+        );
+        assert_eq!(
+            operations.snapshot()[0].error_status,
+            "",
+            "cleared once through"
+        );
+        drop(running);
+        server.finish();
     }
 
     #[test]

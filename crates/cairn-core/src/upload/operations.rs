@@ -6,9 +6,14 @@
 //! they start ([`Operations::start`] returns a [`Running`] that unregisters itself when
 //! dropped, whatever way the work ends), and whoever displays them
 //! ([`Operations::snapshot`]). It holds only the operations in flight: a few strings.
+//!
+//! While a request of an operation is being retried, the operation says why
+//! (`error_status`, which W&B's SDK prints under it on a terminal): the HTTP layer calls
+//! [`note_retry`] on the thread that started the operation, without knowing of it.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// The operations in flight of one upload.
@@ -24,6 +29,26 @@ struct Entry {
     desc: String,
     started: Instant,
     progress: String,
+    error_status: String,
+}
+
+thread_local! {
+    /// The operations this thread has started and not ended, innermost last.
+    static CURRENT: RefCell<Vec<(Weak<Operations>, u64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Tells the innermost operation this thread runs that a request is being retried, and
+/// why (`None`: it went through).
+pub(crate) fn note_retry(why: Option<&str>) {
+    let current = CURRENT.with(|current| current.borrow().last().cloned());
+    if let Some((operations, id)) = current
+        && let Some(operations) = operations.upgrade()
+        && let Some(entry) = operations.live().iter_mut().find(|entry| entry.id == id)
+    {
+        entry.error_status = why
+            .map(|why| format!("retrying: {why}"))
+            .unwrap_or_default();
+    }
 }
 
 /// One operation in flight, as shown.
@@ -35,6 +60,8 @@ pub struct OperationView {
     pub runtime: Duration,
     /// How far it is (`2/5 files`), or empty.
     pub progress: String,
+    /// Why a request of it is being retried, or empty.
+    pub error_status: String,
 }
 
 /// An operation registered with [`Operations::start`]; unregistered when dropped.
@@ -57,7 +84,9 @@ impl Operations {
             desc: desc.into(),
             started: Instant::now(),
             progress: String::new(),
+            error_status: String::new(),
         });
+        CURRENT.with(|current| current.borrow_mut().push((Arc::downgrade(self), id)));
         Running {
             operations: self.clone(),
             id,
@@ -73,6 +102,7 @@ impl Operations {
                 desc: entry.desc.clone(),
                 runtime: now.saturating_duration_since(entry.started),
                 progress: entry.progress.clone(),
+                error_status: entry.error_status.clone(),
             })
             .collect()
     }
@@ -95,6 +125,12 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.operations.live().retain(|entry| entry.id != self.id);
+        let this = Arc::downgrade(&self.operations);
+        CURRENT.with(|current| {
+            current
+                .borrow_mut()
+                .retain(|(ops, id)| !(*id == self.id && Weak::ptr_eq(ops, &this)));
+        });
     }
 }
 
@@ -124,5 +160,30 @@ mod tests {
         assert_eq!(operations.snapshot().len(), 1);
         drop(files);
         assert!(operations.snapshot().is_empty());
+    }
+
+    #[test]
+    fn a_retry_is_noted_on_the_threads_innermost_operation() {
+        let operations = Arc::new(Operations::default());
+        note_retry(Some("nothing runs")); // no operation: nothing happens
+        let outer = operations.start("outer");
+        let inner = operations.start("inner");
+        note_retry(Some("HTTP 500"));
+        let status: Vec<String> = operations
+            .snapshot()
+            .into_iter()
+            .map(|v| v.error_status)
+            .collect();
+        assert_eq!(status, ["", "retrying: HTTP 500"]);
+        std::thread::scope(|s| {
+            // Another thread's retries are not this thread's operations'.
+            s.spawn(|| note_retry(Some("elsewhere")));
+        });
+        drop(inner);
+        note_retry(Some("HTTP 502"));
+        assert_eq!(operations.snapshot()[0].error_status, "retrying: HTTP 502");
+        note_retry(None);
+        assert_eq!(operations.snapshot()[0].error_status, "");
+        drop(outer);
     }
 }
