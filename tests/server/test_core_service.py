@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from conftest import CAIRN_BIN, ENTITY, wandb_overlay
+from test_core_sync import same_wandb_entry
 
 
 def core_processes(overlay: Path) -> str:
@@ -413,6 +414,13 @@ def test_the_same_script_stores_the_same_data_under_either_core(client, store, t
 
     assert plain(w["config"]) == plain(c["config"])
     assert "t" in c["config"]["_wandb"]["value"]
+    # Metric definitions as W&B keeps them; the script's environment (its interpreter and
+    # arguments, not the core's) under the same field names.
+    assert same_wandb_entry(c["config"], w["config"])
+    ww, cw = w["config"]["_wandb"]["value"], c["config"]["_wandb"]["value"]
+    (w_env,), (c_env,) = ww["e"].values(), cw["e"].values()
+    for key in ("executable", "os", "python", "host", "root"):  # not the script's file name
+        assert c_env.get(key) == w_env.get(key), (key, c_env.get(key), w_env.get(key))
 
     def no_clock(row):
         return {k: v for k, v in row.items() if k not in ("_runtime", "_timestamp")}

@@ -9,8 +9,8 @@ be left beside the logs.
 
 A synced run gets the run files W&B's sync makes from the log (`config.yaml`,
 `wandb-summary.json`, `wandb-metadata.json`) when its folder lacks them, as W&B's offline
-runs do. Known differences, not asserted: the `_wandb` config entry of a synced run lacks
-`m` and `e`; console lines keep their original
+runs do. Known differences, not asserted: the `_wandb` config entry's `t` (W&B's core adds
+its own version and features) and the key of `e` (a writer id); console lines keep their original
 timestamps (W&B's sync stamps them with the sync time); a crashed run's summary is the
 last one its log recorded (W&B recomputes it from the rows it uploaded); a log that cannot
 be read fails only itself (W&B's sync then uploads none of the runs it was given)."""
@@ -62,6 +62,29 @@ def user_keys(summary: dict) -> dict:
 
 def without_wandb(config: dict) -> dict:
     return {k: v for k, v in config.items() if k != "_wandb"}
+
+
+def metric_definitions(entry: dict) -> dict:
+    """`_wandb.m` by metric (name or glob), the step metric's index replaced by its name:
+    W&B's core does not always list the definitions in the order they were made."""
+    listed = entry.get("m", [])
+    out = {}
+    for metric in listed:
+        metric = dict(metric)
+        if "5" in metric:
+            metric["5"] = listed[metric["5"] - 1].get("1")
+        out[metric.get("1") or "glob:" + metric.get("2", "")] = metric
+    return out
+
+
+def same_wandb_entry(ours: dict, theirs: dict) -> bool:
+    """The config's `_wandb` as W&B's core leaves it: the same metric definitions (`m`)
+    and, per writer, an environment with the same fields (`e`; the writer ids differ)."""
+    a, b = ours["_wandb"]["value"], theirs["_wandb"]["value"]
+    fields = [sorted(env) for env in a.get("e", {}).values()]
+    assert metric_definitions(a) == metric_definitions(b), (a.get("m"), b.get("m"))
+    assert fields == [sorted(env) for env in b.get("e", {}).values()], (a.get("e"), b.get("e"))
+    return True
 
 
 def console_text(store, run_id: int) -> list[str]:
@@ -281,6 +304,7 @@ def test_wandb_written_fixtures_sync_alike(client, store, tmp_path):
         assert len(store.events(a["id"])) == len(store.events(b["id"])), run_id
         assert console_text(store, a["id"]) == console_text(store, b["id"]), run_id
         assert without_wandb(a["config"]) == without_wandb(b["config"]), run_id
+        assert same_wandb_entry(a["config"], b["config"]), run_id
         if "crash" not in run.name:
             assert user_keys(a["summary"]) == user_keys(b["summary"]), run_id
             assert f"[{projects['cairn']}/{run_id}] Finished syncing" in out["cairn"]

@@ -123,6 +123,30 @@ pub fn to_value<M: Message + Name>(msg: &M) -> Result<serde_json::Value, JsonErr
     payload_to_value(&M::full_name(), &msg.encode_to_vec())
 }
 
+/// Converts a typed message to its JSON value under the protocol's JSON names (`startedAt`,
+/// `codePath`, and `cpu_count` where the protocol says so) — the form W&B writes its files
+/// in, such as `wandb-metadata.json` — rather than the field names [`to_value`] uses.
+pub fn to_value_json_names<M: Message + Name>(msg: &M) -> Result<serde_json::Value, JsonError> {
+    let full_name = M::full_name();
+    let desc = descriptor(&full_name)?;
+    let dynamic =
+        DynamicMessage::decode(desc, msg.encode_to_vec().as_slice()).map_err(|source| {
+            JsonError::Decode {
+                type_name: full_name.clone(),
+                source,
+            }
+        })?;
+    dynamic
+        .serialize_with_options(
+            serde_json::value::Serializer,
+            &serialize_options().use_proto_field_name(false),
+        )
+        .map_err(|source| JsonError::Serialize {
+            type_name: full_name,
+            source,
+        })
+}
+
 /// A message in the *numbered* form W&B keeps telemetry in (`config._wandb.t`): each
 /// set field under its field number; a sub-message of flags as the sorted list of the
 /// numbers of its true fields; scalars as themselves. `_info` (200) is left out.

@@ -697,8 +697,29 @@ fn write_requirements(run: &Arc<Mutex<Run>>, packages: &cairn_proto::PythonPacka
     );
 }
 
-/// `probe_system_info`: the machine (cairn-core's probe) and the script (the settings),
-/// persisted as the run's environment record (`wandb-metadata.json`). Probed on a thread:
+/// This core process's writer id, a random UUID (v4) made once: W&B's core stamps the
+/// environment it probes with one, and keys the config's `_wandb.e` by it.
+fn writer_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let mut bytes: [u8; 16] = rand::random();
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    })
+}
+
+/// `probe_system_info`: the machine (cairn-core's probe) and the script (the settings:
+/// program, arguments, interpreter, OS string, user), persisted as the run's environment
+/// record (`wandb-metadata.json`). Probed on a thread:
 /// it reads `/proc` and may load NVML.
 fn probe_environment(run: &Arc<Mutex<Run>>, settings: &Settings) {
     let run = run.clone();
@@ -712,6 +733,15 @@ fn probe_environment(run: &Arc<Mutex<Run>>, settings: &Settings) {
         text(&settings.email),
     );
     let code_path = text(&settings.program_relpath);
+    // The script's process, not the core's: its arguments, its interpreter, its OS string.
+    let args = settings.args.clone().map(|a| a.value).unwrap_or_default();
+    let (executable, os, code_path_local, docker, colab) = (
+        text(&settings.x_executable),
+        text(&settings.os),
+        text(&settings.code_path_local),
+        text(&settings.docker),
+        text(&settings.colab_url),
+    );
     let _ = std::thread::Builder::new()
         .name("cairn-probe".into())
         .spawn(move || {
@@ -723,6 +753,17 @@ fn probe_environment(run: &Arc<Mutex<Run>>, settings: &Settings) {
             env.python = python;
             env.username = username;
             env.email = email;
+            env.args = args;
+            env.writer_id = writer_id().to_owned();
+            env.code_path_local = code_path_local;
+            env.docker = docker;
+            env.colab = colab;
+            if !executable.is_empty() {
+                env.executable = executable;
+            }
+            if !os.is_empty() {
+                env.os = os;
+            }
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();

@@ -18,8 +18,16 @@ pub(crate) struct RunFiles {
     config: indexmap::IndexMap<String, Value>,
     /// The summary as a nested map.
     summary: Vec<(String, Value)>,
-    /// Every environment record merged, as JSON.
+    /// Every environment record merged, as JSON (the protocol's JSON names, as W&B
+    /// writes `wandb-metadata.json`).
     metadata: serde_json::Map<String, serde_json::Value>,
+    /// The metric definitions in W&B's numbered form, by name, in first-definition order:
+    /// the config's `_wandb.m`, followed by `glob_metrics`.
+    metrics: indexmap::IndexMap<String, serde_json::Value>,
+    /// The glob definitions, by pattern, likewise.
+    glob_metrics: indexmap::IndexMap<String, serde_json::Value>,
+    /// Each writer's environment (its `writerId` → its fields): the config's `_wandb.e`.
+    environments: serde_json::Map<String, serde_json::Value>,
 }
 
 impl RunFiles {
@@ -33,28 +41,14 @@ impl RunFiles {
             Some(RecordType::Config(config)) => self.apply_config(config),
             Some(RecordType::Summary(summary)) => self.apply_summary(summary),
             Some(RecordType::Telemetry(telemetry)) => self.apply_telemetry(telemetry),
-            Some(RecordType::Environment(env)) => {
-                if let Ok(serde_json::Value::Object(map)) = cairn_proto::json::to_value(env) {
-                    for (k, v) in map {
-                        if k != "writer_id" && k != "_info" {
-                            self.metadata.insert(k, v);
-                        }
-                    }
-                }
-            }
+            Some(RecordType::Environment(env)) => self.apply_environment(env),
+            Some(RecordType::Metric(metric)) => self.apply_metric(metric),
             _ => {}
         }
     }
 
-    /// The SDK's telemetry goes where W&B keeps it, in the config's `_wandb`: `t` (the
-    /// numbered form), `cli_version` and `python_version`. (W&B's resume reads `t` back.)
-    fn apply_telemetry(&mut self, telemetry: &cairn_proto::TelemetryRecord) {
-        let Ok(numbered) = cairn_proto::json::to_numbered(telemetry) else {
-            return;
-        };
-        let Some(t) = Value::from_json(&numbered.to_string()) else {
-            return;
-        };
+    /// The `_wandb` entry of the config, made a map if it is not one.
+    fn wandb_entry(&mut self) -> &mut Value {
         let entry = self
             .config
             .entry("_wandb".to_owned())
@@ -62,6 +56,126 @@ impl RunFiles {
         if !matches!(entry, Value::Map(_)) {
             *entry = Value::Map(Vec::new());
         }
+        entry
+    }
+
+    /// The config as it is uploaded and written: with the metric definitions (`m`, perhaps
+    /// none) and the environments (`e`) in `_wandb` — derived state, so a config update
+    /// from the SDK that replaces `_wandb` does not lose them.
+    fn config_view(&self) -> std::borrow::Cow<'_, indexmap::IndexMap<String, Value>> {
+        if !self.config.contains_key("_wandb")
+            && self.metrics.is_empty()
+            && self.glob_metrics.is_empty()
+            && self.environments.is_empty()
+        {
+            return std::borrow::Cow::Borrowed(&self.config);
+        }
+        let mut config = self.config.clone();
+        let entry = config
+            .entry("_wandb".to_owned())
+            .or_insert(Value::Map(Vec::new()));
+        let metrics = serde_json::Value::Array(
+            self.metrics
+                .values()
+                .chain(self.glob_metrics.values())
+                .cloned()
+                .collect(),
+        );
+        let environments = serde_json::Value::Object(self.environments.clone());
+        for (key, json, wanted) in [
+            ("m", &metrics, true),
+            ("e", &environments, !self.environments.is_empty()),
+        ] {
+            if let Some(value) = Value::from_json(&json.to_string())
+                && wanted
+            {
+                set_path(entry, &[key.to_owned()], value);
+            }
+        }
+        std::borrow::Cow::Owned(config)
+    }
+
+    /// An environment record: merged into `wandb-metadata.json`, and kept per writer in
+    /// `_wandb.e` (as W&B's core keeps it).
+    fn apply_environment(&mut self, env: &cairn_proto::EnvironmentRecord) {
+        let Ok(serde_json::Value::Object(map)) = cairn_proto::json::to_value_json_names(env) else {
+            return;
+        };
+        let writer = self
+            .environments
+            .entry(env.writer_id.clone())
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        for (k, v) in map {
+            if k == "_info" {
+                continue;
+            }
+            if let serde_json::Value::Object(fields) = writer {
+                fields.insert(k.clone(), v.clone());
+            }
+            self.metadata.insert(k, v);
+        }
+    }
+
+    /// A metric definition (`define_metric`), kept in `_wandb.m` in W&B's numbered form,
+    /// as observed of W&B's core: named definitions first, globs after them; a step metric
+    /// defined before is named by its 1-based position in the list (`step_metric_index`);
+    /// flag sets are lists of field numbers (`6` options, `7` summary, both always
+    /// present); a glob's definition does not carry `defined`; a step metric not defined
+    /// gets a bare entry of its own. A redefinition replaces the entry in place; metrics the
+    /// handler expanded from a glob are not definitions. (W&B's order of the entries is not
+    /// always the order of definition; the entries and what they point at are the same.)
+    fn apply_metric(&mut self, metric: &cairn_proto::MetricRecord) {
+        if metric.expanded_from_glob || (metric.name.is_empty() && metric.glob_name.is_empty()) {
+            return;
+        }
+        let mut encoded = metric.clone();
+        encoded.control = None;
+        if !metric.step_metric.is_empty() && !self.metrics.contains_key(&metric.step_metric) {
+            // A step metric never defined gets a bare entry, as W&B's core gives it.
+            self.metrics.insert(
+                metric.step_metric.clone(),
+                serde_json::json!({"1": metric.step_metric, "6": [], "7": []}),
+            );
+        }
+        if let Some(index) = self.metrics.get_index_of(&metric.step_metric)
+            && !metric.step_metric.is_empty()
+        {
+            encoded.step_metric.clear();
+            encoded.step_metric_index = i32::try_from(index + 1).unwrap_or(i32::MAX);
+        }
+        if !metric.glob_name.is_empty()
+            && let Some(options) = encoded.options.as_mut()
+        {
+            options.defined = false;
+        }
+        let Ok(serde_json::Value::Object(mut numbered)) = cairn_proto::json::to_numbered(&encoded)
+        else {
+            return;
+        };
+        for flags in ["6", "7"] {
+            numbered
+                .entry(flags)
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        }
+        let numbered = serde_json::Value::Object(numbered);
+        if metric.name.is_empty() {
+            self.glob_metrics.insert(metric.glob_name.clone(), numbered);
+        } else {
+            self.metrics.insert(metric.name.clone(), numbered);
+        }
+    }
+
+    /// The SDK's telemetry goes where W&B keeps it, in the config's `_wandb`: `t` (the
+    /// numbered form), `cli_version` and `python_version` (`config_view` adds `m` and `e`
+    /// beside them). (W&B's resume reads `t` back.)
+    fn apply_telemetry(&mut self, telemetry: &cairn_proto::TelemetryRecord) {
+        let Ok(numbered) = cairn_proto::json::to_numbered(telemetry) else {
+            return;
+        };
+        let Some(t) = Value::from_json(&numbered.to_string()) else {
+            return;
+        };
+        let entry = self.wandb_entry();
         set_path(entry, &["t".to_owned()], t);
         for (key, value) in [
             ("cli_version", &telemetry.cli_version),
@@ -119,7 +233,7 @@ impl RunFiles {
     /// The config in W&B's wire shape, `{"key": {"value": v}, …}`, as JSON text.
     pub(crate) fn config_json(&self) -> String {
         let mut out = String::from("{");
-        for (i, (key, value)) in self.config.iter().enumerate() {
+        for (i, (key, value)) in self.config_view().iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -141,7 +255,7 @@ impl RunFiles {
     pub(crate) fn write_all(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let mut written = Vec::new();
         let mut yaml = String::new();
-        for (key, value) in &self.config {
+        for (key, value) in self.config_view().iter() {
             yaml_key(key, &mut yaml);
             yaml.push_str(":\n  value:");
             yaml_value(value, 2, &mut yaml);
@@ -280,6 +394,101 @@ mod tests {
     use cairn_proto::{ConfigItem, SummaryItem};
 
     use super::*;
+
+    fn metric(name: &str, glob: &str, step: &str) -> cairn_proto::MetricRecord {
+        cairn_proto::MetricRecord {
+            name: name.into(),
+            glob_name: glob.into(),
+            step_metric: step.into(),
+            options: Some(cairn_proto::MetricOptions {
+                defined: true,
+                step_sync: !step.is_empty(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn wandb_json(files: &RunFiles) -> serde_json::Value {
+        let config: serde_json::Value = serde_json::from_str(&files.config_json()).unwrap();
+        config["_wandb"]["value"].clone()
+    }
+
+    #[test]
+    fn metric_definitions_and_environments_go_where_wandb_keeps_them() {
+        // The definitions of W&B's `rich` fixture, and the `_wandb.m` W&B's own sync
+        // stored for them.
+        let mut files = RunFiles::default();
+        let min = cairn_proto::MetricSummary {
+            min: true,
+            ..Default::default()
+        };
+        let max = cairn_proto::MetricSummary {
+            max: true,
+            ..Default::default()
+        };
+        let glob = metric("", "val/*", "epoch");
+        for (record, summary) in [
+            (metric("val/loss", "", ""), Some(min)),
+            (metric("val/acc", "", ""), Some(max)),
+            (metric("epoch", "", ""), None),
+            (glob.clone(), None),
+            (metric("val/loss", "", ""), Some(min)), // defined again: same place
+        ] {
+            files.observe(&Record {
+                record_type: Some(RecordType::Metric(cairn_proto::MetricRecord {
+                    summary,
+                    ..record
+                })),
+                ..Default::default()
+            });
+        }
+        files.observe(&Record {
+            record_type: Some(RecordType::Metric(cairn_proto::MetricRecord {
+                name: "val/x".into(),
+                expanded_from_glob: true,
+                ..glob
+            })),
+            ..Default::default()
+        });
+        files.observe(&Record {
+            record_type: Some(RecordType::Metric(metric("epoch_loss", "", "batch"))),
+            ..Default::default()
+        });
+        assert_eq!(
+            wandb_json(&files)["m"],
+            serde_json::json!([
+                {"1": "val/loss", "6": [3], "7": [1]},
+                {"1": "val/acc", "6": [3], "7": [2]},
+                {"1": "epoch", "6": [3], "7": []},
+                {"1": "batch", "6": [], "7": []},
+                {"1": "epoch_loss", "5": 4, "6": [1, 3], "7": []},
+                {"2": "val/*", "5": 3, "6": [1], "7": []},
+            ])
+        );
+
+        let env = |writer: &str, program: &str| Record {
+            record_type: Some(RecordType::Environment(cairn_proto::EnvironmentRecord {
+                writer_id: writer.into(),
+                program: program.into(),
+                code_path: "train.py".into(),
+                cpu_count: 2,
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        files.observe(&env("w1", "/a/train.py"));
+        files.observe(&env("w2", "/b/child.py"));
+        let e = &wandb_json(&files)["e"];
+        assert_eq!(e["w1"]["program"], "/a/train.py");
+        assert_eq!(e["w2"]["program"], "/b/child.py");
+        // W&B's JSON names: `codePath`, `writerId`, but `cpu_count`.
+        assert_eq!(e["w1"]["codePath"], "train.py");
+        assert_eq!(e["w1"]["writerId"], "w1");
+        assert_eq!(e["w1"]["cpu_count"], 2);
+        assert_eq!(files.metadata["program"], "/b/child.py");
+        assert_eq!(files.metadata["codePath"], "train.py");
+    }
 
     #[test]
     fn config_yaml_and_summary_json() {

@@ -445,7 +445,11 @@ impl Uploader {
                     .insert("program".to_owned(), Json::from(env.program.clone()));
                 self.config_dirty = true;
             }
-            RecordType::Config(_) | RecordType::Telemetry(_) => self.config_dirty = true,
+            // The config carries `_wandb`: telemetry, metric definitions, environments.
+            RecordType::Config(_)
+            | RecordType::Telemetry(_)
+            | RecordType::Metric(_)
+            | RecordType::Environment(_) => self.config_dirty = true,
             RecordType::Summary(_) => self.summary_dirty = true,
             RecordType::History(history) => {
                 self.stream()?.push_history(convert::history_line(history));
