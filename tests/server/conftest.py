@@ -577,6 +577,10 @@ class Client:
         self.home.mkdir(exist_ok=True)
         self.wandb_dir = tmp_path / "wandb-dir"
         self.wandb_dir.mkdir(exist_ok=True)
+        # The scripts' temporary files (theirs and wandb's staging copies) stay inside the
+        # test's folder, which pytest removes when the test passes.
+        self.tmpdir = tmp_path / "t"
+        self.tmpdir.mkdir(exist_ok=True)
         self.test_name = test_name
         self._count = 0
         self.wandb_dirs: list[Path] = [self.wandb_dir]
@@ -612,6 +616,7 @@ class Client:
             WANDB__FILE_TRANSFER_RETRY_MAX="2",
             WANDB__FILE_TRANSFER_RETRY_WAIT_MAX_SECONDS="2",
             PYTHONUNBUFFERED="1",
+            TMPDIR=str(self.tmpdir),
         )
         if CORE == "cairn":
             env["PYTHONPATH"] = str(core_overlay())

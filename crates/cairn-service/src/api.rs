@@ -33,8 +33,14 @@ use cairn_proto::{
 
 use crate::connection::Responder;
 
-/// The longest an API request is given (the SDK's `wandb.Api` timeout is 19 s).
+/// The longest a request to the server on the SDK's behalf is given (the SDK's
+/// `wandb.Api` timeout is 19 s).
 const API_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The deadline for a request to the server made now on the SDK's behalf.
+pub(crate) fn until() -> Until {
+    Until::deadline(Instant::now() + API_DEADLINE)
+}
 /// W&B's public cloud, when the settings name no server.
 const DEFAULT_BASE_URL: &str = "https://api.wandb.ai";
 
@@ -114,10 +120,7 @@ fn api_error(request_id: &str, failure: ApiFailure) -> ServerResponse {
 
 /// The viewer's default entity, user name and email.
 pub(crate) fn viewer(connection: &Connection) -> Result<AuthenticateResponse, String> {
-    let until = Until {
-        deadline: Some(Instant::now() + API_DEADLINE),
-        abort: None,
-    };
+    let until = until();
     let data = connection
         .graphql(
             "Viewer",
@@ -257,7 +260,7 @@ fn handle(
                 serde_json::from_str(&graphql.variables_json)
                     .map_err(|e| format!("the GraphQL variables are not JSON: {e}"))?
             };
-            let until = Until::deadline(Instant::now() + API_DEADLINE);
+            let until = until();
             let data = connection
                 .graphql("", &graphql.query, variables, &until)
                 .map_err(|e| e.to_string())?;
@@ -344,7 +347,7 @@ fn server_features(
     connection: &Connection,
     asked: &ServerFeaturesRequest,
 ) -> Result<ServerFeaturesResponse, String> {
-    let until = Until::deadline(Instant::now() + API_DEADLINE);
+    let until = until();
     let announced = connection
         .server_features(&until)
         .map_err(|e| e.to_string())?;
@@ -390,10 +393,7 @@ pub(crate) fn register_run(
     if let serde_json::Value::Object(map) = &mut variables {
         map.extend(cairn_core::upload::run_details(run));
     }
-    let until = Until {
-        deadline: Some(Instant::now() + API_DEADLINE),
-        abort: None,
-    };
+    let until = until();
     let data = connection
         .graphql("UpsertBucket", REGISTER_RUN, variables, &until)
         .map_err(|e| e.to_string())?;

@@ -23,9 +23,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use cairn_core::upload::{Connection, Until};
+use cairn_core::upload::Connection;
 use cairn_proto::{
     DownloadRunHistoryInit, DownloadRunHistoryInitResponse, DownloadRunHistoryResponse,
     DownloadRunHistoryStatusResponse, ErrorType, Operation, OperationStats,
@@ -33,9 +32,6 @@ use cairn_proto::{
 use serde_json::{Value, json};
 
 use crate::api::ApiFailure;
-
-/// The longest the `RunParquetHistory` query may take.
-const QUERY_DEADLINE: Duration = Duration::from_secs(60);
 
 const RUN_PARQUET_HISTORY: &str = "query RunParquetHistory($entity: String!, \
 $project: String!, $runName: String!, $liveKeys: [String!]!) {
@@ -80,7 +76,7 @@ impl Exports {
                 "entity": request.entity, "project": request.project,
                 "runName": request.run_id, "liveKeys": ["_step"],
             }),
-            &Until::deadline(Instant::now() + QUERY_DEADLINE),
+            &crate::api::until(),
             &path,
         )?;
         let history = &run["parquetHistory"];

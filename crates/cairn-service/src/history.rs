@@ -13,7 +13,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::{Duration, Instant};
 
 use cairn_core::upload::{Connection, Until};
 use cairn_proto::{
@@ -21,9 +20,6 @@ use cairn_proto::{
     RunHistoryResponse, ScanRunHistory, ScanRunHistoryCleanupResponse, ScanRunHistoryInitResponse,
     read_run_history_request, read_run_history_response,
 };
-
-/// The longest one page may take.
-const PAGE_DEADLINE: Duration = Duration::from_secs(60);
 
 const HISTORY_PAGE: &str = "query HistoryPage($entity: String!, $project: String!, \
 $run: String!, $minStep: Int64!, $maxStep: Int64!, $pageSize: Int!) {
@@ -151,10 +147,7 @@ fn read_page(
     if page.max_step <= page.min_step {
         return Ok(Vec::new());
     }
-    let until = Until {
-        deadline: Some(Instant::now() + PAGE_DEADLINE),
-        abort: None,
-    };
+    let until = crate::api::until();
     let size = page.max_step.saturating_sub(page.min_step);
     let (name, query, variables) = if scan.keys.is_empty() {
         (

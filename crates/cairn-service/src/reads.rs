@@ -22,7 +22,6 @@
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use cairn_core::upload::{Connection, Until};
 use cairn_proto::{
@@ -30,9 +29,6 @@ use cairn_proto::{
     ReadRunConsoleLogsResponse, RunConsoleLogLine,
 };
 use serde_json::Value;
-
-/// The longest one console page may take.
-const PAGE_DEADLINE: Duration = Duration::from_secs(60);
 
 const CONSOLE_PAGE: &str = "query RunConsoleLogPage($entity: String!, $project: String!, \
 $runName: String!, $first: Int, $after: String) {
@@ -49,6 +45,11 @@ $runName: String!, $last: Int) {
 
 /// Tells apart the temporary files of concurrent downloads in one process.
 static STAGED: AtomicU64 = AtomicU64::new(0);
+
+/// Whether `url` is one the core may transfer to or from: absolute, http(s).
+pub(crate) fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
 
 /// `url` as it may be shown: without its query (a signature).
 pub(crate) fn shown_url(url: &str) -> &str {
@@ -114,7 +115,7 @@ pub(crate) fn download_file(
 /// its query, the signature) and `dest`.
 pub(crate) fn fetch(connection: &Connection, url: &str, dest: &Path) -> Result<(), String> {
     let shown = shown_url(url);
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
+    if !is_http_url(url) {
         return Err(format!(
             "cannot download {shown} to {}: not an absolute http(s) URL",
             dest.display()
@@ -146,7 +147,7 @@ pub(crate) fn read_console_logs(
     connection: &Connection,
     request: &ReadRunConsoleLogsRequest,
 ) -> Result<ReadRunConsoleLogsResponse, String> {
-    let until = Until::deadline(Instant::now() + PAGE_DEADLINE);
+    let until = crate::api::until();
     let (name, query, variables) = match request.last {
         Some(last) => (
             "RunConsoleLogTail",

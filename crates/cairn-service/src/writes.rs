@@ -19,7 +19,6 @@
 //! `CommError`/`WandbApiFailedError`.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use cairn_core::upload::{Connection, Until};
 use cairn_proto::{
@@ -29,10 +28,7 @@ use cairn_proto::{
 };
 use serde_json::{Value, json};
 
-use crate::reads::shown_url;
-
-/// The longest one mutation may take.
-const MUTATION_DEADLINE: Duration = Duration::from_secs(60);
+use crate::reads::{is_http_url, shown_url};
 
 const MARK_RUN_FILES_UPLOADED: &str = "mutation MarkRunFilesUploaded($entity: String!, \
 $project: String!, $run: String!, $files: [String!]!) {
@@ -48,10 +44,6 @@ $spec: JSONString!) {
   createCustomChart(input: {entity: $entity, name: $chartName, displayName: $displayName, \
 type: $chartType, access: $access, spec: $spec}) { chart { id } } }";
 
-fn until() -> Until {
-    Until::deadline(Instant::now() + MUTATION_DEADLINE)
-}
-
 /// Runs a mutation whose answer is `{field: {success}}`; `what` names its subject in
 /// errors. A missing `success` is taken as done (the server said nothing against it).
 fn succeed(
@@ -63,7 +55,7 @@ fn succeed(
     what: &str,
 ) -> Result<(), String> {
     let data = connection
-        .graphql(operation, query, variables, &until())
+        .graphql(operation, query, variables, &crate::api::until())
         .map_err(|e| format!("{what}: {e}"))?;
     if data[field]["success"].as_bool() == Some(false) {
         return Err(format!(
@@ -83,7 +75,7 @@ pub(crate) fn upload_file(
     if request.path.is_empty() {
         return Err("upload_file_request names no file".to_owned());
     }
-    if !(request.url.starts_with("http://") || request.url.starts_with("https://")) {
+    if !is_http_url(&request.url) {
         return Err(fail("not an absolute http(s) URL".to_owned()));
     }
     let path = Path::new(&request.path);
@@ -163,7 +155,7 @@ pub(crate) fn create_custom_chart(
                 "displayName": request.display_name, "chartType": request.spec_type,
                 "access": request.access, "spec": request.spec,
             }),
-            &until(),
+            &crate::api::until(),
         )
         .map_err(|e| format!("{what}: {e}"))?;
     match &data["createCustomChart"]["chart"]["id"] {

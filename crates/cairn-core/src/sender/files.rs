@@ -49,14 +49,7 @@ impl RunFiles {
 
     /// The `_wandb` entry of the config, made a map if it is not one.
     fn wandb_entry(&mut self) -> &mut Value {
-        let entry = self
-            .config
-            .entry("_wandb".to_owned())
-            .or_insert(Value::Map(Vec::new()));
-        if !matches!(entry, Value::Map(_)) {
-            *entry = Value::Map(Vec::new());
-        }
-        entry
+        wandb_entry(&mut self.config)
     }
 
     /// The config as it is uploaded and written: with the metric definitions (`m`, perhaps
@@ -71,9 +64,7 @@ impl RunFiles {
             return std::borrow::Cow::Borrowed(&self.config);
         }
         let mut config = self.config.clone();
-        let entry = config
-            .entry("_wandb".to_owned())
-            .or_insert(Value::Map(Vec::new()));
+        let entry = wandb_entry(&mut config);
         let metrics = serde_json::Value::Array(
             self.metrics
                 .values()
@@ -81,15 +72,13 @@ impl RunFiles {
                 .cloned()
                 .collect(),
         );
-        let environments = serde_json::Value::Object(self.environments.clone());
-        for (key, json, wanted) in [
-            ("m", &metrics, true),
-            ("e", &environments, !self.environments.is_empty()),
-        ] {
-            if let Some(value) = Value::from_json(&json.to_string())
-                && wanted
-            {
-                set_path(entry, &[key.to_owned()], value);
+        if let Some(value) = Value::from_json(&metrics.to_string()) {
+            set_path(entry, &["m".to_owned()], value);
+        }
+        if !self.environments.is_empty() {
+            let environments = serde_json::Value::Object(self.environments.clone());
+            if let Some(value) = Value::from_json(&environments.to_string()) {
+                set_path(entry, &["e".to_owned()], value);
             }
         }
         std::borrow::Cow::Owned(config)
@@ -251,7 +240,12 @@ impl RunFiles {
         Value::Map(self.summary.clone()).to_json()
     }
 
-    /// Writes `config.yaml`, `wandb-summary.json` and `wandb-metadata.json` into `dir`.
+    /// The files [`RunFiles::write_all`] writes.
+    pub(crate) const NAMES: [&str; 3] =
+        ["config.yaml", "wandb-summary.json", "wandb-metadata.json"];
+
+    /// Writes `config.yaml`, `wandb-summary.json` and `wandb-metadata.json` into `dir`
+    /// ([`RunFiles::NAMES`]; the metadata only when there is some).
     pub(crate) fn write_all(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let mut written = Vec::new();
         let mut yaml = String::new();
@@ -260,23 +254,28 @@ impl RunFiles {
             yaml.push_str(":\n  value:");
             yaml_value(value, 2, &mut yaml);
         }
-        written.push(write_atomic(&dir.join("config.yaml"), yaml.as_bytes())?);
+        written.push(write_atomic(&dir.join(Self::NAMES[0]), yaml.as_bytes())?);
         let mut summary = Value::Map(self.summary.clone()).to_json();
         summary.push('\n');
-        written.push(write_atomic(
-            &dir.join("wandb-summary.json"),
-            summary.as_bytes(),
-        )?);
+        written.push(write_atomic(&dir.join(Self::NAMES[1]), summary.as_bytes())?);
         if !self.metadata.is_empty() {
             let mut meta = serde_json::to_string_pretty(&self.metadata).unwrap_or_default();
             meta.push('\n');
-            written.push(write_atomic(
-                &dir.join("wandb-metadata.json"),
-                meta.as_bytes(),
-            )?);
+            written.push(write_atomic(&dir.join(Self::NAMES[2]), meta.as_bytes())?);
         }
         Ok(written)
     }
+}
+
+/// `config["_wandb"]`, made a map if it is missing or is not one.
+fn wandb_entry(config: &mut indexmap::IndexMap<String, Value>) -> &mut Value {
+    let entry = config
+        .entry("_wandb".to_owned())
+        .or_insert(Value::Map(Vec::new()));
+    if !matches!(entry, Value::Map(_)) {
+        *entry = Value::Map(Vec::new());
+    }
+    entry
 }
 
 fn key_path(key: &str, nested: &[String]) -> Vec<String> {

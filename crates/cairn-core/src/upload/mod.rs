@@ -887,8 +887,7 @@ impl Uploader {
     /// in a temporary folder until the uploader is dropped. A failure is a warning: the
     /// rest of the run still uploads.
     pub fn generate_run_files(&mut self) {
-        const MADE: [&str; 3] = ["config.yaml", "wandb-summary.json", "wandb-metadata.json"];
-        if MADE
+        if RunFiles::NAMES
             .iter()
             .all(|name| self.settings.files_dir.join(name).is_file())
         {
