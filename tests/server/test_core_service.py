@@ -622,3 +622,53 @@ def test_a_slow_finish_shows_what_it_waits_for_under_either_core(client, tmp_pat
     assert shown["wandb"], "W&B's core showed nothing: the network was not slow enough"
     assert shown["cairn"], f"cairn's core showed nothing while finish() waited: {synced}"
     assert synced["cairn"] == synced["wandb"], synced
+
+
+SYSTEM_METRICS = """
+import time
+run = wandb.init(project=PROJECT, mode="offline", settings=wandb.Settings(
+    x_stats_sampling_interval=0.2, x_stats_buffer_size=3))
+deadline = time.time() + 20
+seen = {}
+while time.time() < deadline:
+    seen = run._system_metrics
+    if seen and min(len(v) for v in seen.values()) == 3:
+        break
+    time.sleep(0.2)
+time.sleep(0.5)
+later = run._system_metrics
+run.finish()
+report(
+    keys=sorted(seen),
+    counts=sorted({len(v) for v in later.values()}),
+    numbers=all(isinstance(x, float) for v in later.values() for _, x in v),
+    ordered=all([t for t, _ in v] == sorted(t for t, _ in v) for v in later.values()),
+    moved=any(later[k][-1][0] > seen[k][-1][0] for k in later if k in seen),
+)
+"""
+
+SYSTEM_METRICS_DEFAULT = """
+run = wandb.init(project=PROJECT, mode="offline",
+                 settings=wandb.Settings(x_stats_sampling_interval=0.2))
+import time
+time.sleep(1)
+report(system=run._system_metrics)
+run.finish()
+"""
+
+
+def test_system_metric_samples_are_kept_as_asked_under_either_core(client, tmp_path):
+    """`run._system_metrics` gives the latest `x_stats_buffer_size` samples of each
+    system metric, oldest first, and none when no buffer was asked for — under either
+    core."""
+    got = {}
+    for core in ("wandb", "cairn"):
+        env = core_env(client, tmp_path, core)
+        got[core] = client.run(SYSTEM_METRICS, client.project(core), env=env).result
+        default = client.run(SYSTEM_METRICS_DEFAULT, client.project(core), env=env).result
+        assert default == {"system": {}}, (core, default)
+    for core, res in got.items():
+        assert res["counts"] == [3], (core, res)
+        assert res["numbers"] and res["ordered"] and res["moved"], (core, res)
+    assert "cpu" in got["cairn"]["keys"], got
+    assert got["cairn"]["keys"] == got["wandb"]["keys"], got

@@ -94,4 +94,10 @@ pub enum Query {
     HistoryStep(SyncSender<i64>),
     /// Reservoir samples of every top-level numeric metric, for the finish footer.
     SampledHistory(SyncSender<Vec<(String, Vec<f32>)>>),
+    /// The latest system-metric samples kept (`HandlerConfig::stats_buffer` per metric),
+    /// oldest first, by metric name.
+    SystemMetrics(SyncSender<Vec<(String, Vec<SystemSample>)>>),
 }
+
+/// One system-metric sample: when it was taken, and its value.
+pub type SystemSample = (prost_types::Timestamp, f32);

@@ -30,11 +30,11 @@ use cairn_proto::result::ResultType;
 use cairn_proto::server_response::ServerResponseType;
 use cairn_proto::{
     AttachResponse, ErrorInfo, FileCounts, FilePusherStats, GetSummaryResponse,
-    HistoryStepResponse, InternalMessages, InternalMessagesResponse, LogArtifactResponse,
-    NetworkStatusResponse, Operation, OperationStats, OperationStatsResponse, PollExitResponse,
-    Record, Response, RunExitResult, RunRecord, RunUpdateResult, SampledHistoryItem,
-    SampledHistoryResponse, ServerInformAttachResponse, ServerResponse, Settings,
-    StopStatusResponse, SummaryItem,
+    GetSystemMetricsResponse, HistoryStepResponse, InternalMessages, InternalMessagesResponse,
+    LogArtifactResponse, NetworkStatusResponse, Operation, OperationStats, OperationStatsResponse,
+    PollExitResponse, Record, Response, RunExitResult, RunRecord, RunUpdateResult,
+    SampledHistoryItem, SampledHistoryResponse, ServerInformAttachResponse, ServerResponse,
+    Settings, StopStatusResponse, SummaryItem, SystemMetricSample, SystemMetricsBuffer,
 };
 use cairn_store::SyncPolicy;
 
@@ -501,6 +501,10 @@ where
             stream_id: record.run_id.clone(),
             starting_step: record.starting_step,
             runtime_offset: Duration::from_secs(u64::try_from(record.runtime).unwrap_or(0)),
+            stats_buffer: settings
+                .x_stats_buffer_size
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0),
             ..HandlerConfig::default()
         },
         sync: SyncPolicy::default(),
@@ -1118,6 +1122,27 @@ fn request<S>(
                 .unwrap_or_default();
             Some(ResponseType::SampledHistoryResponse(
                 SampledHistoryResponse { item },
+            ))
+        }
+        // The samples kept under `x_stats_buffer_size` (none by default, as with W&B's
+        // core); a run no longer running has none to give.
+        Some(RequestType::GetSystemMetrics(_)) => {
+            let system_metrics = ask(run, Query::SystemMetrics)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(key, samples)| {
+                    let record = samples
+                        .into_iter()
+                        .map(|(timestamp, value)| SystemMetricSample {
+                            timestamp: Some(timestamp),
+                            value,
+                        })
+                        .collect();
+                    (key, SystemMetricsBuffer { record })
+                })
+                .collect();
+            Some(ResponseType::GetSystemMetricsResponse(
+                GetSystemMetricsResponse { system_metrics },
             ))
         }
         Some(RequestType::PollExit(_)) => {

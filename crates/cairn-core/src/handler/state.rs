@@ -22,17 +22,19 @@
 //! `summary_checkpoint`) and in full at exit, so the log stays small and a crash loses at
 //! most one checkpoint interval of summary — which `cairn sync` can re-derive from history.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use cairn_proto::{
     ConfigItem, ConfigRecord, HeaderRecord, HistoryItem, HistoryRecord, HistoryStep, MetricRecord,
-    Record, RecordInfo, RunExitRecord, SummaryItem, SummaryRecord, VersionInfo, record::RecordType,
+    Record, RecordInfo, RunExitRecord, StatsRecord, SummaryItem, SummaryRecord, VersionInfo,
+    record::RecordType,
 };
 
 use super::metric::Metrics;
 use super::sampler::Sampler;
 use super::summary::Summary;
-use crate::input::{ConfigChange, Input, LogCall, Path, Query, SummaryChange};
+use crate::input::{ConfigChange, Input, LogCall, Path, Query, SummaryChange, SystemSample};
 use crate::value::Value;
 
 type FastMap<K, V> = indexmap::IndexMap<K, V, rustc_hash::FxBuildHasher>;
@@ -97,6 +99,9 @@ pub struct HandlerConfig {
     pub summary_checkpoint: Duration,
     /// Seed of the history sampler.
     pub seed: u64,
+    /// How many of each system metric's latest samples are kept for
+    /// [`Query::SystemMetrics`] (W&B's `x_stats_buffer_size`); 0 keeps none.
+    pub stats_buffer: usize,
 }
 
 impl Default for HandlerConfig {
@@ -107,6 +112,7 @@ impl Default for HandlerConfig {
             runtime_offset: Duration::ZERO,
             summary_checkpoint: Duration::from_secs(15),
             seed: 0x5EED,
+            stats_buffer: 0,
         }
     }
 }
@@ -151,6 +157,8 @@ pub struct Handler {
     last_checkpoint: Duration,
     exited: bool,
     warnings: Vec<Warning>,
+    /// The latest `stats_buffer` samples of each system metric.
+    system: std::collections::BTreeMap<String, VecDeque<SystemSample>>,
 }
 
 impl Handler {
@@ -167,6 +175,7 @@ impl Handler {
             last_checkpoint: Duration::ZERO,
             exited: false,
             warnings: Vec::new(),
+            system: Default::default(),
         }
     }
 
@@ -231,6 +240,9 @@ impl Handler {
                 if record.info.is_none() {
                     record.info = self.info();
                 }
+                if let Some(RecordType::Stats(stats)) = &record.record_type {
+                    self.keep_system_samples(stats);
+                }
                 out.push(*record);
             }
             Input::Exit { exit_code } => self.exit(exit_code, elapsed, out),
@@ -244,7 +256,34 @@ impl Handler {
             Query::Summary(reply) => reply.try_send(self.summary(elapsed)).map_err(drop),
             Query::HistoryStep(reply) => reply.try_send(self.step).map_err(drop),
             Query::SampledHistory(reply) => reply.try_send(self.sampler.samples()).map_err(drop),
+            Query::SystemMetrics(reply) => reply
+                .try_send(
+                    self.system
+                        .iter()
+                        .map(|(key, samples)| (key.clone(), samples.iter().cloned().collect()))
+                        .collect(),
+                )
+                .map_err(drop),
         };
+    }
+
+    /// Keeps a system-metrics record's numeric values, the latest `stats_buffer` of each.
+    fn keep_system_samples(&mut self, stats: &StatsRecord) {
+        let keep = self.config.stats_buffer;
+        if keep == 0 {
+            return;
+        }
+        let Some(at) = stats.timestamp else { return };
+        for item in &stats.item {
+            let Ok(value) = item.value_json.trim().parse::<f64>() else {
+                continue; // not a number: nothing to plot
+            };
+            let samples = self.system.entry(item.key.clone()).or_default();
+            while samples.len() >= keep {
+                samples.pop_front();
+            }
+            samples.push_back((at, value as f32));
+        }
     }
 
     fn info(&self) -> Option<RecordInfo> {

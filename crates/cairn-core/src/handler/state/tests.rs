@@ -321,3 +321,60 @@ fn queries_and_inputs_after_exit() {
         Value::Int(3)
     )));
 }
+
+#[test]
+fn system_metric_samples_keep_the_latest_few() {
+    let stats = |secs: i64, items: &[(&str, &str)]| {
+        Input::Record(Box::new(Record {
+            record_type: Some(RecordType::Stats(StatsRecord {
+                timestamp: Some(prost_types::Timestamp {
+                    seconds: secs,
+                    nanos: 0,
+                }),
+                item: items
+                    .iter()
+                    .map(|(key, value)| cairn_proto::StatsItem {
+                        key: (*key).to_owned(),
+                        value_json: (*value).to_owned(),
+                    })
+                    .collect(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }))
+    };
+    let query = |h: &mut Handler| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        h.handle(
+            Input::Query(Query::SystemMetrics(tx)),
+            Duration::ZERO,
+            &mut Vec::new(),
+        );
+        rx.recv().unwrap()
+    };
+    for keep in [0, 2] {
+        let mut h = Handler::new(HandlerConfig {
+            stats_buffer: keep,
+            ..Default::default()
+        });
+        let mut out = Vec::new();
+        for (secs, cpu) in [(1, "10"), (2, "20.5"), (3, "30")] {
+            h.handle(
+                stats(secs, &[("cpu", cpu), ("note", "\"text\"")]),
+                Duration::ZERO,
+                &mut out,
+            );
+        }
+        assert_eq!(out.len(), 3, "every stats record is still written");
+        let got: Vec<(String, Vec<(i64, f32)>)> = query(&mut h)
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().map(|(t, x)| (t.seconds, x)).collect()))
+            .collect();
+        let want = if keep == 0 {
+            vec![]
+        } else {
+            vec![("cpu".to_owned(), vec![(2, 20.5), (3, 30.0)])]
+        };
+        assert_eq!(got, want, "keep {keep}");
+    }
+}
