@@ -41,6 +41,7 @@ const API_DEADLINE: Duration = Duration::from_secs(60);
 pub(crate) fn until() -> Until {
     Until::deadline(Instant::now() + API_DEADLINE)
 }
+
 /// W&B's public cloud, when the settings name no server.
 const DEFAULT_BASE_URL: &str = "https://api.wandb.ai";
 

@@ -47,11 +47,6 @@ impl RunFiles {
         }
     }
 
-    /// The `_wandb` entry of the config, made a map if it is not one.
-    fn wandb_entry(&mut self) -> &mut Value {
-        wandb_entry(&mut self.config)
-    }
-
     /// The config as it is uploaded and written: with the metric definitions (`m`, perhaps
     /// none) and the environments (`e`) in `_wandb` — derived state, so a config update
     /// from the SDK that replaces `_wandb` does not lose them.
@@ -164,7 +159,7 @@ impl RunFiles {
         let Some(t) = Value::from_json(&numbered.to_string()) else {
             return;
         };
-        let entry = self.wandb_entry();
+        let entry = wandb_entry(&mut self.config);
         set_path(entry, &["t".to_owned()], t);
         for (key, value) in [
             ("cli_version", &telemetry.cli_version),
