@@ -113,9 +113,9 @@ pub enum HttpError {
         message: String,
     },
     /// The GraphQL answer (HTTP 200) carried errors, or was not a GraphQL answer at all.
-    #[error("GraphQL operation {operation} failed: {message}")]
+    #[error("GraphQL {} failed: {message}", operation_label(.operation))]
     GraphQl {
-        /// The GraphQL operation name.
+        /// The GraphQL operation name (empty for an anonymous document).
         operation: String,
         /// `errors[0].message`, or what was wrong with the answer.
         message: String,
@@ -304,7 +304,9 @@ impl Connection {
     }
 
     /// Runs a GraphQL operation: POST `{base}/graphql` with Basic auth and the body
-    /// `{"query", "variables", "operationName"}`; returns the answer's `data`.
+    /// `{"query", "variables", "operationName"}`; returns the answer's `data`. An empty
+    /// `operation` means the one `query` names ([`operation_name`]), or none
+    /// (`operationName: null`) for an anonymous document.
     ///
     /// Retried per [`Policies::graphql`]. An HTTP 200 answer with `errors` is not retried: it
     /// becomes [`HttpError::GraphQl`] with the first error's message.
@@ -316,10 +318,14 @@ impl Connection {
         until: &Until,
     ) -> Result<Value, HttpError> {
         let url = format!("{}/graphql", self.inner.base_url);
+        let operation = match operation {
+            "" => operation_name(query).unwrap_or_default(),
+            named => named,
+        };
         let request = serde_json::json!({
             "query": query,
             "variables": variables,
-            "operationName": operation,
+            "operationName": (!operation.is_empty()).then_some(operation),
         });
         let body = serde_json::to_vec(&request).map_err(|e| HttpError::GraphQl {
             operation: operation.to_owned(),
@@ -827,6 +833,66 @@ fn server_message(status: u16, body: &[u8]) -> String {
         .to_owned()
 }
 
+/// How an error names an operation: `operation Name`, or `request` when it has no name.
+fn operation_label(operation: &str) -> Cow<'static, str> {
+    match operation {
+        "" => Cow::Borrowed("request"),
+        name => Cow::Owned(format!("operation {name}")),
+    }
+}
+
+/// The name of the first operation a GraphQL document defines (`query Name(…) {…}`,
+/// `mutation Name …`, `subscription Name …`), skipping fragments, comments and strings;
+/// `None` for an anonymous operation (`{…}`, `query {…}`) or a document with none.
+pub fn operation_name(document: &str) -> Option<&str> {
+    let bytes = document.as_bytes();
+    let is_name = |b: u8| b == b'_' || b.is_ascii_alphanumeric();
+    let (mut at, mut depth, mut keyword) = (0, 0usize, false);
+    while at < bytes.len() {
+        match bytes[at] {
+            b'#' => {
+                while at < bytes.len() && bytes[at] != b'\n' {
+                    at += 1;
+                }
+            }
+            b'"' => {
+                at += 1;
+                while at < bytes.len() && bytes[at] != b'"' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+                at += 1;
+            }
+            b'{' | b'(' => {
+                if depth == 0 && keyword {
+                    return None; // `query {` or `query (`: anonymous
+                }
+                depth += 1;
+                at += 1;
+            }
+            b'}' | b')' => {
+                depth = depth.saturating_sub(1);
+                at += 1;
+            }
+            b if is_name(b) => {
+                let start = at;
+                while at < bytes.len() && is_name(bytes[at]) {
+                    at += 1;
+                }
+                let word = &document[start..at];
+                if depth > 0 {
+                    continue;
+                }
+                if keyword {
+                    return Some(word);
+                }
+                keyword = matches!(word, "query" | "mutation" | "subscription");
+            }
+            _ => at += 1,
+        }
+    }
+    None
+}
+
 fn snippet(text: &str) -> String {
     text.trim().chars().take(MESSAGE_CHARS).collect()
 }
@@ -1152,6 +1218,56 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(server.finish().len(), 1);
+    }
+
+    #[test]
+    fn operation_names_come_from_the_document() {
+        for (document, name) in [
+            ("query Viewer { viewer { id } }", Some("Viewer")),
+            (
+                "\n# a comment: query Wrong\nmutation LinkArtifact($input: LinkArtifactInput!) {\n  linkArtifact(input: $input) { versionIndex }\n}",
+                Some("LinkArtifact"),
+            ),
+            (
+                "fragment F on Run { name \"query X\" }\nquery RunInfo { run { ...F } }",
+                Some("RunInfo"),
+            ),
+            ("subscription S{x}", Some("S")),
+            ("{ viewer { id } }", None),
+            ("query { viewer { id } }", None),
+            ("query($a: Int) { x(a: $a) }", None),
+            ("", None),
+            ("query", None),
+            ("\"unterminated", None),
+        ] {
+            assert_eq!(operation_name(document), name, "{document:?}");
+        }
+    }
+
+    #[test]
+    fn an_unnamed_operation_takes_the_documents_name_or_none() {
+        let server = Server::start(|n, _| match n {
+            0 => ok_json(r#"{"data": {"x": 1}}"#),
+            _ => ok_json(r#"{"errors": [{"message": "Unknown type \"X\""}]}"#),
+        });
+        let connection = connect(&server);
+        let until = Until::forever();
+        let named = "mutation Link { x }";
+        assert!(connection.graphql("", named, Value::Null, &until).is_ok());
+        let error = connection
+            .graphql("", "{ x }", Value::Null, &until)
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"GraphQL request failed: Unknown type "X""#
+        );
+        let bodies: Vec<Value> = server
+            .finish()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        assert_eq!(bodies[0]["operationName"], "Link");
+        assert_eq!(bodies[1]["operationName"], Value::Null);
     }
 
     #[test]
