@@ -384,8 +384,13 @@ for i in range(60):
         run.log({"epoch": i // 10, "epoch_loss": 0.5 - i / 200})
 run.log({"late": 1}, step=70)
 run.log({"late": 2}, step=65)
+run.log({"per_class": [0.5, float("inf"), -float("inf")]})  # non-finite inside a list
 print("console one", flush=True)
 print("console two", flush=True)
+print("padded  ", flush=True)  # W&B's core shows "padded"
+print("x", "y", flush=True)
+run.summary["unset"] = 1
+run.summary["unset"] = None  # W&B's core drops the key
 run.summary["best"] = 0.97
 run.summary.update({"extra": {"deep": 1}})
 run.config.update({"batch": 32})
@@ -439,6 +444,14 @@ def test_the_same_script_stores_the_same_data_under_either_core(client, store, t
         return [parse_console_line(line)[2] for line in store.console(run_id)]
 
     assert texts(w["id"]) == texts(c["id"])
+    # Spelled out, as W&B's core has them (cairn's core once lost the list, kept the None
+    # and the trailing spaces).
+    assert "padded" in texts(c["id"]) and "x y" in texts(c["id"])
+    assert "unset" not in c["summary"]
+    inf = float("inf")
+    assert [h["per_class"] for h in store.history(c["id"]) if "per_class" in h] == [
+        [0.5, inf, -inf]
+    ]
     standard = {"config.yaml", "wandb-summary.json", "wandb-metadata.json", "output.log"}
     assert standard <= set(store.files(w["id"])), sorted(store.files(w["id"]))
     assert standard <= set(store.files(c["id"])), sorted(store.files(c["id"]))

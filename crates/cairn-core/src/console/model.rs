@@ -19,6 +19,10 @@
 //! * A line exists once a character is written on it; rows skipped by `\n` are created empty
 //!   when a later character lands below them. A trailing `\n` therefore adds no empty last line,
 //!   and the file never ends in a partial line (every line is written with `\n`).
+//! * A line shows its text as it was when a write last changed one of its characters: a space
+//!   written past the end changes nothing (the cell was blank), so `print("a  ")` gives `a`,
+//!   while `"x" " " "y"` gives `x y` and `"abc\rab "` gives `ab ` (the space replaced `c`).
+//!   W&B's emulator copies a line out only when a character changes, to the same effect.
 //! * `ESC [ A` and `ESC [ B` move the cursor up and down one row (tqdm's nested bars). Every other
 //!   escape sequence, ANSI colours included, is kept verbatim in the line (W&B does the same, and
 //!   its UI renders the colours), as are other control characters (`\t`, `\b`, ...).
@@ -74,6 +78,10 @@ struct Line {
     text: String,
     /// Characters in `text` (equal to `text.len()` for ASCII, the common case).
     chars: usize,
+    /// Characters of `text` the line shows: its length when a write last changed a
+    /// character. Spaces written past the end change nothing, so `print("a  ")` shows `a`
+    /// until something is written after them (W&B's rule; see the module doc).
+    shown: usize,
     /// False once the line scrolled out of its stream's view: nothing can reach it any more.
     in_view: bool,
 }
@@ -84,6 +92,7 @@ impl Line {
             stream,
             text: String::new(),
             chars: 0,
+            shown: 0,
             in_view: true,
         }
     }
@@ -100,8 +109,14 @@ impl Line {
         } else {
             (&run[..byte_offset(run, run_chars, room)], room)
         };
+        let before = self.chars;
         if column >= self.chars {
             // Appending (the usual case), after padding if the cursor moved past the end.
+            // Only a character other than a space changes an appended cell.
+            if let Some(last) = run.rfind(|c| c != ' ') {
+                let last_column = column + run[..last].chars().count();
+                self.shown = last_column + 1;
+            }
             self.text
                 .extend(std::iter::repeat_n(' ', column - self.chars));
             self.text.push_str(run);
@@ -109,6 +124,25 @@ impl Line {
         } else {
             let start = byte_offset(&self.text, self.chars, column);
             let end_column = column + run_chars;
+            // The last character that changes a cell: over the old text, any that differs;
+            // past its end, any but a space.
+            let old = self.text[start..]
+                .chars()
+                .map(Some)
+                .chain(std::iter::repeat(None));
+            let changed = run
+                .chars()
+                .zip(old)
+                .enumerate()
+                .filter(|(_, (new, old))| match old {
+                    Some(old) => new != old,
+                    None => *new != ' ',
+                })
+                .map(|(i, _)| column + i)
+                .last();
+            if let Some(last) = changed {
+                self.shown = before.max(last + 1);
+            }
             let end = if end_column >= self.chars {
                 self.text.len()
             } else {
@@ -120,7 +154,14 @@ impl Line {
         }
     }
 
-    fn into_console_line(self) -> ConsoleLine {
+    /// The text the line shows (see `shown`).
+    fn shown_text(&self) -> &str {
+        &self.text[..byte_offset(&self.text, self.chars, self.shown)]
+    }
+
+    fn into_console_line(mut self) -> ConsoleLine {
+        let shown = byte_offset(&self.text, self.chars, self.shown);
+        self.text.truncate(shown);
         ConsoleLine {
             stream: self.stream,
             text: self.text,
@@ -354,7 +395,7 @@ impl ConsoleModel {
     /// every few seconds) can show it live; `take_completed_lines` stays the source of truth.
     pub fn pending_lines(&self) -> Vec<String> {
         let completed = self.completed.iter().map(|line| line.text.clone());
-        let mutable = self.lines.iter().map(|line| line.text.clone());
+        let mutable = self.lines.iter().map(|line| line.shown_text().to_owned());
         completed.chain(mutable).collect()
     }
 

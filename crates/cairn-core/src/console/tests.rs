@@ -154,6 +154,69 @@ fn carriage_return_overwrites_the_line() {
     );
 }
 
+/// What W&B 0.31's core made of these `print` calls (each write one `output_raw` record):
+/// spaces written past a line's end show only once something else is written after them.
+#[test]
+fn trailing_spaces_show_only_when_a_later_write_changes_the_line() {
+    let chunks: &[&str] = &[
+        "a  ",
+        "\n",
+        "b\t",
+        "\n",
+        "   ",
+        "\n",
+        "c \t ",
+        "\n",
+        "  d",
+        "\n",
+        "progress 100%   \rdone\n",
+        "\u{3000}x\u{3000}",
+        "\n",
+        "x",
+        " ",
+        "y",
+        "\n",
+        "abc ",
+        "def\n",
+        "abcdef\rab ",
+        "\n",
+        "tail   ",
+        "\n",
+        "row  ",
+        "\rrow  ",
+        "\rR",
+        "\n",
+    ];
+    let mut model = ConsoleModel::new();
+    let mut log = Vec::new();
+    for chunk in chunks {
+        model.push(O, chunk.as_bytes());
+        log.extend(model.take_completed_lines());
+    }
+    assert_eq!(
+        model.pending_lines().last().map(String::as_str),
+        Some("Row  ")
+    );
+    log.extend(model.finish());
+    assert_eq!(
+        log,
+        [
+            "a",
+            "b\t",
+            "",
+            "c \t",
+            "  d",
+            "doneress 100%   ",
+            "\u{3000}x\u{3000}",
+            "x y",
+            "abc def",
+            "ab def",
+            "tail",
+            "Row  ",
+        ]
+    );
+}
+
 #[test]
 fn crlf_is_a_line_end() {
     check(
@@ -574,7 +637,9 @@ mod reference {
     pub(super) struct Model {
         terms: [Term; 2],
         first: usize,
-        lines: Vec<Vec<char>>,
+        /// Each line's characters, and how many of them it shows: its length when a
+        /// character last changed it (W&B copies a line out only when a write changes it).
+        lines: Vec<(Vec<char>, usize)>,
         done: Vec<String>,
     }
 
@@ -625,10 +690,10 @@ mod reference {
         fn put(&mut self, t: usize, c: char) {
             while self.terms[t].y >= self.terms[t].view.len() {
                 let number = self.first + self.lines.len();
-                self.lines.push(Vec::new());
+                self.lines.push((Vec::new(), 0));
                 if self.lines.len() > MUTABLE_LINES {
-                    let oldest = self.lines.remove(0);
-                    self.done.push(oldest.into_iter().collect());
+                    let (oldest, shown) = self.lines.remove(0);
+                    self.done.push(oldest[..shown].iter().collect());
                     self.first += 1;
                 }
                 self.terms[t].view.push(number);
@@ -639,11 +704,14 @@ mod reference {
             if number < self.first || x >= MAX_LINE_CHARS {
                 return;
             }
-            let line = &mut self.lines[number - self.first];
+            let (line, shown) = &mut self.lines[number - self.first];
             while x >= line.len() {
                 line.push(' ');
             }
-            line[x] = c;
+            if line[x] != c {
+                line[x] = c;
+                *shown = line.len();
+            }
         }
 
         fn down(&mut self, t: usize) {
@@ -657,7 +725,7 @@ mod reference {
         }
 
         pub(super) fn finish(mut self) -> Vec<String> {
-            let lines = self.lines.into_iter().map(|l| l.into_iter().collect());
+            let lines = (self.lines.into_iter()).map(|(l, shown)| l[..shown].iter().collect());
             self.done.extend(lines);
             self.done
         }
@@ -667,8 +735,8 @@ mod reference {
 #[test]
 fn random_inputs_match_the_reference_emulator() {
     // Few distinct characters, so that escapes, overwrites and both streams mix a lot.
-    const ALPHABET: [&str; 12] = [
-        "a", "bc", "é", "✓", "\r", "\n", "\n", "\x1b", "[", "A", "B", "m",
+    const ALPHABET: [&str; 14] = [
+        "a", "bc", "é", "✓", "\r", "\n", "\n", "\x1b", "[", "A", "B", "m", " ", "  ",
     ];
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next = move |bound: usize| {

@@ -202,9 +202,12 @@ impl RunFiles {
         let mut root = Value::Map(std::mem::take(&mut self.summary));
         for item in &summary.update {
             let path = key_path(&item.key, &item.nested_key);
-            let value = Value::from_json(&item.value_json)
-                .unwrap_or_else(|| Value::Str(item.value_json.clone()));
-            set_path(&mut root, &path, value);
+            match Value::from_json(&item.value_json) {
+                // A key set to null is removed (W&B's rule; see the handler's).
+                Some(Value::Null) => remove_path(&mut root, &path),
+                Some(value) => set_path(&mut root, &path, value),
+                None => set_path(&mut root, &path, Value::Str(item.value_json.clone())),
+            }
         }
         for item in &summary.remove {
             remove_path(&mut root, &key_path(&item.key, &item.nested_key));
@@ -244,7 +247,11 @@ impl RunFiles {
     pub(crate) fn write_all(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let mut written = Vec::new();
         let mut yaml = String::new();
-        for (key, value) in self.config_view().iter() {
+        let config = self.config_view();
+        let mut keys: Vec<_> = config.iter().collect();
+        // Keys sorted at every level, as W&B's core writes them.
+        keys.sort_by(|a, b| a.0.cmp(b.0));
+        for (key, value) in keys {
             yaml_key(key, &mut yaml);
             yaml.push_str(":\n  value:");
             yaml_value(value, 2, &mut yaml);
@@ -346,12 +353,15 @@ fn yaml_key(key: &str, out: &mut String) {
     }
 }
 
-/// A YAML value after `key:` at `indent` spaces: scalars inline, maps and lists as blocks.
+/// A YAML value after `key:` at `indent` spaces: scalars inline, maps (keys sorted) and
+/// lists as blocks.
 fn yaml_value(value: &Value, indent: usize, out: &mut String) {
     let pad = " ".repeat(indent + 2);
     match value {
         Value::Map(entries) if !entries.is_empty() => {
             out.push('\n');
+            let mut entries: Vec<_> = entries.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
             for (k, v) in entries {
                 out.push_str(&pad);
                 yaml_key(k, out);
@@ -532,7 +542,29 @@ mod tests {
                         value_json: "NaN".into(),
                         ..Default::default()
                     },
+                    SummaryItem {
+                        key: "per_class".into(),
+                        value_json: "[0.5,NaN]".into(),
+                        ..Default::default()
+                    },
+                    SummaryItem {
+                        key: "unset".into(),
+                        value_json: "3".into(),
+                        ..Default::default()
+                    },
                 ],
+                ..Default::default()
+            })),
+            ..Default::default()
+        });
+        // `run.summary["unset"] = None`: W&B's core drops the key.
+        files.observe(&Record {
+            record_type: Some(RecordType::Summary(SummaryRecord {
+                update: vec![SummaryItem {
+                    key: "unset".into(),
+                    value_json: "null".into(),
+                    ..Default::default()
+                }],
                 ..Default::default()
             })),
             ..Default::default()
@@ -554,6 +586,9 @@ mod tests {
           value: "テスト"
         "#);
         let summary = std::fs::read_to_string(dir.path().join("wandb-summary.json")).unwrap();
-        assert_eq!(summary, "{\"val\":{\"loss\":{\"min\":0.5}},\"acc\":NaN}\n");
+        assert_eq!(
+            summary,
+            "{\"val\":{\"loss\":{\"min\":0.5}},\"acc\":NaN,\"per_class\":[0.5,NaN]}\n"
+        );
     }
 }

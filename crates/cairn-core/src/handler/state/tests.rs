@@ -52,17 +52,18 @@ fn render(r: &Record) -> String {
             )
         }
         RecordType::Summary(s) => {
+            let key = |i: &cairn_proto::SummaryItem| {
+                if i.key.is_empty() {
+                    i.nested_key.join(".")
+                } else {
+                    i.key.clone()
+                }
+            };
             let items: Vec<String> = s
                 .update
                 .iter()
-                .map(|i| {
-                    let k = if i.key.is_empty() {
-                        i.nested_key.join(".")
-                    } else {
-                        i.key.clone()
-                    };
-                    format!("{k}={}", i.value_json)
-                })
+                .map(|i| format!("{}={}", key(i), i.value_json))
+                .chain(s.remove.iter().map(|i| format!("-{}", key(i))))
                 .collect();
             format!("summary {}", items.join(" "))
         }
@@ -265,6 +266,38 @@ fn user_summary_replaces_derived_values() {
     summary _step=0 _timestamp=1000.5 _wandb.runtime=0 _runtime=0
     exit code=0 runtime=0
     "#);
+}
+
+/// `run.summary["k"] = None` removes `k`, as under W&B's core; a null inside a value stays.
+#[test]
+fn a_summary_key_set_to_null_is_removed() {
+    let set = |key: &str, value: Value| {
+        Input::Summary(SummaryChange {
+            update: vec![(vec![key.into()], value)],
+            remove: vec![],
+        })
+    };
+    let mut h = Handler::new(HandlerConfig::default());
+    let mut out = Vec::new();
+    let at = Duration::from_secs(1);
+    h.handle(set("k", 1.into()), at, &mut out);
+    h.handle(
+        set("keep", Value::Map(vec![("y".into(), Value::Null)])),
+        at,
+        &mut out,
+    );
+    h.handle(set("k", Value::Null), at, &mut out);
+    let rendered: Vec<String> = out.iter().map(render).collect();
+    insta::assert_snapshot!(rendered.join("\n"), @r#"
+    summary k=1
+    summary keep={"y":null}
+    summary -k
+    "#);
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    h.handle(Input::Query(Query::Summary(tx)), at, &mut out);
+    let summary = rx.recv().unwrap();
+    let keys: Vec<String> = summary.iter().map(|(path, _)| path.join(".")).collect();
+    assert_eq!(keys, ["keep", "_wandb.runtime"]);
 }
 
 #[test]
