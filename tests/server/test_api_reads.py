@@ -187,6 +187,22 @@ report(
     assert [x["val_loss"] for x in r["val"]] == [2.0 / (i + 1) for i in range(0, 100, 10)]
 
 
+def test_api_scan_history_of_a_run_without_history(client):
+    """A run that logged nothing scans as empty (a null `lastStep` made the SDK raise)."""
+    project = client.project()
+    client.run("wandb.init(project=PROJECT, id='nohistory1').finish()", project)
+    r = api_script(
+        client,
+        project,
+        """
+run = api.run(PATH + "/nohistory1")
+report(last=run.lastHistoryStep, scan=list(run.scan_history()),
+       keyed=list(run.scan_history(keys=["loss"])), history=len(run.history(pandas=False)))
+""",
+    )
+    assert r == {"last": -1, "scan": [], "keyed": [], "history": 0}
+
+
 def test_api_files_and_download(client, seeded, store, tmp_path):
     r = api_script(
         client,

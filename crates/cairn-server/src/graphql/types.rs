@@ -586,8 +586,9 @@ impl Run {
         self.tail(ctx, LineKind::Events).await
     }
     /// `{"lastStep": largest _step, "keys": {key: {"typeCounts": [...]}}}`. `lastStep`
-    /// bounds every `scan_history()`; the keys are those of the summary (the last value of
-    /// every history key), each with its latest value's type.
+    /// bounds every `scan_history()` (the SDK scans up to `lastStep + 1`: -1 for a run
+    /// without history, where null made `scan_history()` raise); the keys are those of the
+    /// summary (the last value of every history key), each with its latest value's type.
     async fn history_keys(
         &self,
         ctx: &Context<'_>,
@@ -620,7 +621,7 @@ impl Run {
             }
         }
         Ok(async_graphql::Json(serde_json::json!({
-            "lastStep": bounds.map(|(_, max)| max),
+            "lastStep": bounds.map_or(-1, |(_, max)| max),
             "keys": keys,
         })))
     }
