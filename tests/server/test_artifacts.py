@@ -700,6 +700,61 @@ def test_log_artifact_commits_version(client, store):
         assert have[hexmd5(data)]["birth_artifact_id"] == v0["id"], have[hexmd5(data)]
 
 
+def test_api_edits_aliases_metadata_tags_and_deletes_versions(client, store):
+    """`wandb.Api()` artifact edits: `artifact.save()` after changing aliases (addAliases,
+    deleteAliases), description, metadata, tags and TTL (updateArtifact); `delete()` refused
+    while aliases remain, then with `delete_aliases=True` (deleteArtifact): `latest` moves
+    back, and a new version never takes a deleted one's number."""
+    project = client.project()
+    name = "edit-" + secrets.token_hex(3)
+    log_artifact(client, project, name, {"a.txt": unique("edit v0")})
+    log_artifact(client, project, name, {"a.txt": unique("edit v1")})
+    res = client.run(
+        """
+        api = wandb.Api(timeout=60)
+        base = f"{ARGS['entity']}/{PROJECT}/{ARGS['name']}"
+        a = api.artifact(base + ":v0")
+        a.aliases.append("prod")
+        a.save()
+        prod = api.artifact(base + ":prod").version
+        a = api.artifact(base + ":v0")
+        a.aliases.remove("prod")
+        a.metadata["k"] = 1
+        a.description = "edited"
+        a.tags = ["t1", "t-2"]
+        a.ttl = None
+        a.save()
+        b = api.artifact(base + ":v0")
+        edited = [b.aliases, b.metadata, b.description, sorted(b.tags), b.ttl]
+        c = api.artifact(base + ":v1")
+        try:
+            c.delete()
+            refused = None
+        except Exception as e:
+            refused = str(e)
+        c.delete(delete_aliases=True)
+        report(prod=prod, prod_left=api.artifact_exists(base + ":prod"), edited=edited,
+               refused=refused, latest=api.artifact(base + ":latest").version,
+               v1=api.artifact_exists(base + ":v1"),
+               versions=[x.version for x in api.artifacts("dataset", base)])
+        """,
+        project,
+        args={"entity": ENTITY, "name": name},
+    ).result
+    assert res["prod"] == "v0" and res["prod_left"] is False, res
+    assert res["edited"] == [[], {"k": 1}, "edited", ["t-2", "t1"], None], res
+    assert "has aliases (latest)" in (res["refused"] or ""), res
+    assert res["latest"] == "v0" and res["v1"] is False, res
+    assert res["versions"] == ["v0"], res
+    coll = collection(store, project, name)
+    rows = {r["version_index"]: r for r in artifact_rows(store, coll["id"])}
+    assert rows[1]["state"] == "DELETED" and rows[0]["state"] == "COMMITTED", rows
+    assert aliases(store, coll["id"]) == {"latest": rows[0]["id"]}
+
+    third = log_artifact(client, project, name, {"a.txt": unique("edit v2")})
+    assert third["version"] == "v2", third
+
+
 # --------------------------------------------------------------------------------------
 # 2. Same content again
 

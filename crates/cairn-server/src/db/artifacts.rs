@@ -416,24 +416,106 @@ pub async fn set_manifest(
     Ok(())
 }
 
-/// Replaces a version's description and metadata (`updateArtifact`).
+/// What `updateArtifact` changes of a version; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ArtifactUpdate<'a> {
+    pub description: Option<&'a str>,
+    /// JSON text of an object.
+    pub metadata: Option<&'a str>,
+    /// A JSON array of strings: the whole new tag list.
+    pub tags: Option<&'a str>,
+    /// `Some(None)` removes the time-to-live.
+    pub ttl_seconds: Option<Option<i64>>,
+}
+
+/// Replaces what `update` names of a version (`updateArtifact`).
 pub async fn update_artifact(
     conn: &mut AnyConnection,
     artifact: i64,
-    description: Option<&str>,
-    metadata: Option<&str>,
+    update: &ArtifactUpdate<'_>,
 ) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE artifacts SET description = COALESCE($2, description), \
-         metadata = COALESCE($3, metadata), updated_at = $4 WHERE id = $1",
+         metadata = COALESCE($3, metadata), tags = COALESCE($4, tags), updated_at = $5 \
+         WHERE id = $1",
     )
     .bind(artifact)
-    .bind(description)
-    .bind(metadata)
+    .bind(update.description)
+    .bind(update.metadata)
+    .bind(update.tags)
     .bind(now())
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .map_err(doing("updating an artifact"))?;
+    if let Some(ttl) = update.ttl_seconds {
+        sqlx::query("UPDATE artifacts SET ttl_seconds = $2 WHERE id = $1")
+            .bind(artifact)
+            .bind(ttl)
+            .execute(conn)
+            .await
+            .map_err(doing("updating an artifact's time-to-live"))?;
+    }
+    Ok(())
+}
+
+/// Removes `aliases` of `collection` from `artifact` (an alias on another version stays).
+pub async fn remove_aliases(
+    conn: &mut AnyConnection,
+    collection: i64,
+    artifact: i64,
+    aliases: &[String],
+) -> Result<(), DbError> {
+    for alias in aliases {
+        sqlx::query(
+            "DELETE FROM artifact_aliases WHERE collection_id = $1 AND alias = $2 \
+             AND artifact_id = $3",
+        )
+        .bind(collection)
+        .bind(alias)
+        .bind(artifact)
+        .execute(&mut *conn)
+        .await
+        .map_err(doing("removing an artifact alias"))?;
+    }
+    Ok(())
+}
+
+/// Marks a version DELETED and drops its aliases; `latest` moves to the newest version
+/// left. Its number is never given again; its stored bytes stay (other versions may share
+/// them).
+pub async fn delete_version(
+    conn: &mut AnyConnection,
+    artifact: &ArtifactRow,
+) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM artifact_aliases WHERE artifact_id = $1")
+        .bind(artifact.id)
+        .execute(&mut *conn)
+        .await
+        .map_err(doing("deleting an artifact"))?;
+    sqlx::query("UPDATE artifacts SET state = 'DELETED', updated_at = $2 WHERE id = $1")
+        .bind(artifact.id)
+        .bind(now())
+        .execute(&mut *conn)
+        .await
+        .map_err(doing("deleting an artifact"))?;
+    repoint_latest(conn, artifact.collection.id).await
+}
+
+/// Points `latest` of `collection` at its newest committed version when no version holds
+/// it (after deletions).
+async fn repoint_latest(conn: &mut AnyConnection, collection: i64) -> Result<(), DbError> {
+    let held: Option<i64> = sqlx::query_scalar(
+        "SELECT artifact_id FROM artifact_aliases WHERE collection_id = $1 AND alias = 'latest'",
+    )
+    .bind(collection)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(doing("finding an artifact alias"))?;
+    if held.is_none()
+        && let Some(newest) = latest_committed(conn, collection).await?
+    {
+        set_aliases(conn, collection, newest.id, &["latest".to_owned()]).await?;
+    }
     Ok(())
 }
 
@@ -447,8 +529,10 @@ pub async fn commit(
     digest: &str,
     aliases: &[String],
 ) -> Result<i64, DbError> {
+    // Deleted versions keep their numbers: `v3` never names two versions.
     let next: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(version_index) FROM artifacts WHERE collection_id = $1 AND state = 'COMMITTED'",
+        "SELECT MAX(version_index) FROM artifacts WHERE collection_id = $1 \
+         AND version_index IS NOT NULL",
     )
     .bind(artifact.collection.id)
     .fetch_one(&mut *conn)
@@ -838,8 +922,14 @@ pub async fn users_of(conn: &mut AnyConnection, artifact: i64) -> Result<Vec<i64
 }
 
 /// Marks a run's output versions DELETED and drops their aliases (run deletion with
-/// `deleteArtifacts`).
+/// `deleteArtifacts`); `latest` of each collection moves to the newest version left.
 pub async fn delete_outputs_of(conn: &mut AnyConnection, run: i64) -> Result<(), DbError> {
+    let collections: Vec<i64> =
+        sqlx::query_scalar("SELECT DISTINCT collection_id FROM artifacts WHERE run_id = $1")
+            .bind(run)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(doing("deleting a run's artifacts"))?;
     sqlx::query(
         "DELETE FROM artifact_aliases WHERE artifact_id IN (SELECT id FROM artifacts WHERE run_id = $1)",
     )
@@ -850,8 +940,11 @@ pub async fn delete_outputs_of(conn: &mut AnyConnection, run: i64) -> Result<(),
     sqlx::query("UPDATE artifacts SET state = 'DELETED', updated_at = $2 WHERE run_id = $1")
         .bind(run)
         .bind(now())
-        .execute(conn)
+        .execute(&mut *conn)
         .await
         .map_err(doing("deleting a run's artifacts"))?;
+    for collection in collections {
+        repoint_latest(conn, collection).await?;
+    }
     Ok(())
 }

@@ -244,6 +244,14 @@ pub(super) struct UseArtifactInput {
     client_mutation_id: Option<String>,
 }
 
+/// A tag named in `updateArtifact` (categories and attributes are accepted, not kept).
+#[derive(InputObject)]
+pub(super) struct TagInput {
+    tag_name: String,
+    tag_category_name: Option<String>,
+    attributes: Option<String>,
+}
+
 #[derive(InputObject)]
 pub(super) struct UpdateArtifactInput {
     #[graphql(name = "artifactID")]
@@ -251,6 +259,51 @@ pub(super) struct UpdateArtifactInput {
     description: Option<String>,
     metadata: Option<JsonString>,
     aliases: Option<Vec<ArtifactAliasInput>>,
+    tags_to_add: Option<Vec<TagInput>>,
+    tags_to_delete: Option<Vec<TagInput>>,
+    /// Seconds; -1 (inherit) and -2 (disabled) mean no time-to-live.
+    ttl_duration_seconds: Option<Int64>,
+    labels: Option<String>,
+    client_mutation_id: Option<String>,
+}
+
+/// An alias of a version in a named collection (`addAliases`, `deleteAliases`).
+#[derive(InputObject)]
+pub(super) struct ArtifactCollectionAliasInput {
+    alias: String,
+    artifact_collection_name: String,
+    entity_name: String,
+    project_name: String,
+}
+
+#[derive(InputObject)]
+pub(super) struct AddAliasesInput {
+    #[graphql(name = "artifactID")]
+    artifact_id: ID,
+    aliases: Vec<ArtifactCollectionAliasInput>,
+    client_mutation_id: Option<String>,
+}
+
+/// The same fields as [`AddAliasesInput`], under the name `deleteAliases` declares.
+#[derive(InputObject)]
+pub(super) struct DeleteAliasesInput {
+    #[graphql(name = "artifactID")]
+    artifact_id: ID,
+    aliases: Vec<ArtifactCollectionAliasInput>,
+    client_mutation_id: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub(super) struct AliasesPayload {
+    success: bool,
+    client_mutation_id: Option<String>,
+}
+
+#[derive(InputObject)]
+pub(super) struct DeleteArtifactInput {
+    #[graphql(name = "artifactID")]
+    artifact_id: ID,
+    delete_aliases: Option<bool>,
     client_mutation_id: Option<String>,
 }
 
@@ -499,27 +552,49 @@ impl ArtifactMutation {
         })
     }
 
-    /// Changes a version's description, metadata or aliases.
+    /// Changes a version's description, metadata, tags, time-to-live or aliases.
     async fn update_artifact(
         &self,
         ctx: &Context<'_>,
         input: UpdateArtifactInput,
     ) -> Result<ArtifactPayload> {
+        let _ = input.labels;
         let artifact = artifact_arg(ctx, &input.artifact_id).await.map_err(gql)?;
         let metadata = input
             .metadata
             .map(|m| super::mutation::json_object("metadata", &m))
             .transpose()
             .map_err(gql)?;
+        let tags = match (input.tags_to_add, input.tags_to_delete) {
+            (None, None) => None,
+            (add, delete) => {
+                let mut tags: Vec<String> =
+                    serde_json::from_str(&artifact.tags).unwrap_or_default();
+                for tag in delete.unwrap_or_default() {
+                    tags.retain(|t| *t != tag.tag_name);
+                }
+                for tag in add.unwrap_or_default() {
+                    let _ = (tag.tag_category_name, tag.attributes);
+                    auth::check_name("tag", &tag.tag_name).map_err(gql)?;
+                    if !tags.contains(&tag.tag_name) {
+                        tags.push(tag.tag_name);
+                    }
+                }
+                Some(serde_json::to_string(&tags).map_err(|e| bad(e.to_string()))?)
+            }
+        };
+        let update = db::artifacts::ArtifactUpdate {
+            description: input.description.as_deref(),
+            metadata: metadata.as_deref(),
+            tags: tags.as_deref(),
+            ttl_seconds: input
+                .ttl_duration_seconds
+                .map(|t| (t.0 >= 0).then_some(t.0)),
+        };
         let mut tx = session(ctx).app.db.write().await.map_err(gql)?;
-        db::artifacts::update_artifact(
-            tx.conn(),
-            artifact.id,
-            input.description.as_deref(),
-            metadata.as_deref(),
-        )
-        .await
-        .map_err(gql)?;
+        db::artifacts::update_artifact(tx.conn(), artifact.id, &update)
+            .await
+            .map_err(gql)?;
         if let Some(aliases) = input.aliases {
             let mut names = Vec::new();
             for alias in aliases {
@@ -539,6 +614,123 @@ impl ArtifactMutation {
             client_mutation_id: input.client_mutation_id,
         })
     }
+
+    /// Puts aliases on a version (`artifact.aliases.append(…); artifact.save()`), moving
+    /// each from the version that held it.
+    async fn add_aliases(
+        &self,
+        ctx: &Context<'_>,
+        input: AddAliasesInput,
+    ) -> Result<AliasesPayload> {
+        let (artifact, names) = own_aliases(ctx, &input.artifact_id, &input.aliases)
+            .await
+            .map_err(gql)?;
+        for name in &names {
+            check_alias(name).map_err(gql)?;
+        }
+        let mut tx = session(ctx).app.db.write().await.map_err(gql)?;
+        db::artifacts::set_aliases(tx.conn(), artifact.collection.id, artifact.id, &names)
+            .await
+            .map_err(gql)?;
+        tx.commit().await.map_err(gql)?;
+        Ok(AliasesPayload {
+            success: true,
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+
+    /// Takes aliases off a version (`latest` moves only by itself: removing it is refused).
+    async fn delete_aliases(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteAliasesInput,
+    ) -> Result<AliasesPayload> {
+        let (artifact, names) = own_aliases(ctx, &input.artifact_id, &input.aliases)
+            .await
+            .map_err(gql)?;
+        if names.iter().any(|n| n == "latest") {
+            return Err(bad(format!(
+                "the alias latest of {} moves by itself; it cannot be removed",
+                artifact.path()
+            )));
+        }
+        let mut tx = session(ctx).app.db.write().await.map_err(gql)?;
+        db::artifacts::remove_aliases(tx.conn(), artifact.collection.id, artifact.id, &names)
+            .await
+            .map_err(gql)?;
+        tx.commit().await.map_err(gql)?;
+        Ok(AliasesPayload {
+            success: true,
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+
+    /// Deletes a version (`artifact.delete()`): refused while it has aliases unless
+    /// `deleteAliases`; `latest` then moves to the newest version left.
+    async fn delete_artifact(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteArtifactInput,
+    ) -> Result<ArtifactPayload> {
+        let artifact = artifact_arg(ctx, &input.artifact_id).await.map_err(gql)?;
+        let mut tx = session(ctx).app.db.write().await.map_err(gql)?;
+        let aliases = db::artifacts::aliases_of(tx.conn(), artifact.id)
+            .await
+            .map_err(gql)?;
+        if !aliases.is_empty() && input.delete_aliases != Some(true) {
+            return Err(bad(format!(
+                "cannot delete {}: it has aliases ({}); delete them first or pass \
+                 delete_aliases=True",
+                artifact.path(),
+                aliases.join(", ")
+            )));
+        }
+        db::artifacts::delete_version(tx.conn(), &artifact)
+            .await
+            .map_err(gql)?;
+        tx.commit().await.map_err(gql)?;
+        Ok(ArtifactPayload {
+            artifact: Some(Artifact(artifact)),
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+}
+
+/// The version an `addAliases`/`deleteAliases` names and the alias names, each of which
+/// must name the version's own collection (cairn has no portfolios to alias into).
+async fn own_aliases(
+    ctx: &Context<'_>,
+    id: &ID,
+    aliases: &[ArtifactCollectionAliasInput],
+) -> Result<(ArtifactRow, Vec<String>), ApiError> {
+    let artifact = artifact_arg(ctx, id).await?;
+    let c = &artifact.collection;
+    let mut names = Vec::with_capacity(aliases.len());
+    for alias in aliases {
+        let target = (
+            alias.entity_name.as_str(),
+            alias.project_name.as_str(),
+            alias.artifact_collection_name.as_str(),
+        );
+        if target
+            != (
+                c.entity_name.as_str(),
+                c.project_name.as_str(),
+                c.name.as_str(),
+            )
+        {
+            return Err(ApiError::BadRequest(format!(
+                "alias {:?} names collection {}/{}/{}, not the one of {}",
+                alias.alias,
+                target.0,
+                target.1,
+                target.2,
+                artifact.path()
+            )));
+        }
+        names.push(alias.alias.clone());
+    }
+    Ok((artifact, names))
 }
 
 async fn create_artifact(

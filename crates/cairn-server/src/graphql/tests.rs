@@ -54,6 +54,10 @@ const SUPPORTED: &[&str] = &[
     "ProjectArtifacts",
     "RunInputArtifacts",
     "RunOutputArtifacts",
+    "UpdateArtifact",
+    "AddAliases",
+    "DeleteAliases",
+    "DeleteArtifact",
 ];
 
 #[tokio::test]
