@@ -727,14 +727,19 @@ def test_api_edits_aliases_metadata_tags_and_deletes_versions(client, store):
         b = api.artifact(base + ":v0")
         edited = [b.aliases, b.metadata, b.description, sorted(b.tags), b.ttl]
         c = api.artifact(base + ":v1")
-        try:
-            c.delete()
-            refused = None
-        except Exception as e:
-            refused = str(e)
+        def error(call):
+            try:
+                call()
+            except Exception as e:
+                return str(e)
+        c.aliases.remove("latest")
+        kept_latest = error(c.save)
+        c = api.artifact(base + ":v1")
+        refused = error(c.delete)
         c.delete(delete_aliases=True)
         report(prod=prod, prod_left=api.artifact_exists(base + ":prod"), edited=edited,
-               refused=refused, latest=api.artifact(base + ":latest").version,
+               kept_latest=kept_latest, refused=refused,
+               latest=api.artifact(base + ":latest").version,
                v1=api.artifact_exists(base + ":v1"),
                versions=[x.version for x in api.artifacts("dataset", base)])
         """,
@@ -743,6 +748,7 @@ def test_api_edits_aliases_metadata_tags_and_deletes_versions(client, store):
     ).result
     assert res["prod"] == "v0" and res["prod_left"] is False, res
     assert res["edited"] == [[], {"k": 1}, "edited", ["t-2", "t1"], None], res
+    assert "latest" in (res["kept_latest"] or "") and "moves by itself" in res["kept_latest"], res
     assert "has aliases (latest)" in (res["refused"] or ""), res
     assert res["latest"] == "v0" and res["v1"] is False, res
     assert res["versions"] == ["v0"], res

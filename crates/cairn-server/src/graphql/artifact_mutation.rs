@@ -622,17 +622,9 @@ impl ArtifactMutation {
         ctx: &Context<'_>,
         input: AddAliasesInput,
     ) -> Result<AliasesPayload> {
-        let (artifact, names) = own_aliases(ctx, &input.artifact_id, &input.aliases)
+        change_aliases(ctx, &input.artifact_id, &input.aliases, true)
             .await
             .map_err(gql)?;
-        for name in &names {
-            check_alias(name).map_err(gql)?;
-        }
-        let mut tx = session(ctx).app.db.write().await.map_err(gql)?;
-        db::artifacts::set_aliases(tx.conn(), artifact.collection.id, artifact.id, &names)
-            .await
-            .map_err(gql)?;
-        tx.commit().await.map_err(gql)?;
         Ok(AliasesPayload {
             success: true,
             client_mutation_id: input.client_mutation_id,
@@ -645,20 +637,9 @@ impl ArtifactMutation {
         ctx: &Context<'_>,
         input: DeleteAliasesInput,
     ) -> Result<AliasesPayload> {
-        let (artifact, names) = own_aliases(ctx, &input.artifact_id, &input.aliases)
+        change_aliases(ctx, &input.artifact_id, &input.aliases, false)
             .await
             .map_err(gql)?;
-        if names.iter().any(|n| n == "latest") {
-            return Err(bad(format!(
-                "the alias latest of {} moves by itself; it cannot be removed",
-                artifact.path()
-            )));
-        }
-        let mut tx = session(ctx).app.db.write().await.map_err(gql)?;
-        db::artifacts::remove_aliases(tx.conn(), artifact.collection.id, artifact.id, &names)
-            .await
-            .map_err(gql)?;
-        tx.commit().await.map_err(gql)?;
         Ok(AliasesPayload {
             success: true,
             client_mutation_id: input.client_mutation_id,
@@ -696,13 +677,15 @@ impl ArtifactMutation {
     }
 }
 
-/// The version an `addAliases`/`deleteAliases` names and the alias names, each of which
-/// must name the version's own collection (cairn has no portfolios to alias into).
-async fn own_aliases(
+/// `addAliases` (`add`) or `deleteAliases` on version `id`. Each alias must name the
+/// version's own collection (cairn has no portfolios to alias into); `latest` is never
+/// removed by hand.
+async fn change_aliases(
     ctx: &Context<'_>,
     id: &ID,
     aliases: &[ArtifactCollectionAliasInput],
-) -> Result<(ArtifactRow, Vec<String>), ApiError> {
+    add: bool,
+) -> Result<(), ApiError> {
     let artifact = artifact_arg(ctx, id).await?;
     let c = &artifact.collection;
     let mut names = Vec::with_capacity(aliases.len());
@@ -728,9 +711,25 @@ async fn own_aliases(
                 artifact.path()
             )));
         }
+        if add {
+            check_alias(&alias.alias)?;
+        } else if alias.alias == "latest" {
+            return Err(ApiError::BadRequest(format!(
+                "the alias latest of {} moves by itself; it cannot be removed",
+                artifact.path()
+            )));
+        }
         names.push(alias.alias.clone());
     }
-    Ok((artifact, names))
+    let (collection, version) = (artifact.collection.id, artifact.id);
+    let mut tx = session(ctx).app.db.write().await?;
+    if add {
+        db::artifacts::set_aliases(tx.conn(), collection, version, &names).await?;
+    } else {
+        db::artifacts::remove_aliases(tx.conn(), collection, version, &names).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn create_artifact(
