@@ -373,7 +373,7 @@ def test_the_online_footer_counts_the_files_cairn_core_uploaded(client, tmp_path
 
 RICH_RUN = """
 run = wandb.init(project=PROJECT, id=ARGS["id"], name="rich run", tags=["a", "b"],
-                 notes="some notes", group="g1", job_type="train",
+                 notes="some notes", group="g1", job_type="train", save_code=True,
                  config={"lr": 0.01, "opt": {"name": "adam", "betas": [0.9, 0.999]}})
 run.define_metric("val/acc", summary="max")
 run.define_metric("epoch_loss", step_metric="epoch")
@@ -455,6 +455,10 @@ def test_the_same_script_stores_the_same_data_under_either_core(client, store, t
     standard = {"config.yaml", "wandb-summary.json", "wandb-metadata.json", "output.log"}
     assert standard <= set(store.files(w["id"])), sorted(store.files(w["id"]))
     assert standard <= set(store.files(c["id"])), sorted(store.files(c["id"]))
+    # `save_code=True`: the script itself (each run's has its own name), under code/.
+    for run in (w, c):
+        code = [name for name in store.files(run["id"]) if name.startswith("code/")]
+        assert len(code) == 1 and code[0].endswith(".py"), (run["name"], code)
 
 
 class FeatureServer:

@@ -490,6 +490,7 @@ where
         upload.files_dir = files_dir.clone();
         upload
     });
+    let code = save_code(settings, &files_dir);
     if let Some(status) = &resumed {
         resume_into(&mut record, status);
     }
@@ -551,6 +552,9 @@ where
             remove: Vec::new(),
         };
         let _ = input.send(Input::Summary(change));
+    }
+    if let Some(files) = code {
+        let _ = input.send(Input::Record(Box::new(files)));
     }
     guard.input = Some(input);
     guard.phase = Phase::Running(Box::new(pipeline));
@@ -701,6 +705,49 @@ fn write_requirements(run: &Arc<Mutex<Run>>, packages: &cairn_proto::PythonPacka
     );
 }
 
+/// `save_code`: the script itself, copied to `code/<its path under the root>` in the run's
+/// files and uploaded at once, as W&B's core does at run start (W&B also saves `git diff`s
+/// of a repository; cairn does not). Nothing when the setting is off, the script is not a
+/// file (a notebook, `python -c`), or its relative path would leave `files/code`.
+fn save_code(settings: &Settings, files_dir: &std::path::Path) -> Option<Record> {
+    use std::path::{Component, Path};
+    if settings.save_code != Some(true) {
+        return None;
+    }
+    let relpath = settings
+        .program_relpath
+        .as_deref()
+        .filter(|p| !p.is_empty())?;
+    let source = settings
+        .program_abspath
+        .as_deref()
+        .filter(|p| !p.is_empty())?;
+    let rel = Path::new(relpath);
+    if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    let dest = files_dir.join("code").join(rel);
+    std::fs::create_dir_all(dest.parent()?).ok()?;
+    std::fs::copy(source, &dest).ok()?;
+    let path = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/");
+    Some(Record {
+        record_type: Some(RecordType::Files(cairn_proto::FilesRecord {
+            files: vec![cairn_proto::FilesItem {
+                path: format!("code/{path}"),
+                policy: cairn_proto::files_item::PolicyType::Now as i32,
+                r#type: cairn_proto::files_item::FileType::Wandb as i32,
+                ..Default::default()
+            }],
+            info: None,
+        })),
+        ..Default::default()
+    })
+}
+
 /// This core process's writer id, a random UUID (v4) made once: W&B's core stamps the
 /// environment it probes with one, and keys the config's `_wandb.e` by it.
 fn writer_id() -> &'static str {
@@ -737,6 +784,7 @@ fn probe_environment(run: &Arc<Mutex<Run>>, settings: &Settings) {
         text(&settings.email),
     );
     let code_path = text(&settings.program_relpath);
+    let start_time = settings.x_start_time;
     // The script's process, not the core's: its arguments, its interpreter, its OS string.
     let args = settings.args.clone().map(|a| a.value).unwrap_or_default();
     let (executable, os, code_path_local, docker, colab) = (
@@ -768,12 +816,19 @@ fn probe_environment(run: &Arc<Mutex<Run>>, settings: &Settings) {
             if !os.is_empty() {
                 env.os = os;
             }
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
+            // When the script started (`wandb.init`), to the microsecond as W&B writes it;
+            // the core's clock when the SDK did not say.
+            let started = start_time
+                .filter(|t| t.is_finite() && *t > 0.0)
+                .map(|t| Duration::from_micros((t * 1e6).round() as u64))
+                .unwrap_or_else(|| {
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap_or_default()
+                });
             env.started_at = Some(prost_types::Timestamp {
-                seconds: i64::try_from(now.as_secs()).unwrap_or(0),
-                nanos: i32::try_from(now.subsec_nanos()).unwrap_or(0),
+                seconds: i64::try_from(started.as_secs()).unwrap_or(0),
+                nanos: i32::try_from(started.subsec_nanos()).unwrap_or(0),
             });
             feed(
                 &run,
@@ -980,6 +1035,7 @@ fn file_counts(
         if name.starts_with("media/") {
             counts.media_count += 1;
         } else if name.starts_with("wandb-")
+            || name.starts_with("code/")
             || matches!(
                 name.as_str(),
                 "output.log" | "config.yaml" | "requirements.txt" | "diff.patch"
@@ -1316,5 +1372,46 @@ fn finished<T>(run: &Arc<Mutex<Run>>, what: impl FnOnce(&Finished) -> T) -> Opti
     match &run.lock().unwrap_or_else(|e| e.into_inner()).phase {
         Phase::Finished(f) => Some(what(f)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(save: bool, relpath: &str, abspath: &std::path::Path) -> Settings {
+        Settings {
+            save_code: Some(save),
+            program_relpath: Some(relpath.to_owned()),
+            program_abspath: Some(abspath.to_string_lossy().into_owned()),
+            ..Default::default()
+        }
+    }
+
+    fn saved_path(record: &Record) -> &str {
+        match &record.record_type {
+            Some(RecordType::Files(files)) => &files.files[0].path,
+            other => panic!("not a files record: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn save_code_copies_the_script_under_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("train.py");
+        std::fs::write(&script, "print('hi')\n").unwrap();
+        let files = dir.path().join("files");
+
+        let record = save_code(&settings(true, "sub/train.py", &script), &files).unwrap();
+        assert_eq!(saved_path(&record), "code/sub/train.py");
+        let copied = std::fs::read_to_string(files.join("code/sub/train.py")).unwrap();
+        assert_eq!(copied, "print('hi')\n");
+
+        // Off, a path that climbs out of `files/code`, an absolute one, a missing script.
+        assert!(save_code(&settings(false, "train.py", &script), &files).is_none());
+        assert!(save_code(&settings(true, "../train.py", &script), &files).is_none());
+        assert!(save_code(&settings(true, "/etc/train.py", &script), &files).is_none());
+        let missing = dir.path().join("gone.py");
+        assert!(save_code(&settings(true, "gone.py", &missing), &files).is_none());
     }
 }
