@@ -740,7 +740,6 @@ fn save_code(settings: &Settings, files_dir: &std::path::Path) -> Option<Record>
                 path: format!("code/{path}"),
                 policy: cairn_proto::files_item::PolicyType::Now as i32,
                 r#type: cairn_proto::files_item::FileType::Wandb as i32,
-                ..Default::default()
             }],
             info: None,
         })),
