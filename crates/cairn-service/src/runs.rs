@@ -691,18 +691,24 @@ fn write_requirements(run: &Arc<Mutex<Run>>, packages: &cairn_proto::PythonPacka
     }
     feed(
         run,
-        Input::Record(Box::new(Record {
-            record_type: Some(RecordType::Files(cairn_proto::FilesRecord {
-                files: vec![cairn_proto::FilesItem {
-                    path: "requirements.txt".to_owned(),
-                    policy: cairn_proto::files_item::PolicyType::Now as i32,
-                    ..Default::default()
-                }],
-                info: None,
-            })),
-            ..Default::default()
-        })),
+        Input::Record(Box::new(wandb_file_now("requirements.txt".to_owned()))),
     );
+}
+
+/// A Files record for one file the core made (type WANDB, as W&B's core marks its own),
+/// uploaded at once.
+fn wandb_file_now(path: String) -> Record {
+    Record {
+        record_type: Some(RecordType::Files(cairn_proto::FilesRecord {
+            files: vec![cairn_proto::FilesItem {
+                path,
+                policy: cairn_proto::files_item::PolicyType::Now as i32,
+                r#type: cairn_proto::files_item::FileType::Wandb as i32,
+            }],
+            info: None,
+        })),
+        ..Default::default()
+    }
 }
 
 /// `save_code`: the script itself, copied to `code/<its path under the root>` in the run's
@@ -734,17 +740,7 @@ fn save_code(settings: &Settings, files_dir: &std::path::Path) -> Option<Record>
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/");
-    Some(Record {
-        record_type: Some(RecordType::Files(cairn_proto::FilesRecord {
-            files: vec![cairn_proto::FilesItem {
-                path: format!("code/{path}"),
-                policy: cairn_proto::files_item::PolicyType::Now as i32,
-                r#type: cairn_proto::files_item::FileType::Wandb as i32,
-            }],
-            info: None,
-        })),
-        ..Default::default()
-    })
+    Some(wandb_file_now(format!("code/{path}")))
 }
 
 /// This core process's writer id, a random UUID (v4) made once: W&B's core stamps the
