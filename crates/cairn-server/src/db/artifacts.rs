@@ -487,18 +487,56 @@ pub async fn delete_version(
     conn: &mut AnyConnection,
     artifact: &ArtifactRow,
 ) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM artifact_aliases WHERE artifact_id = $1")
-        .bind(artifact.id)
-        .execute(&mut *conn)
-        .await
-        .map_err(doing("deleting an artifact"))?;
-    sqlx::query("UPDATE artifacts SET state = 'DELETED', updated_at = $2 WHERE id = $1")
-        .bind(artifact.id)
-        .bind(now())
-        .execute(&mut *conn)
-        .await
-        .map_err(doing("deleting an artifact"))?;
-    repoint_latest(conn, artifact.collection.id).await
+    delete_versions(conn, Versions::One(artifact.id), "deleting an artifact").await
+}
+
+/// Which versions [`delete_versions`] deletes.
+#[derive(Clone, Copy)]
+enum Versions {
+    /// The version with this id.
+    One(i64),
+    /// The versions the run with this id logged.
+    OfRun(i64),
+}
+
+/// Marks `which` versions DELETED and drops their aliases; `latest` of each collection they
+/// were in moves to the newest version left.
+async fn delete_versions(
+    conn: &mut AnyConnection,
+    which: Versions,
+    doing_what: &'static str,
+) -> Result<(), DbError> {
+    let (column, id) = match which {
+        Versions::One(id) => ("id", id),
+        Versions::OfRun(run) => ("run_id", run),
+    };
+    let collections: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT DISTINCT collection_id FROM artifacts WHERE {column} = $1"
+    ))
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(doing(doing_what))?;
+    sqlx::query(&format!(
+        "DELETE FROM artifact_aliases WHERE artifact_id IN \
+         (SELECT id FROM artifacts WHERE {column} = $1)"
+    ))
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(doing(doing_what))?;
+    sqlx::query(&format!(
+        "UPDATE artifacts SET state = 'DELETED', updated_at = $2 WHERE {column} = $1"
+    ))
+    .bind(id)
+    .bind(now())
+    .execute(&mut *conn)
+    .await
+    .map_err(doing(doing_what))?;
+    for collection in collections {
+        repoint_latest(conn, collection).await?;
+    }
+    Ok(())
 }
 
 /// Points `latest` of `collection` at its newest committed version when no version holds
@@ -924,27 +962,5 @@ pub async fn users_of(conn: &mut AnyConnection, artifact: i64) -> Result<Vec<i64
 /// Marks a run's output versions DELETED and drops their aliases (run deletion with
 /// `deleteArtifacts`); `latest` of each collection moves to the newest version left.
 pub async fn delete_outputs_of(conn: &mut AnyConnection, run: i64) -> Result<(), DbError> {
-    let collections: Vec<i64> =
-        sqlx::query_scalar("SELECT DISTINCT collection_id FROM artifacts WHERE run_id = $1")
-            .bind(run)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(doing("deleting a run's artifacts"))?;
-    sqlx::query(
-        "DELETE FROM artifact_aliases WHERE artifact_id IN (SELECT id FROM artifacts WHERE run_id = $1)",
-    )
-    .bind(run)
-    .execute(&mut *conn)
-    .await
-    .map_err(doing("deleting a run's artifacts"))?;
-    sqlx::query("UPDATE artifacts SET state = 'DELETED', updated_at = $2 WHERE run_id = $1")
-        .bind(run)
-        .bind(now())
-        .execute(&mut *conn)
-        .await
-        .map_err(doing("deleting a run's artifacts"))?;
-    for collection in collections {
-        repoint_latest(conn, collection).await?;
-    }
-    Ok(())
+    delete_versions(conn, Versions::OfRun(run), "deleting a run's artifacts").await
 }
