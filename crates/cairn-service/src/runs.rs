@@ -716,22 +716,18 @@ fn wandb_file_now(path: String) -> Record {
 /// of a repository; cairn does not). Nothing when the setting is off, the script is not a
 /// file (a notebook, `python -c`), or its relative path would leave `files/code`.
 fn save_code(settings: &Settings, files_dir: &std::path::Path) -> Option<Record> {
-    use std::path::{Component, Path};
     if settings.save_code != Some(true) {
         return None;
     }
     let relpath = settings
         .program_relpath
         .as_deref()
-        .filter(|p| !p.is_empty())?;
+        .filter(|p| cairn_core::upload::safe_relative(p))?;
     let source = settings
         .program_abspath
         .as_deref()
         .filter(|p| !p.is_empty())?;
-    let rel = Path::new(relpath);
-    if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-        return None;
-    }
+    let rel = std::path::Path::new(relpath);
     let dest = files_dir.join("code").join(rel);
     std::fs::create_dir_all(dest.parent()?).ok()?;
     std::fs::copy(source, &dest).ok()?;

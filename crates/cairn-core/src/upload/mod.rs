@@ -993,7 +993,7 @@ fn in_parallel<T: Send, R: Send>(
 }
 
 /// A name safe to join under the files folder: relative, no `..`, no NUL.
-fn safe_relative(name: &str) -> bool {
+pub fn safe_relative(name: &str) -> bool {
     !name.is_empty()
         && !name.contains('\0')
         && !Path::new(name).is_absolute()
