@@ -160,8 +160,7 @@ impl Line {
     }
 
     fn into_console_line(mut self) -> ConsoleLine {
-        let shown = byte_offset(&self.text, self.chars, self.shown);
-        self.text.truncate(shown);
+        self.text.truncate(self.shown_text().len());
         ConsoleLine {
             stream: self.stream,
             text: self.text,

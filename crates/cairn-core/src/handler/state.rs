@@ -417,14 +417,14 @@ impl Handler {
     /// Applies the user's summary change. A key set to `null` is removed, as W&B's core
     /// does (`run.summary["k"] = None` leaves no `k`); a null inside a value stays.
     fn user_summary(&mut self, mut change: SummaryChange, out: &mut Vec<Record>) {
-        let (nulls, update) = change
+        let (nulls, update): (Vec<_>, Vec<_>) = change
             .update
             .into_iter()
             .partition(|(_, value)| *value == Value::Null);
         change.update = update;
         change
             .remove
-            .extend(nulls.into_iter().map(|(path, _): (Path, Value)| path));
+            .extend(nulls.into_iter().map(|(path, _)| path));
         for (path, value) in &change.update {
             self.summary.set(path.clone(), value.clone());
         }
