@@ -961,9 +961,13 @@ def test_use_and_download_artifact(client, store):
         out = {}
         for key in ("p0", "p1", "consumer"):
             run = api.run(f"{base}/{ARGS[key]}")
+            # The SDK's RunOutputArtifacts/RunInputArtifacts declare
+            # `$includeAliases: Boolean = true` and do not send it: aliases must come back.
             out[key] = {
                 "logged": sorted(a.name for a in run.logged_artifacts()),
                 "used": sorted(a.name for a in run.used_artifacts()),
+                "logged_aliases": sorted(sorted(a.aliases) for a in run.logged_artifacts()),
+                "used_aliases": sorted(sorted(a.aliases) for a in run.used_artifacts()),
             }
         a = api.artifact(f"{base}/{ARGS['name']}:v1")
         out["v1"] = {
@@ -987,11 +991,21 @@ def test_use_and_download_artifact(client, store):
             "consumer": r["run_id"],
         },
     ).result
-    assert api["p0"] == {"logged": [f"{name}:v0"], "used": []}, api["p0"]
-    assert api["p1"] == {"logged": [f"{name}:v1"], "used": []}, api["p1"]
-    assert api["consumer"] == {"logged": [], "used": sorted([f"{name}:v0", f"{name}:v1"])}, (
-        api["consumer"]
-    )
+    assert api["p0"] == {
+        "logged": [f"{name}:v0"], "used": [], "logged_aliases": [["first"]], "used_aliases": [],
+    }, api["p0"]
+    assert api["p1"] == {
+        "logged": [f"{name}:v1"],
+        "used": [],
+        "logged_aliases": [["best", "latest"]],
+        "used_aliases": [],
+    }, api["p1"]
+    assert api["consumer"] == {
+        "logged": [],
+        "used": sorted([f"{name}:v0", f"{name}:v1"]),
+        "logged_aliases": [],
+        "used_aliases": [["best", "latest"], ["first"]],
+    }, api["consumer"]
     a1 = api["v1"]
     assert a1["version"] == "v1" and a1["name"] == f"{name}:v1", a1
     assert a1["aliases"] == ["best", "latest"], f"v1 aliases {a1['aliases']}"

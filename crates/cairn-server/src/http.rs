@@ -7,7 +7,8 @@
 //! | `PUT /storage/{key}?exp&sig` | upload to a signed URL (no credentials) |
 //! | `GET /storage/{key}?exp&sig` | download from a signed URL (one `Range` honoured) |
 //! | `GET /healthz` | liveness |
-//! | `/api/…`, `/assets/…`, any other GET | the web UI, see `ui` |
+//! | `/api/…`, `/assets/…`, the pages' paths | the web UI, see `ui` |
+//! | anything else | 404, a JSON error |
 //!
 //! Oversized bodies are answered 413, malformed ones 400, both as JSON errors.
 
@@ -56,7 +57,7 @@ pub fn router(app: App) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .merge(ui::router())
-        .fallback(get(ui::index))
+        .fallback(ui::fallback)
         .layer(
             CompressionLayer::new()
                 .gzip(true)
@@ -123,8 +124,9 @@ async fn graphql_inner(
     {
         object.remove("operationName");
     }
-    let request: async_graphql::Request = serde_json::from_value(value)
+    let mut request: async_graphql::Request = serde_json::from_value(value)
         .map_err(|err| ApiError::BadRequest(format!("GraphQL request is malformed: {err}")))?;
+    crate::graphql::fill_variable_defaults(&mut request);
     let session = Session {
         base_url: app.base_url(&headers),
         app: app.clone(),

@@ -1,8 +1,11 @@
 //! The web UI: its assets, its sign-in, and the JSON API its pages read (`/api/…`).
 //!
 //! The pages are a single-page app built from `ui/` into `ui/dist/` and embedded here
-//! ([`assets`]); every GET that is not an API, storage or asset path answers its
-//! `index.html`, so links like `/{entity}/{project}/runs/{run}` work on reload.
+//! ([`assets`]); a GET of one of the app's own page paths ([`is_page_path`], the same
+//! table as the browser-side router in `ui/src/router.js`) answers its `index.html`, so
+//! links like `/{entity}/{project}/runs/{run}` work on reload. Every other path is a 404
+//! with a JSON error: a client that downloads from a path cairn does not serve gets an
+//! error, never a page that looks like data.
 //!
 //! Who is asking ([`Viewer`]): a session cookie set by `POST /api/login` ([`session`]), or
 //! HTTP Basic `api:KEY` like the rest of the API (scripts, benchmarks). A request with a
@@ -68,9 +71,31 @@ pub(crate) fn router() -> Router<App> {
         .route("/assets/{name}", get(assets::asset))
 }
 
-/// The app's page for any other GET: the browser-side router picks the view.
-pub(crate) async fn index() -> Response {
-    assets::index()
+/// Every request no route took: the app's page for a GET or HEAD of one of its page paths
+/// (the browser-side router picks the view), a 404 JSON error for anything else.
+pub(crate) async fn fallback(method: Method, uri: axum::http::Uri) -> Response {
+    if (method == Method::GET || method == Method::HEAD) && is_page_path(uri.path()) {
+        return assets::index();
+    }
+    tracing::info!(%method, path = uri.path(), "no such route");
+    ApiError::NotFound(format!("no such route: {method} {}", uri.path())).into_response()
+}
+
+/// Tabs of a run's page (`/{entity}/{project}/runs/{run}/{tab}`).
+const RUN_TABS: [&str; 6] = ["overview", "charts", "system", "logs", "files", "artifacts"];
+
+/// Whether `path` is one of the pages of `ui/README.md`'s route table.
+pub(crate) fn is_page_path(path: &str) -> bool {
+    let s: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match s.as_slice() {
+        [] | ["login"] => true,
+        [_entity, _project] => true,
+        [_, _, "workspace" | "table" | "compare" | "artifacts"] => true,
+        [_, _, "runs", _run] => true,
+        [_, _, "runs", _run, tab] => RUN_TABS.contains(tab),
+        [_, _, "artifacts", _type, _name, _version] => true,
+        _ => false,
+    }
 }
 
 async fn api_not_found() -> UiError {
