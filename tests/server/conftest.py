@@ -8,6 +8,8 @@ Environment:
   CAIRN_BIN                 the cairn binary (default: <repo>/target/debug/cairn)
   CAIRN_TEST_POSTGRES_URL   e.g. postgres://cairn:cairn@127.0.0.1:55432 (scripts/postgres-env);
                             a fresh database is created on it for the session and dropped after
+  CAIRN_TEST_BACKENDS       the backends to run, comma-separated (default: sqlite, and
+                            postgres when CAIRN_TEST_POSTGRES_URL is set)
   CAIRN_TEST_STOP           how test_stop asks for a server-side stop: `cli` (default,
                             `cairn run stop`) or `sql` (sets runs.stop_requested directly)
   CAIRN_TEST_KEEP           when set, keep the server's data dir and Postgres database
@@ -49,6 +51,13 @@ ENTITY = "admin"
 BACKENDS = ["sqlite"]
 if os.environ.get("CAIRN_TEST_POSTGRES_URL"):
     BACKENDS.append("postgres")
+if os.environ.get("CAIRN_TEST_BACKENDS"):
+    BACKENDS = [b for b in os.environ["CAIRN_TEST_BACKENDS"].split(",") if b]
+    for b in BACKENDS:
+        if b not in ("sqlite", "postgres"):
+            raise SystemExit(f"CAIRN_TEST_BACKENDS: unknown backend {b!r}")
+    if "postgres" in BACKENDS and not os.environ.get("CAIRN_TEST_POSTGRES_URL"):
+        raise SystemExit("CAIRN_TEST_BACKENDS names postgres: set CAIRN_TEST_POSTGRES_URL")
 
 # Which core the wandb SDK runs under (see the module doc).
 CORE = os.environ.get("CAIRN_TEST_CORE", "wandb")

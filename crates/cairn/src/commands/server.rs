@@ -45,17 +45,33 @@ impl DataArgs {
     }
 }
 
+/// Every environment variable `cairn server` reads, for `cairn server --help`.
+pub(crate) const SERVER_ENV_HELP: &str = "\
+Environment:
+  CAIRN_ADDR             --addr
+  CAIRN_DATA             --data
+  CAIRN_DATABASE_URL     --database
+  CAIRN_STORAGE_URL      --storage
+  CAIRN_PUBLIC_URL       --public-url
+  CAIRN_ADMIN_API_KEY    the first admin's API key, used only when the database is empty
+                         (default: generated, printed and written to DATA/admin-api-key)
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION (or
+  AWS_DEFAULT_REGION), AWS_ENDPOINT, AWS_ALLOW_HTTP
+                         S3 credentials and endpoint, for --storage s3://...
+  RUST_LOG               log filter for stderr (default: info)";
+
 /// Arguments of `cairn server`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = SERVER_ENV_HELP)]
 pub(crate) struct ServerArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", env = "CAIRN_ADDR")]
     addr: SocketAddr,
     #[command(flatten)]
     data: DataArgs,
     /// The URL clients reach this server at (for the upload and download URLs it hands
     /// out); default: the Host of each request.
-    #[arg(long)]
+    #[arg(long, env = "CAIRN_PUBLIC_URL")]
     public_url: Option<String>,
 }
 
