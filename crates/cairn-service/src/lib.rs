@@ -36,6 +36,7 @@ mod history;
 pub mod launch;
 pub mod listen;
 mod reads;
+mod remote;
 mod runs;
 pub mod spin;
 mod sync;

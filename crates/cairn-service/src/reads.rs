@@ -30,6 +30,8 @@ use cairn_proto::{
 };
 use serde_json::Value;
 
+use crate::remote::{run_query, until};
+
 const CONSOLE_PAGE: &str = "query RunConsoleLogPage($entity: String!, $project: String!, \
 $runName: String!, $first: Int, $after: String) {
   project(name: $project, entityName: $entity) { run(name: $runName) { logLineCount
@@ -147,7 +149,7 @@ pub(crate) fn read_console_logs(
     connection: &Connection,
     request: &ReadRunConsoleLogsRequest,
 ) -> Result<ReadRunConsoleLogsResponse, String> {
-    let until = crate::api::until();
+    let until = until();
     let (name, query, variables) = match request.last {
         Some(last) => (
             "RunConsoleLogTail",
@@ -168,7 +170,7 @@ pub(crate) fn read_console_logs(
         ),
     };
     let path = format!("{}/{}/{}", request.entity, request.project, request.run_id);
-    let run = crate::history::run_query(connection, name, query, variables, &until, &path)?;
+    let run = run_query(connection, name, query, variables, &until, &path)?;
     Ok(console_page(&run, request.last.is_some()))
 }
 

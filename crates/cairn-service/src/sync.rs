@@ -284,7 +284,7 @@ struct Context {
 /// The whole sync, on its own thread: returns when every run is done.
 fn run(op: &SyncOp, init: ServerInitSyncRequest, parallelism: usize) {
     let settings = init.settings.clone().unwrap_or_default();
-    let mut connection = crate::api::connection_config(&settings);
+    let mut connection = crate::remote::connection_config(&settings);
     if connection.api_key.is_empty()
         && let Some(key) = upload::credentials::api_key(&connection.base_url)
     {
