@@ -30,8 +30,8 @@ use cairn_proto::{
     features_request, features_response, read_run_history_request, read_run_history_response,
 };
 
-use crate::connection::Responder;
 use crate::remote::{ApiFailure, connection_config, until};
+use crate::responder::Responder;
 
 /// The API sessions of the service.
 #[derive(Default)]

@@ -1,12 +1,14 @@
 //! What every request to the settings' W&B server on the SDK's behalf shares: the
 //! connection a run's or session's settings name ([`connection_config`]), the deadline
 //! each request gets ([`until`]), the `project { run { … } }` query shape ([`run_query`]),
-//! and the failure an API request is answered with ([`ApiFailure`]).
+//! the URLs it may transfer and how they are shown in errors ([`is_http_url`],
+//! [`shown_url`]), and the failure an API request is answered with ([`ApiFailure`]).
 //!
 //! Used by the public-API proxy (`api` and the modules it dispatches to: `history`,
 //! `exports`, `reads`, `writes`), by a run's online start (`runs`) and by `sync`; it uses
-//! none of them. No state, no threads; each request is one call on cairn-core's
-//! [`Connection`] (its retry policy) bounded by the deadline.
+//! none of them. No state, no threads: the callers make their requests with cairn-core's
+//! [`Connection`] (its retry policy), bounded by [`until`] unless a transfer may take as
+//! long as it takes.
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +61,16 @@ pub(crate) fn run_query(
     Ok(run)
 }
 
+/// Whether `url` is one the core may transfer to or from: absolute, http(s).
+pub(crate) fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+/// `url` as it may be shown: without its query (a signature).
+pub(crate) fn shown_url(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(base, _)| base)
+}
+
 /// Why an API request failed: the message the user sees, and for the failures the SDK
 /// tells apart (an incomplete history export), their type.
 #[derive(Debug)]
@@ -73,5 +85,19 @@ impl From<String> for ApiFailure {
             message,
             error_type: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_urls_drop_the_signature() {
+        assert_eq!(
+            shown_url("http://h/storage/a?exp=1&sig=2"),
+            "http://h/storage/a"
+        );
+        assert_eq!(shown_url("http://h/x"), "http://h/x");
     }
 }

@@ -51,7 +51,7 @@ use cairn_proto::{
 };
 use cairn_store::LogReader;
 
-use crate::connection::Responder;
+use crate::responder::Responder;
 
 /// Most runs uploaded at once, whatever the SDK asks for.
 const MAX_PARALLELISM: u32 = 16;

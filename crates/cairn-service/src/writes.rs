@@ -28,8 +28,7 @@ use cairn_proto::{
 };
 use serde_json::{Value, json};
 
-use crate::reads::{is_http_url, shown_url};
-use crate::remote::until;
+use crate::remote::{is_http_url, shown_url, until};
 
 const MARK_RUN_FILES_UPLOADED: &str = "mutation MarkRunFilesUploaded($entity: String!, \
 $project: String!, $run: String!, $files: [String!]!) {

@@ -20,7 +20,7 @@ use cairn_proto::{FileCounts, FilePusherStats, RunExitResult, Settings, SummaryI
 
 use super::answers::{result, sample_items, summary_items};
 use super::run::{Finished, Phase, Run, ask, close_messages, finished, lock, take_pipeline};
-use crate::connection::Responder;
+use crate::responder::Responder;
 
 /// The finish's deadline: none (the settings' `finish_timeout` is not read); a week stands
 /// for none without overflowing deadline arithmetic.

@@ -23,7 +23,7 @@ use cairn_proto::{Record, ServerInformAttachResponse, ServerResponse, Settings};
 use super::answers::response;
 use super::run::{Phase, Run, feed, lock};
 use super::{finish, records, requests, start};
-use crate::connection::Responder;
+use crate::responder::Responder;
 
 /// Every run of the service.
 #[derive(Default)]

@@ -31,7 +31,7 @@ use cairn_proto::{
 use super::answers::{log_artifact_answer, response, sample_items, summary_items};
 use super::run::{Phase, Run, ask, feed, finished, lock};
 use super::{files, records};
-use crate::connection::Responder;
+use crate::responder::Responder;
 
 /// A request inside `record_publish`: answered, never persisted.
 pub(super) fn request<S>(

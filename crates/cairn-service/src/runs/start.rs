@@ -43,8 +43,8 @@ use cairn_store::SyncPolicy;
 use super::answers::{run_error, run_error_code, run_result};
 use super::files::save_code;
 use super::run::{Phase, Run, feed, lock};
-use crate::connection::Responder;
 use crate::remote::{connection_config, until};
+use crate::responder::Responder;
 
 /// How long the server may take to say whether a run to resume exists.
 const RESUME_CHECK_WAIT: Duration = Duration::from_secs(30);
