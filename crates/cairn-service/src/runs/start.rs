@@ -5,8 +5,8 @@
 //! running pipeline (handler → writer → sender, the `.wandb` log at the settings'
 //! `sync_file`, the files beside it) fed first with the run record, a resumed run's stored
 //! summary and the saved script; then the `run_result` — or a `run_result` error naming
-//! what failed, with the code the SDK maps to its exception (1: the server, 3: a `resume`
-//! setting the server's state forbids).
+//! what failed, with the code the SDK maps to its exception (0: the run's own files or
+//! settings, 1: the server, 3: a `resume` setting the server's state forbids).
 //!
 //! Online (any mode but `offline`, `dryrun`, `disabled`), before the pipeline starts: the
 //! `resume` setting is checked against the server, and the run is created there (the
@@ -18,9 +18,9 @@
 //! `internal_messages` poll; it ends when the pipeline's events end.
 //!
 //! Self-contained on purpose: [`start_pipeline`] and what it calls need only the settings,
-//! the run record, cairn-core and [`crate::remote`], so the start can move into cairn-core
-//! and be shared with the Rust SDK; only [`start`] knows the run's phases and the
-//! connection it answers on.
+//! the run record, cairn-core, [`crate::remote`] and `files::save_code`, so the start can
+//! move into cairn-core and be shared with the Rust SDK; only [`start`] and [`update`]
+//! know the run's phases and the connection they answer on.
 
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
