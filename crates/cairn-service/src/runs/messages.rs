@@ -66,3 +66,36 @@ impl Messages {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// A poll whose answer goes to the returned receiver.
+    fn poll(messages: &Messages) -> mpsc::Receiver<Vec<String>> {
+        let (tx, rx) = mpsc::channel();
+        messages.poll(Box::new(move |warnings| {
+            let _ = tx.send(warnings);
+        }));
+        rx
+    }
+
+    #[test]
+    fn a_poll_is_held_until_a_warning_or_the_end() {
+        let messages = Messages::default();
+        let first = poll(&messages);
+        assert!(first.try_recv().is_err(), "held while nothing happened");
+        messages.warn("disk full".to_owned());
+        assert_eq!(first.try_recv().unwrap(), ["disk full"]);
+
+        let second = poll(&messages);
+        let third = poll(&messages);
+        assert_eq!(second.try_recv().unwrap(), Vec::<String>::new(), "replaced");
+        messages.close();
+        assert_eq!(third.try_recv().unwrap(), Vec::<String>::new());
+        messages.warn("too late".to_owned());
+        assert_eq!(poll(&messages).try_recv().unwrap(), Vec::<String>::new());
+    }
+}
