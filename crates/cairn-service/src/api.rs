@@ -19,31 +19,19 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use cairn_core::upload::{Connection, ConnectionConfig, Until};
+use cairn_core::upload::Connection;
 use cairn_proto::server_response::ServerResponseType;
 use cairn_proto::{
-    ApiErrorResponse, ApiRequest, ApiResponse, AuthResponse, AuthenticateResponse, ErrorType,
+    ApiErrorResponse, ApiRequest, ApiResponse, AuthResponse, AuthenticateResponse,
     FeaturesResponse, GraphQlResponse, ReadRunHistoryRequest, ReadRunHistoryResponse,
     ServerApiInitResponse, ServerFeature, ServerFeaturesRequest, ServerFeaturesResponse,
     ServerResponse, Settings, api_request, api_response, auth_request, auth_response,
     features_request, features_response, read_run_history_request, read_run_history_response,
 };
 
-use crate::connection::Responder;
-
-/// The longest a request to the server on the SDK's behalf is given (the SDK's
-/// `wandb.Api` timeout is 19 s).
-const API_DEADLINE: Duration = Duration::from_secs(60);
-
-/// The deadline for a request to the server made now on the SDK's behalf.
-pub(crate) fn until() -> Until {
-    Until::deadline(Instant::now() + API_DEADLINE)
-}
-
-/// W&B's public cloud, when the settings name no server.
-const DEFAULT_BASE_URL: &str = "https://api.wandb.ai";
+use crate::remote::{ApiFailure, connection_config, until};
+use crate::responder::Responder;
 
 /// The API sessions of the service.
 #[derive(Default)]
@@ -67,44 +55,12 @@ impl std::fmt::Debug for Apis {
     }
 }
 
-/// The connection settings name: their base URL and API key.
-pub(crate) fn connection_config(settings: &Settings) -> ConnectionConfig {
-    ConnectionConfig {
-        base_url: settings
-            .base_url
-            .clone()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned())
-            .trim_end_matches('/')
-            .to_owned(),
-        api_key: settings.api_key.clone().unwrap_or_default(),
-        user_agent: format!("cairn-core {}", env!("CARGO_PKG_VERSION")),
-    }
-}
-
 fn answer(request_id: &str, response: api_response::Response) -> ServerResponse {
     ServerResponse {
         request_id: request_id.to_owned(),
         server_response_type: Some(ServerResponseType::ApiResponse(ApiResponse {
             response: Some(response),
         })),
-    }
-}
-
-/// Why an API request failed: the message the user sees, and for the failures the SDK
-/// tells apart (an incomplete history export), their type.
-#[derive(Debug)]
-pub(crate) struct ApiFailure {
-    pub(crate) message: String,
-    pub(crate) error_type: Option<ErrorType>,
-}
-
-impl From<String> for ApiFailure {
-    fn from(message: String) -> ApiFailure {
-        ApiFailure {
-            message,
-            error_type: None,
-        }
     }
 }
 
@@ -120,7 +76,7 @@ fn api_error(request_id: &str, failure: ApiFailure) -> ServerResponse {
 }
 
 /// The viewer's default entity, user name and email.
-pub(crate) fn viewer(connection: &Connection) -> Result<AuthenticateResponse, String> {
+fn viewer(connection: &Connection) -> Result<AuthenticateResponse, String> {
     let until = until();
     let data = connection
         .graphql(
@@ -359,50 +315,4 @@ fn server_features(
         .map(|feature| feature as i32)
         .collect();
     Ok(ServerFeaturesResponse { enabled })
-}
-
-/// Where the server put a run: its entity, project and display name.
-#[derive(Debug)]
-pub(crate) struct RemoteRun {
-    pub(crate) entity: String,
-    pub(crate) project: String,
-    pub(crate) display_name: String,
-}
-
-const REGISTER_RUN: &str = "mutation UpsertBucket($name: String, $project: String, \
-$entity: String, $displayName: String, $groupName: String, $jobType: String, $notes: String, \
-$tags: [String!]) {
-  upsertBucket(input: {name: $name, modelName: $project, entityName: $entity, \
-displayName: $displayName, groupName: $groupName, jobType: $jobType, notes: $notes, tags: $tags}) {
-    bucket { name displayName project { name entity { name } } }
-  }
-}";
-
-/// Creates (or finds) the run on the server before `wandb.init` returns, as W&B's core
-/// does: the SDK's own GraphQL right after init (`use_artifact`, `wandb.Api()`) expects
-/// the run to exist. The uploader upserts everything else as it follows the log.
-pub(crate) fn register_run(
-    connection: &Connection,
-    run: &cairn_proto::RunRecord,
-) -> Result<RemoteRun, String> {
-    let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-    let mut variables = serde_json::json!({
-        "name": run.run_id,
-        "project": text(&run.project),
-        "entity": text(&run.entity),
-    });
-    if let serde_json::Value::Object(map) = &mut variables {
-        map.extend(cairn_core::upload::run_details(run));
-    }
-    let until = until();
-    let data = connection
-        .graphql("UpsertBucket", REGISTER_RUN, variables, &until)
-        .map_err(|e| e.to_string())?;
-    let bucket = &data["upsertBucket"]["bucket"];
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
-    Ok(RemoteRun {
-        entity: text(&bucket["project"]["entity"]["name"]),
-        project: text(&bucket["project"]["name"]),
-        display_name: text(&bucket["displayName"]),
-    })
 }

@@ -3,21 +3,23 @@
 //! [`SpinReader`](crate::spin::SpinReader) (waits briefly before sleeping) and a buffer
 //! that takes every waiting frame in one read.
 //!
-//! Answers are written whole under the connection's writer lock, so answers given from
-//! other threads later (a run's finish, a deferred artifact) never interleave with these.
+//! Each request goes to the part of the service it is for — runs (`inform_*`, records),
+//! the public-API proxy (`api_*`), `wandb sync` (`*sync*`) — with the connection's
+//! [`Responder`], which writes each answer whole, so answers given from other threads
+//! later (a run's finish, a deferred artifact) never interleave with these.
 //! A stream that breaks (bad magic, a cut or oversized frame, bytes that are not a
 //! `ServerRequest`) ends this connection only, with the reason reported; other connections
 //! and the service go on. `inform_teardown` from the owning process ends the service.
 
 use std::io::{BufReader, Read, Write};
 use std::os::fd::AsFd;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cairn_proto::server_request::ServerRequestType;
-use cairn_proto::server_response::ServerResponseType;
-use cairn_proto::{ServerErrorResponse, ServerRequest, ServerResponse};
+use cairn_proto::{ServerRequest, ServerResponse};
 
 use crate::frame;
+use crate::responder::Responder;
 use crate::spin::SpinReader;
 use crate::{Outcome, ServiceEvent, Shared};
 
@@ -36,36 +38,6 @@ impl Stream for std::os::unix::net::UnixStream {
 impl Stream for std::net::TcpStream {
     fn try_clone(&self) -> std::io::Result<Self> {
         std::net::TcpStream::try_clone(self)
-    }
-}
-
-/// The writing half of a connection, shared by whoever answers on it.
-pub struct Responder<S> {
-    writer: Mutex<S>,
-}
-
-impl<S> std::fmt::Debug for Responder<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Responder").finish_non_exhaustive()
-    }
-}
-
-impl<S: Write> Responder<S> {
-    /// Writes `response` as one frame; a peer that is gone is not an error here (its
-    /// reader sees the end of the stream).
-    pub fn send(&self, response: &ServerResponse) {
-        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = frame::write_response(&mut *writer, response);
-    }
-
-    /// Answers `request_id` with an `error_response` carrying `message`.
-    pub fn error(&self, request_id: &str, message: String) {
-        self.send(&ServerResponse {
-            request_id: request_id.to_owned(),
-            server_response_type: Some(ServerResponseType::ErrorResponse(ServerErrorResponse {
-                message,
-            })),
-        });
     }
 }
 
@@ -100,9 +72,7 @@ pub fn kind(request: &ServerRequest) -> &'static str {
 pub(crate) fn serve<S: Stream>(shared: &Shared, id: u64, stream: S) {
     let error = match stream.try_clone() {
         Ok(writer) => {
-            let responder = Arc::new(Responder {
-                writer: Mutex::new(writer),
-            });
+            let responder = Arc::new(Responder::new(writer));
             let spin = SpinReader::new(stream);
             let mut reader = BufReader::with_capacity(1 << 16, spin);
             read_requests(shared, id, &mut reader, &responder)

@@ -31,7 +31,7 @@ use cairn_proto::{
 };
 use serde_json::{Value, json};
 
-use crate::api::ApiFailure;
+use crate::remote::{ApiFailure, run_query, until};
 
 const RUN_PARQUET_HISTORY: &str = "query RunParquetHistory($entity: String!, \
 $project: String!, $runName: String!, $liveKeys: [String!]!) {
@@ -68,7 +68,7 @@ impl Exports {
         request: &DownloadRunHistoryInit,
     ) -> Result<DownloadRunHistoryInitResponse, ApiFailure> {
         let path = format!("{}/{}/{}", request.entity, request.project, request.run_id);
-        let run = crate::history::run_query(
+        let run = run_query(
             connection,
             "RunParquetHistory",
             RUN_PARQUET_HISTORY,
@@ -76,7 +76,7 @@ impl Exports {
                 "entity": request.entity, "project": request.project,
                 "runName": request.run_id, "liveKeys": ["_step"],
             }),
-            &crate::api::until(),
+            &until(),
             &path,
         )?;
         let history = &run["parquetHistory"];

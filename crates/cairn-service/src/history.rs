@@ -14,12 +14,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use cairn_core::upload::{Connection, Until};
+use cairn_core::upload::Connection;
 use cairn_proto::{
     HistoryRow, ParquetHistoryItem, ReadRunHistoryRequest, ReadRunHistoryResponse,
     RunHistoryResponse, ScanRunHistory, ScanRunHistoryCleanupResponse, ScanRunHistoryInitResponse,
     read_run_history_request, read_run_history_response,
 };
+
+use crate::remote::{run_query, until};
 
 const HISTORY_PAGE: &str = "query HistoryPage($entity: String!, $project: String!, \
 $run: String!, $minStep: Int64!, $maxStep: Int64!, $pageSize: Int!) {
@@ -30,26 +32,6 @@ const SAMPLED_HISTORY_PAGE: &str = "query SampledHistoryPage($entity: String!, \
 $project: String!, $run: String!, $spec: JSONString!) {
   project(name: $project, entityName: $entity) { run(name: $run) {
     sampledHistory(specs: [$spec]) } } }";
-
-/// Sends a GraphQL query whose answer is `project { run { … } }` and returns the run
-/// object; an error naming `path` (`entity/project/run`) when the server has no such run.
-pub(crate) fn run_query(
-    connection: &Connection,
-    name: &str,
-    query: &str,
-    variables: serde_json::Value,
-    until: &Until,
-    path: &str,
-) -> Result<serde_json::Value, String> {
-    let mut data = connection
-        .graphql(name, query, variables, until)
-        .map_err(|e| e.to_string())?;
-    let run = data["project"]["run"].take();
-    if run.is_null() {
-        return Err(format!("no run {path} on the server"));
-    }
-    Ok(run)
-}
 
 /// A scan the SDK opened: which run, which keys (none: all).
 #[derive(Debug, Clone)]
@@ -147,7 +129,7 @@ fn read_page(
     if page.max_step <= page.min_step {
         return Ok(Vec::new());
     }
-    let until = crate::api::until();
+    let until = until();
     let size = page.max_step.saturating_sub(page.min_step);
     let (name, query, variables) = if scan.keys.is_empty() {
         (

@@ -24,9 +24,14 @@
 //! same pipeline from its own connection. Resuming asks the server first (`resume` in the
 //! settings). Handler warnings reach the user through the held `internal_messages` poll.
 //! The public-API proxy ([`api`]) carries `wandb.login()` and `wandb.Api()`, including
-//! `scan_history()` (`history`), file downloads and console reads (`reads`). `wandb sync`
-//! runs through `sync` (`init_sync`, `sync`, `sync_status`). Request kinds that are not
-//! built (the sweep scheduler, history exports) get an error naming their kind.
+//! `scan_history()` (`history`), `download_history_exports()` (`exports`), file downloads
+//! and console reads (`reads`), and file uploads, `run.stop()` and custom charts
+//! (`writes`). `wandb sync` runs through `sync` (`init_sync`, `sync`, `sync_status`). What
+//! the proxy, a run's online start and `sync` share — the connection the settings name,
+//! the deadline of a request on the SDK's behalf — is in `remote`; every answer goes
+//! through its connection's `responder`. Request kinds that are not built (the sweep
+//! scheduler, `authenticate`, and the API requests `api` lists) get an error naming their
+//! kind.
 
 mod api;
 pub mod connection;
@@ -36,6 +41,8 @@ mod history;
 pub mod launch;
 pub mod listen;
 mod reads;
+mod remote;
+mod responder;
 mod runs;
 pub mod spin;
 mod sync;

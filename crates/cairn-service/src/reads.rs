@@ -30,6 +30,8 @@ use cairn_proto::{
 };
 use serde_json::Value;
 
+use crate::remote::{is_http_url, run_query, shown_url, until};
+
 const CONSOLE_PAGE: &str = "query RunConsoleLogPage($entity: String!, $project: String!, \
 $runName: String!, $first: Int, $after: String) {
   project(name: $project, entityName: $entity) { run(name: $runName) { logLineCount
@@ -45,16 +47,6 @@ $runName: String!, $last: Int) {
 
 /// Tells apart the temporary files of concurrent downloads in one process.
 static STAGED: AtomicU64 = AtomicU64::new(0);
-
-/// Whether `url` is one the core may transfer to or from: absolute, http(s).
-pub(crate) fn is_http_url(url: &str) -> bool {
-    url.starts_with("http://") || url.starts_with("https://")
-}
-
-/// `url` as it may be shown: without its query (a signature).
-pub(crate) fn shown_url(url: &str) -> &str {
-    url.split_once('?').map_or(url, |(base, _)| base)
-}
 
 /// A temporary file next to a download's destination, removed unless renamed into place.
 #[derive(Debug)]
@@ -147,7 +139,7 @@ pub(crate) fn read_console_logs(
     connection: &Connection,
     request: &ReadRunConsoleLogsRequest,
 ) -> Result<ReadRunConsoleLogsResponse, String> {
-    let until = crate::api::until();
+    let until = until();
     let (name, query, variables) = match request.last {
         Some(last) => (
             "RunConsoleLogTail",
@@ -168,7 +160,7 @@ pub(crate) fn read_console_logs(
         ),
     };
     let path = format!("{}/{}/{}", request.entity, request.project, request.run_id);
-    let run = crate::history::run_query(connection, name, query, variables, &until, &path)?;
+    let run = run_query(connection, name, query, variables, &until, &path)?;
     Ok(console_page(&run, request.last.is_some()))
 }
 
@@ -275,15 +267,6 @@ mod tests {
         assert_eq!(page.end_cursor, "");
         assert!(!page.has_next_page);
         assert_eq!(page.total_lines, 0);
-    }
-
-    #[test]
-    fn shown_urls_drop_the_signature() {
-        assert_eq!(
-            shown_url("http://h/storage/a?exp=1&sig=2"),
-            "http://h/storage/a"
-        );
-        assert_eq!(shown_url("http://h/x"), "http://h/x");
     }
 
     /// Serves `answers` (status, body), one per connection, on a local port.

@@ -51,7 +51,7 @@ use cairn_proto::{
 };
 use cairn_store::LogReader;
 
-use crate::connection::Responder;
+use crate::responder::Responder;
 
 /// Most runs uploaded at once, whatever the SDK asks for.
 const MAX_PARALLELISM: u32 = 16;
@@ -284,7 +284,7 @@ struct Context {
 /// The whole sync, on its own thread: returns when every run is done.
 fn run(op: &SyncOp, init: ServerInitSyncRequest, parallelism: usize) {
     let settings = init.settings.clone().unwrap_or_default();
-    let mut connection = crate::api::connection_config(&settings);
+    let mut connection = crate::remote::connection_config(&settings);
     if connection.api_key.is_empty()
         && let Some(key) = upload::credentials::api_key(&connection.base_url)
     {

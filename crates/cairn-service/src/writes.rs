@@ -28,7 +28,7 @@ use cairn_proto::{
 };
 use serde_json::{Value, json};
 
-use crate::reads::{is_http_url, shown_url};
+use crate::remote::{is_http_url, shown_url, until};
 
 const MARK_RUN_FILES_UPLOADED: &str = "mutation MarkRunFilesUploaded($entity: String!, \
 $project: String!, $run: String!, $files: [String!]!) {
@@ -55,7 +55,7 @@ fn succeed(
     what: &str,
 ) -> Result<(), String> {
     let data = connection
-        .graphql(operation, query, variables, &crate::api::until())
+        .graphql(operation, query, variables, &until())
         .map_err(|e| format!("{what}: {e}"))?;
     if data[field]["success"].as_bool() == Some(false) {
         return Err(format!(
@@ -155,7 +155,7 @@ pub(crate) fn create_custom_chart(
                 "displayName": request.display_name, "chartType": request.spec_type,
                 "access": request.access, "spec": request.spec,
             }),
-            &crate::api::until(),
+            &until(),
         )
         .map_err(|e| format!("{what}: {e}"))?;
     match &data["createCustomChart"]["chart"]["id"] {
