@@ -44,7 +44,7 @@ use cairn_store::LogReader;
 use serde_json::{Value as Json, json};
 
 use crate::console::{ConsoleModel, Stream};
-use crate::sender::files::RunFiles;
+use crate::runfiles::model::RunFiles;
 use filestream::FileStream;
 pub use http::{Connection, ConnectionConfig, HttpError, Policies, Until};
 
