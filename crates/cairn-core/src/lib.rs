@@ -9,7 +9,7 @@
 //!              summary       log        wandb-summary.json, …
 //!                              │
 //!                              └──▶ uploader (upload, online): reads the log, sends it
-//!                                   to the server
+//!                                   to the server through `client`
 //! ```
 //!
 //! This crate never prints: it reports progress as events for the SDK or CLI to draw.
@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod artifact;
+pub mod client;
 pub mod clock;
 pub mod console;
 pub mod handler;

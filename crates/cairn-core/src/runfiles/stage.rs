@@ -6,8 +6,8 @@
 //! * `output.log` — the console as a terminal shows it (`\r` rewrites collapsed, stderr
 //!   lines marked), appended as lines complete;
 //! * `config.yaml`, `wandb-summary.json`, `wandb-metadata.json` — rendered from the run,
-//!   config, summary and environment records (`RunFiles`, `super::model`), written when the exit record
-//!   arrives.
+//!   config, summary and environment records (`RunFiles`, in `super::model`), written when
+//!   the exit record arrives.
 //!
 //! Uploads are not this stage's job: online, the uploader follows the log on its own thread
 //! (`crate::upload::follow`), so nothing here waits on the network.

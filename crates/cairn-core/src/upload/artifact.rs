@@ -27,10 +27,9 @@ use std::time::{Duration, Instant};
 use cairn_proto::ArtifactRecord;
 use serde_json::{Value as Json, json};
 
-use super::http::{Connection, HttpError, Until};
-use super::{in_parallel, upload_headers};
 use crate::artifact::hash::{self, Md5};
 use crate::artifact::manifest::{Entry, Manifest, ManifestError};
+use crate::client::{Connection, HttpError, Until, in_parallel, upload_headers};
 
 /// Files per `CreateArtifactFiles` request.
 const FILES_PER_BATCH: usize = 1000;

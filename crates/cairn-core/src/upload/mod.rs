@@ -25,11 +25,10 @@
 
 pub mod artifact;
 mod convert;
-pub mod credentials;
 mod filestream;
-pub mod http;
-pub mod operations;
-pub mod retry;
+
+// Old paths, kept for cairn-service until it imports `crate::client` directly.
+pub use crate::client::{credentials, operations};
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -43,10 +42,11 @@ use cairn_proto::record::RecordType;
 use cairn_store::LogReader;
 use serde_json::{Value as Json, json};
 
+pub use crate::client::{Connection, ConnectionConfig, HttpError, Policies, Until};
+use crate::client::{in_parallel, upload_headers};
 use crate::console::{ConsoleModel, Stream};
 use crate::runfiles::model::RunFiles;
 use filestream::FileStream;
-pub use http::{Connection, ConnectionConfig, HttpError, Policies, Until};
 
 /// A run record's user-given details as `UpsertBucket` variables: `displayName`, `notes`,
 /// `groupName`, `jobType` and `tags`, each left out when empty — as W&B's core does, an
@@ -943,53 +943,6 @@ impl Uploader {
         }
         Ok(self.report.clone())
     }
-}
-
-/// An answer's `uploadHeaders` (`"Name:value"` strings, added to every PUT of a batch) as
-/// pairs.
-fn upload_headers(answer: &Json) -> Vec<(String, String)> {
-    answer["uploadHeaders"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|h| h.as_str()?.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
-}
-
-/// Runs `work` on every item on up to `threads` threads (items are handed out in order) and
-/// returns the results in the order they finished. Once a result meets `stop`, no further
-/// item is started (those already running finish).
-fn in_parallel<T: Send, R: Send>(
-    items: Vec<T>,
-    threads: usize,
-    work: impl Fn(T) -> R + Sync,
-    stop: impl Fn(&R) -> bool + Sync,
-) -> Vec<R> {
-    let queue = std::sync::Mutex::new(items.into_iter());
-    let results = std::sync::Mutex::new(Vec::new());
-    let stopped = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                while !stopped.load(Ordering::Relaxed) {
-                    let Some(item) = queue.lock().ok().and_then(|mut q| q.next()) else {
-                        return;
-                    };
-                    let result = work(item);
-                    if stop(&result) {
-                        stopped.store(true, Ordering::Relaxed);
-                    }
-                    if let Ok(mut results) = results.lock() {
-                        results.push(result);
-                    }
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A name safe to join under the files folder: relative, no `..`, no NUL.
