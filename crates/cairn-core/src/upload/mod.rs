@@ -23,11 +23,12 @@
 //! last records are sent, or when its deadline passes or its abort flag is raised; then
 //! the run folder is left for `cairn sync`.
 
-pub mod artifact;
 mod convert;
 mod filestream;
 
-// Old paths, kept for cairn-service until it imports `crate::client` directly.
+// Old paths, kept for cairn-service until it imports `crate::client` and `crate::artifact`
+// directly.
+pub use crate::artifact;
 pub use crate::client::{credentials, operations};
 
 use std::collections::{HashMap, HashSet};
