@@ -159,8 +159,8 @@ impl RunBuilder {
         group,
         /// The job type (`WANDB_JOB_TYPE`).
         job_type,
-        /// `online`, `offline` or `disabled` (`WANDB_MODE`; default offline until the
-        /// online sender lands).
+        /// `online`, `offline` or `disabled` (`WANDB_MODE`; by default online when an API
+        /// key is found, offline otherwise).
         mode,
         /// `allow`, `must`, `never` or `auto` (`WANDB_RESUME`).
         resume
