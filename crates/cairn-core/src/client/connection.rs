@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
-use ureq::Body;
 use ureq::http::{HeaderMap, Response};
+use ureq::typestate::WithBody;
+use ureq::{Body, RequestBuilder};
 
 use super::error::{HttpError, attempts_text, server_message, shown_url};
 use super::retry::{self, Class, Jitter, RetryPolicy, Stop};
@@ -85,11 +86,11 @@ pub(super) struct Inner {
     pub(super) agent: ureq::Agent,
     pub(super) base_url: String,
     /// `Basic base64(api:KEY)`.
-    pub(super) authorization: String,
+    authorization: String,
     pub(super) policies: Policies,
     /// The earliest start of the next request, set when a server reports its rate limit spent.
-    pub(super) not_before: Mutex<Option<Instant>>,
-    pub(super) jitter: Mutex<Jitter>,
+    not_before: Mutex<Option<Instant>>,
+    jitter: Mutex<Jitter>,
 }
 
 impl fmt::Debug for Connection {
@@ -166,6 +167,23 @@ impl Connection {
     /// The retry policies in use.
     pub fn policies(&self) -> &Policies {
         &self.inner.policies
+    }
+
+    /// A POST of a JSON body to the server itself (not a signed URL): Basic auth, the JSON
+    /// content type, and the attempt's `timeout`.
+    pub(super) fn post_json_request(
+        &self,
+        url: &str,
+        timeout: Duration,
+    ) -> RequestBuilder<WithBody> {
+        self.inner
+            .agent
+            .post(url)
+            .config()
+            .timeout_per_call(Some(timeout))
+            .build()
+            .header("Authorization", &self.inner.authorization)
+            .header("Content-Type", "application/json")
     }
 
     /// Runs `attempt` (given the time it may take) until it succeeds, fails permanently, runs

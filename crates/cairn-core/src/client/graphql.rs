@@ -44,16 +44,7 @@ impl Connection {
         })?;
         let policy = self.inner.policies.graphql;
         self.with_retries(&policy, &url, until, |timeout| {
-            let result = self
-                .inner
-                .agent
-                .post(&url)
-                .config()
-                .timeout_per_call(Some(timeout))
-                .build()
-                .header("Authorization", &self.inner.authorization)
-                .header("Content-Type", "application/json")
-                .send(&body[..]);
+            let result = self.post_json_request(&url, timeout).send(&body[..]);
             self.exchange(&url, result)
                 .and_then(|answer| graphql_data(operation, &answer))
         })

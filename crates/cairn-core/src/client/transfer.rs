@@ -47,15 +47,7 @@ impl Connection {
         };
         let policy = self.inner.policies.filestream;
         self.with_retries(&policy, &url, until, |timeout| {
-            let mut request = self
-                .inner
-                .agent
-                .post(&url)
-                .config()
-                .timeout_per_call(Some(timeout))
-                .build()
-                .header("Authorization", &self.inner.authorization)
-                .header("Content-Type", "application/json");
+            let mut request = self.post_json_request(&url, timeout);
             if gzip {
                 request = request.header("Content-Encoding", "gzip");
             }
