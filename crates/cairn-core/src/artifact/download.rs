@@ -3,7 +3,7 @@
 //! The manifest, then every file's signed URL; a file already in the folder with the right
 //! MD5 is kept, one in the cache (`<cache>/obj/md5/<hex[..2]>/<hex[2..]>`, W&B's layout, so
 //! both tools share it) is hard-linked (copied across file systems), any other is fetched into
-//! the cache, [`PARALLEL_TRANSFERS`] at a time, its MD5 checked, then linked. References are not
+//! the cache, `PARALLEL_TRANSFERS` at a time, its MD5 checked, then linked. References are not
 //! downloaded (the user's storage holds them).
 //!
 //! Runs on the caller's thread; fetches run on scoped threads that end before it returns. A

@@ -12,13 +12,15 @@
 //! Transfers — blocking calls through [`crate::client`] on the caller's thread, each bounded by
 //! the caller's `Until`:
 //!
-//! * [`save`] — a version from an `ArtifactRecord` of the log (`CreateArtifact` …
+//! * [`save`](mod@save) — a version from an `ArtifactRecord` of the log (`CreateArtifact` …
 //!   `CommitArtifact`, protocol notes §3.4); the uploader runs it on its `cairn-artifacts`
 //!   worker thread.
 //! * [`board`] — [`ArtifactBoard`]: each logged artifact's outcome, published by that worker
 //!   and waited on by the SDK's handle.
-//! * [`resolve`] — `name:alias` to a version (`use_artifact`), and recording that a run used one.
-//! * [`download`] — a version into a folder through W&B's content-addressed cache.
+//! * [`resolve`](mod@resolve) — `name:alias` to a version (`use_artifact`), and recording
+//!   that a run used one.
+//! * [`download`](mod@download) — a version into a folder through W&B's content-addressed
+//!   cache.
 //! * [`error`] — [`ArtifactError`], which every transfer returns.
 //!
 //! Nothing here prints.

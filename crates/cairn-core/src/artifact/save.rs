@@ -4,7 +4,7 @@
 //! `CreateArtifact` (the server answers COMMITTED when the content digest is the latest
 //! version's: nothing more to do) → `CreateArtifactManifest` → `CreateArtifactFiles` in batches
 //! (a null upload URL means the server already holds those bytes: no upload) → the PUTs,
-//! [`PARALLEL_TRANSFERS`] at a time, streamed from disk; files of 2 GiB and more in parts (each
+//! `PARALLEL_TRANSFERS` at a time, streamed from disk; files of 2 GiB and more in parts (each
 //! part retried on its own, with its `Content-MD5`) joined by
 //! `CompleteMultipartUploadArtifact` → the manifest with each entry's `birthArtifactID` →
 //! `CommitArtifact`. Memory: one batch of upload URLs and the manifest text; file bytes are
@@ -484,7 +484,7 @@ fn upload_batch(
 /// A part's (upload index, part number) and the ETag its PUT answered with.
 type PartEtag = ((usize, u32), Option<String>);
 
-/// Runs `transfers`, [`PARALLEL_TRANSFERS`] at a time; returns the ETags of the parts.
+/// Runs `transfers`, `PARALLEL_TRANSFERS` at a time; returns the ETags of the parts.
 /// The first failure stops the rest.
 fn run_transfers(
     conn: &Connection,

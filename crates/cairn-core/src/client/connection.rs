@@ -2,7 +2,7 @@
 //! loop every request runs through.
 //!
 //! Input: a [`ConnectionConfig`] and the [`Policies`] per kind of request. Each call
-//! (`graphql.rs`, `transfer.rs`) builds its request inside [`Connection::with_retries`], which
+//! (`graphql.rs`, `transfer.rs`) builds its request inside `Connection::with_retries`, which
 //! classifies each attempt's outcome (`exchange`: status or transport failure, by the rules of
 //! [`super::retry`]), waits out the backoff, `Retry-After` or a spent rate limit, and stops at
 //! the caller's [`Until`]. Retries are noted on the caller's current operation

@@ -1,11 +1,11 @@
 //! Requests that move bytes: a JSON body posted to the server (the filestream, gzipped when
 //! asked), files PUT to signed upload URLs and GET from signed download URLs, streamed from and
 //! to disk, and the helpers their callers share: the `uploadHeaders` of an answer and
-//! [`in_parallel`] to run transfers several at a time.
+//! `in_parallel` to run transfers several at a time.
 //!
 //! Signed URLs get no credentials. A file transfer re-reads (or rewrites) the file on every
 //! attempt and checks the caller's abort flag while it streams, so a long upload stops
-//! promptly. Each call blocks its thread; [`in_parallel`] runs scoped threads that end before
+//! promptly. Each call blocks its thread; `in_parallel` runs scoped threads that end before
 //! it returns.
 
 use std::borrow::Cow;

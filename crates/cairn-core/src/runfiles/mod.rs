@@ -8,7 +8,7 @@
 //!   `wandb-summary.json` and `wandb-metadata.json` when the exit record arrives. It never
 //!   touches the network: online, the uploader (`crate::upload`) follows the log on its own
 //!   thread and uploads these files at the finish.
-//! * [`model`] — `RunFiles`: config, summary and metadata as the records
+//! * `model` — `RunFiles`: config, summary and metadata as the records
 //!   define them, rendered in W&B's formats and written atomically ([`write_atomic`]). The
 //!   uploader keeps one too, for the config it upserts and the summary it streams.
 //!

@@ -1,6 +1,6 @@
 //! What the server holds of a run being resumed: [`resume_status`] (W&B's `RunResumeStatus`,
 //! asked by the SDK and the service before a resumed run starts: its last step, runtime, config
-//! and summary) and [`line_counts`] (asked by the uploader: where the run's filestream lines
+//! and summary) and `line_counts` (asked by the uploader: where the run's filestream lines
 //! continue).
 //!
 //! One GraphQL call each, on the caller's thread, bounded by its `Until`.
