@@ -1,12 +1,15 @@
 //! cairn's core: the internal pipeline of a run.
 //!
 //! A run's records flow through three stages, each a named thread that owns its state and
-//! reads a bounded channel:
+//! reads a bounded channel; online, an uploader thread follows the log the writer appends to:
 //!
 //! ```text
-//! SDK calls ──▶ handler ──▶ writer ──▶ sender
-//!              steps,        .wandb     files (offline); uploads (online, later)
-//!              summary       log
+//! SDK calls ──▶ handler ──▶ writer ──▶ sender (runfiles)
+//!              steps,        .wandb     output.log, config.yaml,
+//!              summary       log        wandb-summary.json, …
+//!                              │
+//!                              └──▶ uploader (upload, online): reads the log, sends it
+//!                                   to the server through `client`
 //! ```
 //!
 //! This crate never prints: it reports progress as events for the SDK or CLI to draw.
@@ -14,13 +17,18 @@
 #![warn(missing_docs)]
 
 pub mod artifact;
+pub mod client;
 pub mod clock;
 pub mod console;
 pub mod handler;
 pub mod input;
 pub mod pipeline;
-pub mod sender;
+pub mod runfiles;
 pub mod system;
 pub mod upload;
 pub mod value;
 pub mod writer;
+
+/// The sender stage's old path, kept for `cairn-service` (`sender::write_atomic`) until it
+/// imports [`runfiles`] directly.
+pub use runfiles as sender;

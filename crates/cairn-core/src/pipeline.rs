@@ -1,5 +1,6 @@
-//! One run's pipeline: the handler, writer and sender stages as named threads joined by
-//! bounded channels, and the ordered finish.
+//! One run's pipeline: the handler, writer and sender (`crate::runfiles`) stages as named
+//! threads joined by bounded channels, the uploader following the log (online), and the
+//! ordered finish.
 //!
 //! ```text
 //! Input ─(bounded, cap. `queue_capacity`)─▶ cairn-handler ─(4 batches)─▶ cairn-writer ─(4 batches)─▶ cairn-sender
@@ -40,7 +41,7 @@ use cairn_store::{LogWriter, SyncPolicy, WriteError};
 
 use crate::handler::{Handler, HandlerConfig, Warning};
 use crate::input::Input;
-use crate::sender::{self, SenderConfig, SenderReport};
+use crate::runfiles::{self, RunFilesConfig, RunFilesReport};
 use crate::system::{SystemConfig, SystemMonitor};
 use crate::upload::{self, Until, UploadError, UploadReport, UploadSettings};
 use crate::writer::{self, WriterReport};
@@ -133,7 +134,7 @@ pub struct FinishReport {
     /// What the writer did.
     pub writer: WriterReport,
     /// What the sender did, unless the deadline passed first.
-    pub sender: Option<SenderReport>,
+    pub sender: Option<RunFilesReport>,
     /// Whether the deadline passed before the sender (and, online, the upload) finished.
     pub timed_out: bool,
     /// Online: what the upload did, or why it stopped (the run folder then needs
@@ -194,7 +195,7 @@ pub struct Pipeline {
     input: RunInput,
     handler: JoinHandle<()>,
     writer: JoinHandle<WriterReport>,
-    sender_done: Receiver<SenderReport>,
+    sender_done: Receiver<RunFilesReport>,
     system: Option<(SyncSender<()>, JoinHandle<()>)>,
     events: SyncSender<Event>,
     completion: Completion,
@@ -231,15 +232,15 @@ impl Pipeline {
             handler_stage(handler_config, input_rx, to_writer, handler_events, started);
         })?;
         let writer = spawn("cairn-writer", move || {
-            writer::run(log, writer_rx, Some((to_sender, sender::wants)))
+            writer::run(log, writer_rx, Some((to_sender, runfiles::wants)))
         })?;
-        let sender_config = SenderConfig {
+        let sender_config = RunFilesConfig {
             files_dir: config.files_dir.clone(),
         };
         let completion = Completion::default();
         let sender_completion = completion.clone();
         spawn("cairn-sender", move || {
-            let report = sender::run(sender_config, sender_rx);
+            let report = runfiles::run(sender_config, sender_rx);
             let _ = sender_done_tx.send(report);
             sender_completion.mark();
         })?;

@@ -20,12 +20,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use cairn_core::artifact::manifest::{Entry, Manifest};
-use cairn_core::input::Input;
-use cairn_core::pipeline::RunInput;
-use cairn_core::upload::artifact::{
+use cairn_core::artifact::{
     self as remote, ArtifactBoard, ArtifactOutcome, DownloadReport, RemoteArtifact,
 };
-use cairn_core::upload::{Connection, ConnectionConfig, Until};
+use cairn_core::client::{Connection, ConnectionConfig, HttpError, Until};
+use cairn_core::input::Input;
+use cairn_core::pipeline::RunInput;
 use cairn_proto::record::RecordType;
 use cairn_proto::{ArtifactRecord, Record, UseArtifactRecord};
 
@@ -481,10 +481,7 @@ fn split_path(path: &str) -> (Option<&str>, Option<&str>, &str) {
 }
 
 /// The viewer's default entity.
-fn viewer_entity(
-    conn: &Connection,
-    until: &Until,
-) -> Result<String, cairn_core::upload::HttpError> {
+fn viewer_entity(conn: &Connection, until: &Until) -> Result<String, HttpError> {
     let data = conn.graphql(
         "Viewer",
         "query Viewer { viewer { entity } }",
@@ -533,7 +530,7 @@ impl UsedArtifact {
 
     /// Downloads its files into `dir`: files already there with the right content are
     /// kept, cached ones linked, the rest fetched and checked (see
-    /// `cairn_core::upload::artifact`). The cache is W&B's (`WANDB_CACHE_DIR`).
+    /// `cairn_core::artifact::download`). The cache is W&B's (`WANDB_CACHE_DIR`).
     pub fn download_to(&self, dir: &Path) -> Result<DownloadReport, ArtifactError> {
         let until = Until::forever();
         Ok(remote::download(

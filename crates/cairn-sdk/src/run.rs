@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cairn_core::client::{self, ConnectionConfig};
 use cairn_core::console::{ConsoleCapture, Stream};
 use cairn_core::handler::HandlerConfig;
 use cairn_core::input::{ConfigChange, Input, LogCall, Query, SummaryChange};
@@ -21,7 +22,7 @@ use cairn_core::pipeline::{
     RunInput, StartError,
 };
 use cairn_core::system::SystemConfig;
-use cairn_core::upload::{self, ConnectionConfig, UploadSettings};
+use cairn_core::upload::{self, UploadSettings};
 use cairn_core::value::Value;
 use cairn_proto::record::RecordType;
 use cairn_proto::{
@@ -158,8 +159,8 @@ impl RunBuilder {
         group,
         /// The job type (`WANDB_JOB_TYPE`).
         job_type,
-        /// `online`, `offline` or `disabled` (`WANDB_MODE`; default offline until the
-        /// online sender lands).
+        /// `online`, `offline` or `disabled` (`WANDB_MODE`; by default online when an API
+        /// key is found, offline otherwise).
         mode,
         /// `allow`, `must`, `never` or `auto` (`WANDB_RESUME`).
         resume
@@ -255,11 +256,11 @@ impl RunBuilder {
             .base_url
             .clone()
             .map(|u| u.trim_end_matches('/').to_owned())
-            .unwrap_or_else(upload::credentials::base_url);
+            .unwrap_or_else(client::credentials::base_url);
         let api_key = self
             .api_key
             .clone()
-            .or_else(|| upload::credentials::api_key(&base_url));
+            .or_else(|| client::credentials::api_key(&base_url));
         // Like W&B, online unless told otherwise; without a key to upload with, offline.
         let mode = match &mode_text {
             Some(text) => Mode::parse(text).ok_or_else(|| InitError::BadMode(text.clone()))?,
@@ -303,10 +304,10 @@ impl RunBuilder {
             let project = pick(&self.project, settings::ENV_PROJECT)
                 .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
             let entity = pick(&self.entity, settings::ENV_ENTITY);
-            let until = upload::Until::deadline(std::time::Instant::now() + RESUME_TIMEOUT);
+            let until = client::Until::deadline(std::time::Instant::now() + RESUME_TIMEOUT);
             let status = upload::resume_status(
                 &connection,
-                upload::Policies::default(),
+                client::Policies::default(),
                 entity.as_deref(),
                 &project,
                 &id,
@@ -347,7 +348,7 @@ impl RunBuilder {
             Some(Some(interval)) => Some(system_config(interval)),
             None => Some(system_config(cairn_core::system::DEFAULT_INTERVAL)),
         };
-        let board = std::sync::Arc::new(cairn_core::upload::artifact::ArtifactBoard::default());
+        let board = std::sync::Arc::new(cairn_core::artifact::ArtifactBoard::default());
         let online_connection = (mode == Mode::Online).then(|| connection.clone());
         let config = PipelineConfig {
             log_path: layout.log_path.clone(),

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use cairn_core::upload::{self, ConnectionConfig, RunOverrides, Until, UploadSettings};
+use cairn_core::client::{self, ConnectionConfig, Until};
+use cairn_core::upload::{self, RunOverrides, UploadSettings};
 
 use super::Status;
 
@@ -159,8 +160,8 @@ pub(crate) fn run(args: &SyncArgs) -> Result<Status> {
         .base_url
         .clone()
         .map(|u| u.trim_end_matches('/').to_owned())
-        .unwrap_or_else(upload::credentials::base_url);
-    let Some(api_key) = upload::credentials::api_key(&base_url) else {
+        .unwrap_or_else(client::credentials::base_url);
+    let Some(api_key) = client::credentials::api_key(&base_url) else {
         bail!("no API key for {base_url}: set WANDB_API_KEY or run `wandb login`");
     };
     let connection = ConnectionConfig {

@@ -1,8 +1,9 @@
 //! The run's own files under `files/`: `config.yaml`, `wandb-summary.json` and
-//! `wandb-metadata.json`, built from the records that pass through the sender.
+//! `wandb-metadata.json`, built from the records that pass through the sender stage (and,
+//! online, through the uploader, which upserts the config and streams the summary).
 //!
 //! Pure state plus one `write_all` that renders and writes the three files atomically
-//! (temporary file, then rename), so a reader never sees half a file.
+//! ([`write_atomic`]: temporary file, then rename), so a reader never sees half a file.
 
 use std::path::{Path, PathBuf};
 

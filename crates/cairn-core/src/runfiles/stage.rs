@@ -1,22 +1,20 @@
-//! The sender stage: the last stop of a run's records.
+//! The sender stage: the last stop of a run's records, which keeps the run's files current.
 //!
-//! Input: a bounded channel of numbered records from the writer. In offline mode (all there
-//! is today) the sender keeps the run's files under `files/` up to date:
+//! Input: a bounded channel of batches of numbered records from the writer (only those
+//! [`wants`] lets through). Output: the files under `files/`:
 //!
 //! * `output.log` — the console as a terminal shows it (`\r` rewrites collapsed, stderr
 //!   lines marked), appended as lines complete;
 //! * `config.yaml`, `wandb-summary.json`, `wandb-metadata.json` — rendered from the run,
-//!   config, summary and environment records, written when the exit record arrives.
+//!   config, summary and environment records (`RunFiles`, in `super::model`), written when
+//!   the exit record arrives.
 //!
-//! The online sender (a later issue) adds uploads beside these files; it reads the same
-//! records, which is the seam: nothing upstream changes.
+//! Uploads are not this stage's job: online, the uploader follows the log on its own thread
+//! (`crate::upload::follow`), so nothing here waits on the network.
 //!
+//! Threads: runs on the thread that calls [`run`] (the pipeline's `cairn-sender`).
 //! Shutdown: the stage ends when its input closes (the writer finished). Whatever happens,
-//! it reports what it wrote in a [`SenderReport`]; file errors are reported, not fatal.
-
-pub(crate) mod files;
-
-pub use files::write_atomic;
+//! it reports what it wrote in a [`RunFilesReport`]; file errors are reported, not fatal.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -25,19 +23,19 @@ use std::sync::mpsc::Receiver;
 use cairn_proto::Record;
 use cairn_proto::record::RecordType;
 
+use super::model::RunFiles;
 use crate::console::{ConsoleModel, Stream};
-use files::RunFiles;
 
-/// Where the sender writes.
+/// Where the stage writes.
 #[derive(Clone, Debug)]
-pub struct SenderConfig {
+pub struct RunFilesConfig {
     /// The run's `files/` folder.
     pub files_dir: PathBuf,
 }
 
-/// What the sender did, returned when it ends.
+/// What the stage did, returned when it ends.
 #[derive(Debug, Default)]
-pub struct SenderReport {
+pub struct RunFilesReport {
     /// Files written or updated.
     pub files: Vec<PathBuf>,
     /// Console lines written to `output.log`.
@@ -48,7 +46,7 @@ pub struct SenderReport {
     pub errors: Vec<String>,
 }
 
-/// Whether the offline sender needs a record: history rows and system metrics only go to
+/// Whether the stage needs a record: history rows and system metrics only go to
 /// the log.
 pub fn wants(record: &Record) -> bool {
     !matches!(
@@ -57,9 +55,9 @@ pub fn wants(record: &Record) -> bool {
     )
 }
 
-/// Runs the sender stage on the current thread until `input` closes.
-pub fn run(config: SenderConfig, input: Receiver<Vec<Record>>) -> SenderReport {
-    let mut report = SenderReport::default();
+/// Runs the stage on the current thread until `input` closes.
+pub fn run(config: RunFilesConfig, input: Receiver<Vec<Record>>) -> RunFilesReport {
+    let mut report = RunFilesReport::default();
     let mut files = RunFiles::default();
     let mut console = ConsoleModel::new();
     let mut output_log: Option<fs_err::File> = None;
@@ -94,7 +92,7 @@ fn append_lines(
     path: &std::path::Path,
     file: &mut Option<fs_err::File>,
     lines: &[String],
-    report: &mut SenderReport,
+    report: &mut RunFilesReport,
 ) {
     if lines.is_empty() {
         return;

@@ -9,7 +9,7 @@
 //!
 //! While a request of an operation is being retried, the operation says why
 //! (`error_status`, which W&B's SDK prints under it on a terminal): the HTTP layer calls
-//! [`note_retry`] on the thread that started the operation, without knowing of it.
+//! `note_retry` on the thread that started the operation, without knowing of it.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};

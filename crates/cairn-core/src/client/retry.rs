@@ -1,7 +1,7 @@
 //! When to retry a request to the server, and how long to wait first.
 //!
 //! Pure rules, no IO and no clock of their own: callers pass `now`, the jitter and the header
-//! values, so every rule is tested with plain data. [`super::http`] applies them.
+//! values, so every rule is tested with plain data. [`super::connection`] applies them.
 //!
 //! The rules follow W&B's core:
 //!
