@@ -28,7 +28,3 @@ pub mod system;
 pub mod upload;
 pub mod value;
 pub mod writer;
-
-/// The sender stage's old path, kept for `cairn-service` (`sender::write_atomic`) until it
-/// imports [`runfiles`] directly.
-pub use runfiles as sender;

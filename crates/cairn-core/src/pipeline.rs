@@ -39,11 +39,12 @@ use std::time::{Duration, Instant};
 
 use cairn_store::{LogWriter, SyncPolicy, WriteError};
 
+use crate::client::Until;
 use crate::handler::{Handler, HandlerConfig, Warning};
 use crate::input::Input;
 use crate::runfiles::{self, RunFilesConfig, RunFilesReport};
 use crate::system::{SystemConfig, SystemMonitor};
-use crate::upload::{self, Until, UploadError, UploadReport, UploadSettings};
+use crate::upload::{self, UploadError, UploadReport, UploadSettings};
 use crate::writer::{self, WriterReport};
 
 /// Batches of records in flight between two inner stages: with batches bounded by

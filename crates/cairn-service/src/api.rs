@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cairn_core::upload::Connection;
+use cairn_core::client::Connection;
 use cairn_proto::server_response::ServerResponseType;
 use cairn_proto::{
     ApiErrorResponse, ApiRequest, ApiResponse, AuthResponse, AuthenticateResponse,

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cairn_core::upload::Connection;
+use cairn_core::client::Connection;
 use cairn_proto::{
     DownloadRunHistoryInit, DownloadRunHistoryInitResponse, DownloadRunHistoryResponse,
     DownloadRunHistoryStatusResponse, ErrorType, Operation, OperationStats,

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use cairn_core::upload::Connection;
+use cairn_core::client::Connection;
 use cairn_proto::{
     HistoryRow, ParquetHistoryItem, ReadRunHistoryRequest, ReadRunHistoryResponse,
     RunHistoryResponse, ScanRunHistory, ScanRunHistoryCleanupResponse, ScanRunHistoryInitResponse,

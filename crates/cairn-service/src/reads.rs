@@ -23,7 +23,7 @@ use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cairn_core::upload::{Connection, Until};
+use cairn_core::client::{Connection, Until};
 use cairn_proto::{
     DownloadFileRequest, DownloadFileResponse, ReadRunConsoleLogsRequest,
     ReadRunConsoleLogsResponse, RunConsoleLogLine,
@@ -213,7 +213,7 @@ mod tests {
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
 
-    use cairn_core::upload::ConnectionConfig;
+    use cairn_core::client::ConnectionConfig;
 
     #[test]
     fn a_page_keeps_its_cursor_and_lines() {

@@ -12,8 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_core::upload::credentials::DEFAULT_BASE_URL;
-use cairn_core::upload::{Connection, ConnectionConfig, Until};
+use cairn_core::client::credentials::DEFAULT_BASE_URL;
+use cairn_core::client::{Connection, ConnectionConfig, Until};
 use cairn_proto::{ErrorType, Settings};
 
 /// The longest a request to the server on the SDK's behalf is given (the SDK's

@@ -38,9 +38,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cairn_core::upload::{
-    self, Connection, ConnectionConfig, RunOverrides, Until, UploadSettings, sync_log,
-};
+use cairn_core::client::{self, Connection, ConnectionConfig, Until};
+use cairn_core::upload::{RunOverrides, UploadSettings, sync_log};
 use cairn_proto::record::RecordType;
 use cairn_proto::server_response::ServerResponseType;
 use cairn_proto::server_sync_message::Severity;
@@ -286,7 +285,7 @@ fn run(op: &SyncOp, init: ServerInitSyncRequest, parallelism: usize) {
     let settings = init.settings.clone().unwrap_or_default();
     let mut connection = crate::remote::connection_config(&settings);
     if connection.api_key.is_empty()
-        && let Some(key) = upload::credentials::api_key(&connection.base_url)
+        && let Some(key) = client::credentials::api_key(&connection.base_url)
     {
         connection.api_key = key;
     }

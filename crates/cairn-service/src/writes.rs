@@ -20,7 +20,7 @@
 
 use std::path::Path;
 
-use cairn_core::upload::{Connection, Until};
+use cairn_core::client::{Connection, Until};
 use cairn_proto::{
     CreateCustomChartRequest, CreateCustomChartResponse, MarkRunFilesUploadedRequest,
     MarkRunFilesUploadedResponse, StopRunRequest, StopRunResponse, UploadFileRequest,

@@ -51,8 +51,3 @@ pub use report::{UploadError, UploadReport};
 pub use resume::{ResumeStatus, resume_status};
 pub use settings::{RunOverrides, UploadSettings};
 pub use uploader::{Uploader, run_details, safe_relative};
-
-// Old paths, kept for cairn-service until it imports `crate::client` and `crate::artifact`
-// directly.
-pub use crate::artifact;
-pub use crate::client::{Connection, ConnectionConfig, Policies, Until, credentials, operations};

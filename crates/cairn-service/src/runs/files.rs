@@ -32,7 +32,7 @@ pub(super) fn write_requirements(run: &Mutex<Run>, packages: &cairn_proto::Pytho
     lines.sort_unstable_by_key(|l| l.to_ascii_lowercase());
     let mut text = lines.join("\n");
     text.push('\n');
-    if cairn_core::sender::write_atomic(&dir.join("requirements.txt"), text.as_bytes()).is_err() {
+    if cairn_core::runfiles::write_atomic(&dir.join("requirements.txt"), text.as_bytes()).is_err() {
         return;
     }
     feed(

@@ -14,9 +14,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+use cairn_core::artifact::ArtifactOutcome;
+use cairn_core::client::operations::Operations;
 use cairn_core::input::{Input, Query};
-use cairn_core::upload::artifact::ArtifactOutcome;
-use cairn_core::upload::operations::Operations;
 use cairn_proto::record::RecordType;
 use cairn_proto::request::RequestType;
 use cairn_proto::response::ResponseType;

@@ -14,10 +14,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use cairn_core::artifact::ArtifactBoard;
+use cairn_core::client::operations::Operations;
 use cairn_core::input::{Input, Query};
 use cairn_core::pipeline::{Pipeline, RunInput};
-use cairn_core::upload::artifact::ArtifactBoard;
-use cairn_core::upload::operations::Operations;
 use cairn_proto::{
     FileCounts, FilePusherStats, RunRecord, SampledHistoryItem, Settings, SummaryItem,
 };

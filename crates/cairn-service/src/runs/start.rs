@@ -27,14 +27,13 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cairn_core::artifact::ArtifactBoard;
+use cairn_core::client::operations::Operations;
+use cairn_core::client::{Connection, ConnectionConfig, Policies, Until};
 use cairn_core::handler::HandlerConfig;
 use cairn_core::input::{Input, SummaryChange};
 use cairn_core::pipeline::{DEFAULT_QUEUE_CAPACITY, Event, Pipeline, PipelineConfig};
-use cairn_core::upload::artifact::ArtifactBoard;
-use cairn_core::upload::operations::Operations;
-use cairn_core::upload::{
-    Connection, ConnectionConfig, Policies, ResumeStatus, Until, UploadSettings,
-};
+use cairn_core::upload::{ResumeStatus, UploadSettings};
 use cairn_core::value::Value;
 use cairn_proto::record::RecordType;
 use cairn_proto::{Record, RunRecord, Settings};
