@@ -9,7 +9,7 @@ and console output, every value type the SDK logs, offline artifacts, run metada
 non-zero exit code. It then decodes each log twice:
 
 * **expected**: with a tiny, independent LevelDB-log reader written here from the format
-  description (core-architecture.md §5), every CRC checked, each payload parsed with
+  description (cairn-store's `src/lib.rs`), every CRC checked, each payload parsed with
   `wandb.proto.wandb_internal_pb2.Record` and converted with
   `google.protobuf.json_format.MessageToDict(preserving_proto_field_name=True)`;
 * **actual**: `cairn dump FILE.wandb`, one JSON object per record, in file order.

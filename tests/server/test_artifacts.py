@@ -1,7 +1,6 @@
 """Artifacts end to end: the real wandb==0.31.0 client logs, deduplicates, versions, uses and
-downloads artifacts through `cairn server` (wire §3.4, §3.5, §3.7, §3.8, §4.5–§4.15, §7;
-API reads §10–§11), and every test checks what the server stored in its artifact tables
-(schema_v2.sql), not only what the client saw.
+downloads artifacts through `cairn server`, and every test checks what the server stored in
+its artifact tables (schema_v2.sql), not only what the client saw.
 
 Downloads run with a fresh wandb cache (`WANDB_CACHE_DIR`), so the bytes really come from the
 server and not from the cache the uploading run filled.
@@ -27,7 +26,7 @@ import pytest
 from conftest import ENTITY, md5_forms
 
 # --------------------------------------------------------------------------------------
-# Digests (wire §7.2)
+# Digests
 
 
 def b64md5(data: bytes) -> str:
@@ -477,7 +476,7 @@ def raw_run(server, project: str, key: str | None = None) -> str:
 def create_artifact_input(
     project: str, run: str, name: str, digest: str, type_: str = "dataset", entity=ENTITY
 ) -> dict:
-    """CreateArtifactInput with every key core sends (wire §4.5)."""
+    """CreateArtifactInput with every key core sends."""
     return {
         "entityName": entity,
         "projectName": project,
@@ -503,7 +502,7 @@ def create_artifact_input(
 
 
 def manifest_bytes(contents: dict[str, tuple[str, int]], birth: str) -> bytes:
-    """A wandb_manifest.json (wire §7.1) for {path: (b64 md5, size)}."""
+    """A wandb_manifest.json for {path: (b64 md5, size)}."""
     return json.dumps(
         {
             "version": 1,
@@ -518,7 +517,7 @@ def manifest_bytes(contents: dict[str, tuple[str, int]], birth: str) -> bytes:
 
 
 class RawUpload:
-    """One artifact version uploaded step by step over GraphQL, as core does (wire §3.4)."""
+    """One artifact version uploaded step by step over GraphQL, as core does."""
 
     def __init__(self, server, project: str, run: str, name: str, contents: dict[str, tuple]):
         """`contents`: the manifest entries {path: (b64 md5, size)} (decides the digest)."""
@@ -793,7 +792,7 @@ def test_named_files_past_the_first_page(client, store):
 
 def test_same_content_is_not_a_new_version(client, store):
     """Identical files logged from a second run: no new version, the client gets v0 back
-    (wire §3.4 dedup, §7.3)."""
+    (W&B's dedup by content digest)."""
     project = client.project()
     name = "dedup-" + secrets.token_hex(3)
     files = {"a.txt": unique("dedup a"), "sub/b.csv": unique("dedup b")}
@@ -845,7 +844,7 @@ def test_new_version_uploads_only_changed_files(client, store):
     assert second["digest"] == files_digest(v1_files), second
     assert second["art_id"] != first["art_id"]
 
-    # The manifest the client reads back: birth IDs from CreateArtifactFiles (wire §4.7).
+    # The manifest the client reads back: birth IDs from CreateArtifactFiles.
     manifest = second["manifest"]
     assert set(manifest) == set(v1_files), manifest
     for path in ("a.txt", "b.txt"):
@@ -893,7 +892,7 @@ def test_new_version_uploads_only_changed_files(client, store):
 def test_use_and_download_artifact(client, store):
     """use_artifact by latest, vN and user aliases in a second run, download byte for byte
     (fresh cache), lineage in artifact_usage; then wandb.Api() run↔artifact links and
-    api.artifact() attributes (API reads §10–§11)."""
+    api.artifact() attributes."""
     project = client.project()
     name = "use-" + secrets.token_hex(3)
     v0_files = {"a.txt": unique("use a"), "sub/b.csv": unique("use b")}
@@ -1054,7 +1053,7 @@ run.finish()
 
 def test_media_table_and_image(client, store):
     """A wandb.Table becomes a run_table artifact `run-<id>-tbl` with `tbl.table.json`; the
-    history row holds the table-file descriptor; a wandb.Image is a run file (wire §3.7)."""
+    history row holds the table-file descriptor; a wandb.Image is a run file."""
     project = client.project()
     res = client.run(MEDIA_SCRIPT, project)
     run_id = res.result["id"]
@@ -1150,7 +1149,7 @@ def test_media_table_and_image(client, store):
 
 
 def test_offline_artifact_then_sync(client, store):
-    """An artifact logged offline arrives with `wandb sync` (entityName "", wire §3.8):
+    """An artifact logged offline arrives with `wandb sync` (entityName ""):
     committed, right entries, lineage to the synced run; it downloads back intact."""
     project = client.project()
     name = "offline-" + secrets.token_hex(3)
@@ -1393,8 +1392,8 @@ def test_download_url_tampering(client, store, server):
 
 
 def test_download_url_honours_range(client, store, server):
-    """Files of 2 GiB and more are downloaded with parallel ranged GETs (wire §3.5 step 6;
-    `bytes=S-E`, and `bytes=S-` for the last part): a directUrl answers 206 with exactly
+    """Files of 2 GiB and more are downloaded with parallel ranged GETs (`bytes=S-E`, and
+    `bytes=S-` for the last part): a directUrl answers 206 with exactly
     those bytes. (The small version of the multipart download in test_multipart_large_file.)
     """
     project = client.project()
@@ -1587,7 +1586,7 @@ def test_log_artifact_with_other_type_refused(client, store, server):
 # --------------------------------------------------------------------------------------
 # 7. A file of 2 GiB and more: multipart upload, ranged download
 
-BIG_SIZE = (2 << 30) + (5 << 20)  # 2 GiB + 5 MiB: 21 parts of 100 MiB (wire §3.4)
+BIG_SIZE = (2 << 30) + (5 << 20)  # 2 GiB + 5 MiB: 21 parts of 100 MiB
 
 
 # Alone: the server joins the 2 GiB inside the SDK's CompleteMultipartUploadArtifact call,

@@ -226,7 +226,7 @@ def sparse_big_file(path: Path, size: int) -> str:
 
 
 def test_large_file_in_parts(client, store, server):
-    """A 2 GiB + 3 MiB file goes up in parts (wire §3.4) and comes back byte-identical."""
+    """A 2 GiB + 3 MiB file goes up in parts and comes back byte-identical."""
     if server.backend != "sqlite":
         pytest.skip("the multipart path does not depend on the database; once is enough")
     project = client.project()

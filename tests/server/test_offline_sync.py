@@ -1,4 +1,4 @@
-"""Offline run, then `wandb sync` (wire §3.8): the server ends up with the run's own rows."""
+"""Offline run, then `wandb sync`: the server ends up with the run's own rows."""
 
 import json
 import subprocess

@@ -1,4 +1,4 @@
-"""Resuming runs (wire §3.6): resume="allow" | "must" | "never"."""
+"""Resuming runs: resume="allow" | "must" | "never"."""
 
 from conftest import ENTITY, parse_console_line
 

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import ENTITY, md5_forms, parse_console_line
 
-# Files every online run uploads (wire §3.2, §6).
+# Files every online run uploads.
 STANDARD_FILES = {"wandb-metadata.json", "requirements.txt", "config.yaml", "wandb-summary.json"}
 
 

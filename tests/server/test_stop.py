@@ -1,4 +1,4 @@
-"""Server-side stop (wire §3.9): `cairn run stop` or `wandb.Api().run(…).stop()` (the
+"""Server-side stop: `cairn run stop` or `wandb.Api().run(…).stop()` (the
 `stopRun` mutation) → filestream answers {"stopped": true} → the SDK raises
 KeyboardInterrupt in the script (it polls about every 15 s). The stop is spent when the run
 ends, so a resumed run is not stopped again."""

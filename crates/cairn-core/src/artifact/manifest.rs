@@ -7,7 +7,7 @@
 //! sends and the server dedups on) and, for the manifest file itself, the base64 MD5 of
 //! the JSON bytes (`Md5::of(json.as_bytes()).to_base64()`).
 //!
-//! The format (protocol notes §7.1, wandb-core `pkg/artifacts/manifest.go`):
+//! The format (as wandb-core's `pkg/artifacts/manifest.go` writes it):
 //!
 //! ```json
 //! {"version":1,"storagePolicy":"wandb-storage-policy-v1","storagePolicyConfig":{"storageLayout":"V2"},

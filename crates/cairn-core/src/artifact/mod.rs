@@ -13,7 +13,7 @@
 //! the caller's `Until`:
 //!
 //! * [`save`](mod@save) — a version from an `ArtifactRecord` of the log (`CreateArtifact` …
-//!   `CommitArtifact`, protocol notes §3.4); the uploader runs it on its `cairn-artifacts`
+//!   `CommitArtifact`, W&B's save flow); the uploader runs it on its `cairn-artifacts`
 //!   worker thread.
 //! * [`board`] — [`ArtifactBoard`]: each logged artifact's outcome, published by that worker
 //!   and waited on by the SDK's handle.

@@ -1,5 +1,4 @@
-//! Saving a version on the server from an `ArtifactRecord` of the log ([`save`], W&B's flow,
-//! protocol notes §3.4).
+//! Saving a version on the server from an `ArtifactRecord` of the log ([`save`], W&B's flow).
 //!
 //! `CreateArtifact` (the server answers COMMITTED when the content digest is the latest
 //! version's: nothing more to do) → `CreateArtifactManifest` → `CreateArtifactFiles` in batches

@@ -35,8 +35,8 @@
 //!   lines are final. A line is also final once it scrolled out of its stream's view. Final
 //!   lines leave the model through [`ConsoleModel::take_completed_lines`].
 //! * Streams are not marked in `output.log`: W&B's fixtures (`rich`, `failed`) show stderr lines
-//!   without any prefix. The `ERROR <timestamp>` prefix of §6.6 belongs to the filestream
-//!   format only; [`ConsoleLine::stream`] keeps what a filestream writer needs for it.
+//!   without any prefix. The `ERROR <timestamp>` prefix of stderr lines belongs to the
+//!   filestream format only; [`ConsoleLine::stream`] keeps what a filestream writer needs for it.
 //! * The writer appends each line with a `\n` and creates `output.log` with its first line: a
 //!   W&B run that printed nothing has no `output.log` (the `basic` fixture).
 //!

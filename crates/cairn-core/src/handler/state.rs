@@ -1,6 +1,6 @@
 //! The handler's state machine: user calls in, protocol records out.
 //!
-//! W&B's step semantics, exactly (core-architecture §1.4.1):
+//! W&B's step semantics, exactly:
 //!
 //! * Values accumulate in a pending row. `log(values)` commits the row at once;
 //!   `log(values, commit=false)` keeps accumulating; `log(values, step=N)` accumulates
