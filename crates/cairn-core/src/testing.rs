@@ -3,7 +3,8 @@
 //! [`FakeServer`] listens on `127.0.0.1:<free port>`, reads one HTTP/1.1 request per
 //! connection, answers it with what the test's function returns and hangs up. GraphQL
 //! requests are named by their `operationName`, so a test answers `RunResumeStatus` one
-//! way and everything else another. It stops when [`FakeServer::finish`] is called (it
+//! way and everything else another; [`FakeServer::wandb`] is the usual such server. It
+//! stops when [`FakeServer::finish`] is called (it
 //! returns the requests it saw), or after 60 s, so a broken test cannot hang the suite.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -75,6 +76,30 @@ impl FakeServer {
             base_url,
             stop,
             handle,
+        })
+    }
+
+    /// A W&B server that holds one run, `bucket` (what `RunResumeStatus` answers; `None`:
+    /// no such run), and accepts an upload: `UpsertBucket` answers the run it names in
+    /// entity `e`, other GraphQL operations empty data, other requests `{}`.
+    pub fn wandb(bucket: Option<serde_json::Value>) -> std::io::Result<FakeServer> {
+        use serde_json::json;
+        FakeServer::start(move |request| {
+            let data = match request.operation().as_deref() {
+                Some("RunResumeStatus") => json!({"model": {"bucket": bucket}}),
+                Some("UpsertBucket") => {
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&request.body).unwrap_or_default();
+                    let variables = &body["variables"];
+                    json!({"upsertBucket": {"inserted": true, "bucket": {
+                        "id": "UnVuOjE=", "name": variables["name"],
+                        "project": {"name": variables["project"], "entity": {"name": "e"}}
+                    }}})
+                }
+                Some(_) => json!({}),
+                None => return (200, "{}".to_owned()),
+            };
+            (200, json!({ "data": data }).to_string())
         })
     }
 

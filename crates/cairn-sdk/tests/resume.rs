@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use cairn_core::testing::{FakeRequest, FakeServer};
+use cairn_core::testing::FakeServer;
 use cairn_proto::Record;
 use cairn_proto::record::RecordType;
 use cairn_sdk::Value;
@@ -22,19 +22,7 @@ fn server(holds_run: bool) -> FakeServer {
             "summaryMetrics": json!({"loss": 0.25, "acc": 0.5}).to_string(),
         })
     });
-    FakeServer::start(move |request: &FakeRequest| {
-        let data = match request.operation().as_deref() {
-            Some("RunResumeStatus") => json!({"model": {"bucket": bucket}}),
-            Some("UpsertBucket") => json!({"upsertBucket": {"bucket": {
-                "id": "UnVuOjE=", "name": "resumed1",
-                "project": {"name": "p", "entity": {"name": "e"}}
-            }}}),
-            Some(_) => json!({}),
-            None => return (200, "{}".to_owned()),
-        };
-        (200, json!({ "data": data }).to_string())
-    })
-    .unwrap()
+    FakeServer::wandb(bucket).unwrap()
 }
 
 fn online(dir: &Path, server: &FakeServer, resume: &str) -> cairn_sdk::RunBuilder {
@@ -111,24 +99,17 @@ fn a_resumed_run_gets_the_stored_config_summary_and_step() {
 }
 
 #[test]
-fn must_on_a_run_the_server_lacks_fails_naming_it() {
+fn must_on_a_missing_run_and_never_on_an_existing_one_fail_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = server(false);
-    let err = online(dir.path(), &fake, "must").start().unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("run resumed1 does not exist on the server"),
-        "{err}"
-    );
-    fake.finish();
-    let fake = server(true);
-    let err = online(dir.path(), &fake, "never").start().unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("run resumed1 already exists on the server"),
-        "{err}"
-    );
-    fake.finish();
+    for (holds_run, resume, expect) in [
+        (false, "must", "run resumed1 does not exist on the server"),
+        (true, "never", "run resumed1 already exists on the server"),
+    ] {
+        let fake = server(holds_run);
+        let err = online(dir.path(), &fake, resume).start().unwrap_err();
+        assert!(err.to_string().starts_with(expect), "{err}");
+        fake.finish();
+    }
 }
 
 #[test]

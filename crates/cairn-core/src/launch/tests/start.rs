@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::input::{Input, LogCall};
 use crate::launch::{Explicit, LaunchError, Launched, RunFolder, RunSettings, launch};
-use crate::testing::{FakeRequest, FakeServer};
+use crate::testing::FakeServer;
 use crate::value::Value;
 
 /// What the fake server holds of run `r1`: ten history rows, a config and a summary.
@@ -29,19 +29,7 @@ fn stored_run() -> serde_json::Value {
 
 /// A W&B server that holds `bucket` (`None`: no such run) and accepts the upload.
 fn server(bucket: Option<serde_json::Value>) -> FakeServer {
-    FakeServer::start(move |request: &FakeRequest| {
-        let data = match request.operation().as_deref() {
-            Some("RunResumeStatus") => json!({"model": {"bucket": bucket}}),
-            Some("UpsertBucket") => json!({"upsertBucket": {"inserted": true, "bucket": {
-                "id": "UnVuOjE=", "name": "r1", "displayName": "r1",
-                "project": {"name": "p", "entity": {"name": "e"}}
-            }}}),
-            Some(_) => json!({}),
-            None => return (200, "{}".to_owned()),
-        };
-        (200, json!({ "data": data }).to_string())
-    })
-    .unwrap()
+    FakeServer::wandb(bucket).unwrap()
 }
 
 fn settings(dir: &Path, mode: &str, base_url: &str, resume: Option<&str>) -> RunSettings {
