@@ -22,9 +22,12 @@ pub mod clock;
 pub mod console;
 pub mod handler;
 pub mod input;
+pub mod launch;
 pub mod pipeline;
 pub mod runfiles;
 pub mod system;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod upload;
 pub mod value;
 pub mod writer;

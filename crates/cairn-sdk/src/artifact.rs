@@ -29,7 +29,7 @@ use cairn_core::pipeline::RunInput;
 use cairn_proto::record::RecordType;
 use cairn_proto::{ArtifactRecord, Record, UseArtifactRecord};
 
-use crate::settings;
+use cairn_core::launch::random_id;
 
 /// Why an artifact could not be logged, found or downloaded.
 #[derive(Debug, thiserror::Error)]
@@ -350,8 +350,8 @@ impl RunArtifacts {
             name: artifact.name.clone(),
             reason,
         })?;
-        let client_id = settings::random_id(128);
-        let sequence_client_id = settings::random_id(128);
+        let client_id = random_id(128);
+        let sequence_client_id = random_id(128);
         let handle = ArtifactHandle {
             name: artifact.name.clone(),
             client_id: client_id.clone(),

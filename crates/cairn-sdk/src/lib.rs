@@ -19,7 +19,9 @@
 //! transaction log, readable by `cairn dump` and uploadable by `wandb sync` or
 //! `cairn sync`) and `files/` beside it. Settings come from code, then W&B's environment
 //! variables (`WANDB_PROJECT`, `WANDB_ENTITY`, `WANDB_DIR`, `WANDB_MODE`, `WANDB_RUN_ID`,
-//! `WANDB_RESUME`, ...), then defaults.
+//! `WANDB_RESUME`, ...), then W&B's settings files (`~/.config/wandb/settings`,
+//! `<dir>/wandb/settings`), then defaults; a run started with `resume` continues the
+//! server's run — its steps, runtime, config and summary — as W&B's does.
 //!
 //! Calls never wait on the network: each becomes an input on the run's bounded queue,
 //! handled by cairn-core's pipeline on its own threads. A run dropped without `finish`

@@ -5,6 +5,11 @@
 //! thread (values are encoded by the core's handler thread). When the queue is full
 //! because the disk is behind, `log` waits for room rather than drop data.
 //!
+//! Starting one is cairn-core's [`launch`](cairn_core::launch): the builder's values are
+//! the explicit settings, resolved against the environment and W&B's settings files; the
+//! resume question, the run folder and the pipeline are the core's. What is left here is
+//! the SDK's own: telemetry, console capture, signals and the artifacts handle.
+//!
 //! A run ends with [`Run::finish`]. Dropping a run without finishing it finishes it too,
 //! with exit code 1 if the thread is panicking and 0 otherwise, so a panic still leaves a
 //! complete, readable log.
@@ -13,71 +18,33 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cairn_core::client::{self, ConnectionConfig};
 use cairn_core::console::{ConsoleCapture, Stream};
-use cairn_core::handler::HandlerConfig;
 use cairn_core::input::{ConfigChange, Input, LogCall, Query, SummaryChange};
-use cairn_core::pipeline::{
-    DEFAULT_QUEUE_CAPACITY, Event, FinishReport, LifecycleError, Pipeline, PipelineConfig,
-    RunInput, StartError,
-};
-use cairn_core::system::SystemConfig;
-use cairn_core::upload::{self, UploadSettings};
+use cairn_core::launch::{self, Explicit, LaunchError, Launched, SettingsError};
+use cairn_core::pipeline::{Event, FinishReport, LifecycleError, Pipeline, RunInput};
 use cairn_core::value::Value;
 use cairn_proto::record::RecordType;
 use cairn_proto::{
     AlertRecord, ConfigItem, ConfigRecord, FilesItem, FilesRecord, MetricOptions, MetricRecord,
-    MetricSummary, Record, RunPreemptingRecord, RunRecord, TelemetryRecord,
+    MetricSummary, Record, RunPreemptingRecord, TelemetryRecord,
 };
 use cairn_store::SyncPolicy;
 
 use crate::artifact::{Artifact, ArtifactError, ArtifactHandle, RunArtifacts, UsedArtifact};
 use crate::media::{self, Table};
-use crate::settings::{self, DEFAULT_FINISH_DEADLINE, DEFAULT_PROJECT, Mode, RunLayout};
+use crate::settings::{Mode, RunLayout};
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
-    /// `WANDB_MODE` (or the mode given) is not one of online, offline, disabled.
-    #[error("unknown mode `{0}` (expected online, offline or disabled)")]
-    BadMode(String),
-    /// Online mode without an API key.
-    #[error(
-        "online mode needs an API key for {base_url}: set WANDB_API_KEY, run `wandb login`, \
-         or use WANDB_MODE=offline and `cairn sync` later"
-    )]
-    NoApiKey {
-        /// The server the run would upload to.
-        base_url: String,
-    },
-    /// `resume="must"`, but the server has no such run.
-    #[error("run {0} does not exist on the server, but resume=\"must\" requires it")]
-    ResumeMissing(String),
-    /// `resume="never"`, but the server already has the run.
-    #[error("run {0} already exists on the server, and resume=\"never\" forbids resuming it")]
-    RunExists(String),
-    /// The server could not say whether the run exists.
-    #[error("cannot resume run {id}: {source}")]
-    Resume {
-        /// The run.
-        id: String,
-        /// Why.
-        source: cairn_core::upload::UploadError,
-    },
-    /// The run id cannot name a folder.
-    #[error("invalid run id `{0}`: use letters, digits, `-` and `_` (at most 128)")]
-    BadRunId(String),
-    /// The run's folder or log could not be created.
-    #[error("cannot start run `{id}` in {}: {source}", dir.display())]
-    Start {
-        /// The run id.
-        id: String,
-        /// The run folder.
-        dir: PathBuf,
-        /// What failed.
-        #[source]
-        source: StartError,
-    },
+    /// A setting cannot be used (it names the value and where it came from), or online
+    /// mode has no API key.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The run could not start: the resume setting forbids what the server holds, the
+    /// server could not be asked, or the run folder could not be made.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
 }
 
 /// Why a call on a run failed.
@@ -107,37 +74,22 @@ impl From<LifecycleError> for RunError {
 
 /// Longest key accepted (W&B's server limit on metric names is in this range).
 pub const MAX_KEY_LEN: usize = 4096;
-
 /// Settings for a new run; build with [`crate::init`] and start with [`RunBuilder::start`].
+///
+/// Each value set here wins over the environment (`WANDB_*`) and W&B's settings files.
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct RunBuilder {
-    project: Option<String>,
-    entity: Option<String>,
-    name: Option<String>,
-    id: Option<String>,
-    notes: Option<String>,
-    group: Option<String>,
-    job_type: Option<String>,
-    tags: Option<Vec<String>>,
+    settings: Explicit,
     config: Vec<(String, Value)>,
-    mode: Option<String>,
-    dir: Option<PathBuf>,
-    resume: Option<String>,
-    base_url: Option<String>,
-    api_key: Option<String>,
-    console: Option<bool>,
     signals: Option<bool>,
-    system_interval: Option<Option<Duration>>,
-    sync: Option<SyncPolicy>,
-    finish_deadline: Option<Duration>,
 }
 
 macro_rules! string_setters {
-    ($($(#[$doc:meta])* $name:ident),*) => {$(
+    ($($(#[$doc:meta])* $name:ident => $field:ident),*) => {$(
         $(#[$doc])*
         pub fn $name(mut self, value: impl Into<String>) -> Self {
-            self.$name = Some(value.into());
+            self.settings.$field = Some(value.into());
             self
         }
     )*};
@@ -146,29 +98,35 @@ macro_rules! string_setters {
 impl RunBuilder {
     string_setters!(
         /// The project (`WANDB_PROJECT`; default `uncategorized`).
-        project,
+        project => project,
         /// The user or team (`WANDB_ENTITY`).
-        entity,
+        entity => entity,
         /// The display name (`WANDB_NAME`).
-        name,
+        name => name,
         /// The run id (`WANDB_RUN_ID`; default: 8 random characters).
-        id,
+        id => run_id,
         /// Notes (`WANDB_NOTES`).
-        notes,
+        notes => notes,
         /// The group (`WANDB_RUN_GROUP`).
-        group,
+        group => group,
         /// The job type (`WANDB_JOB_TYPE`).
-        job_type,
-        /// `online`, `offline` or `disabled` (`WANDB_MODE`; by default online when an API
-        /// key is found, offline otherwise).
-        mode,
-        /// `allow`, `must`, `never` or `auto` (`WANDB_RESUME`).
-        resume
+        job_type => job_type,
+        /// `online`, `offline` or `disabled` (`WANDB_MODE`; default online when an API
+        /// key is found, else offline).
+        mode => mode,
+        /// `allow`, `must`, `never` or `auto` (`WANDB_RESUME`); `true` is `auto` and
+        /// `false` no resume, as in W&B's `init(resume=True/False)`.
+        resume => resume,
+        /// The server to upload to in online mode (default `WANDB_BASE_URL`, else W&B's
+        /// cloud).
+        base_url => base_url,
+        /// The API key for online mode (default `WANDB_API_KEY`, else `~/.netrc`).
+        api_key => api_key
     );
 
     /// Tags (`WANDB_TAGS`, comma-separated).
     pub fn tags<S: Into<String>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
-        self.tags = Some(tags.into_iter().map(Into::into).collect());
+        self.settings.tags = Some(tags.into_iter().map(Into::into).collect());
         self
     }
 
@@ -199,13 +157,13 @@ impl RunBuilder {
 
     /// The folder runs go under (`WANDB_DIR`; default the current directory).
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.dir = Some(dir.into());
+        self.settings.dir = Some(dir.into());
         self
     }
 
     /// Whether to capture stdout and stderr (`WANDB_CONSOLE=off` disables; default on).
     pub fn console(mut self, on: bool) -> Self {
-        self.console = Some(on);
+        self.settings.console = Some(on);
         self
     }
 
@@ -218,211 +176,74 @@ impl RunBuilder {
 
     /// How often to sample system metrics, or `None` for never (default 15 s).
     pub fn system_metrics(mut self, interval: Option<Duration>) -> Self {
-        self.system_interval = Some(interval);
+        self.settings.system_metrics = Some(interval);
         self
     }
 
     /// When the transaction log is forced to disk (default: never; the OS decides).
     pub fn sync_policy(mut self, policy: SyncPolicy) -> Self {
-        self.sync = Some(policy);
+        self.settings.sync = Some(policy);
         self
     }
 
-    /// The server to upload to in online mode (default `WANDB_BASE_URL`, else W&B's cloud).
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
-    }
-
-    /// The API key for online mode (default `WANDB_API_KEY`, else `~/.netrc`).
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(key.into());
-        self
-    }
-
-    /// How long `finish` waits for the sender (default 60 s).
+    /// How long `finish` waits for the sender (`CAIRN_FINISH_DEADLINE`; default 60 s).
     pub fn finish_deadline(mut self, deadline: Duration) -> Self {
-        self.finish_deadline = Some(deadline);
+        self.settings.finish_deadline = Some(deadline);
         self
     }
 
-    /// Starts the run: creates its folder and log and starts the pipeline.
+    /// Starts the run: resolves the settings, then cairn-core's `launch` asks the server
+    /// about a run to resume (online, with `resume`: the one time `start` waits on the
+    /// network, as W&B's `init` does), creates the folder and log, starts the pipeline
+    /// and queues the run record (a resumed run's stored config and summary included).
     pub fn start(self) -> Result<Run, InitError> {
-        let mode_text = self
-            .mode
-            .clone()
-            .or_else(|| settings::env(settings::ENV_MODE));
-        let base_url = self
-            .base_url
-            .clone()
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .unwrap_or_else(client::credentials::base_url);
-        let api_key = self
-            .api_key
-            .clone()
-            .or_else(|| client::credentials::api_key(&base_url));
-        // Like W&B, online unless told otherwise; without a key to upload with, offline.
-        let mode = match &mode_text {
-            Some(text) => Mode::parse(text).ok_or_else(|| InitError::BadMode(text.clone()))?,
-            None if api_key.is_some() => Mode::Online,
-            None => Mode::Offline,
-        };
-        let api_key = match (mode, api_key) {
-            (Mode::Online, None) => return Err(InitError::NoApiKey { base_url }),
-            (_, key) => key.unwrap_or_default(),
-        };
-        let connection = ConnectionConfig {
-            base_url: base_url.clone(),
-            api_key: api_key.clone(),
-            user_agent: format!("cairn-sdk {}", env!("CARGO_PKG_VERSION")),
-        };
-        let id = self
-            .id
-            .clone()
-            .or_else(|| settings::env(settings::ENV_RUN_ID))
-            .unwrap_or_else(settings::generate_run_id);
-        if !settings::valid_run_id(&id) {
-            return Err(InitError::BadRunId(id));
+        let RunBuilder {
+            settings,
+            config,
+            signals,
+        } = self;
+        let mut settings = launch::resolve(launch::gather(settings, &launch::process_env))?;
+        settings.connection.user_agent = format!("cairn-sdk {}", env!("CARGO_PKG_VERSION"));
+        if settings.mode == Mode::Disabled {
+            return Ok(Run::disabled(settings.run_id));
         }
-        if mode == Mode::Disabled {
-            return Ok(Run::disabled(id));
-        }
-        // Resuming asks the server first (the one time `init` waits on the network, as
-        // W&B's does): where the run's steps and runtime continue.
-        let resume = self
-            .resume
-            .clone()
-            .or_else(|| settings::env(settings::ENV_RESUME))
-            .map(|r| r.trim().to_ascii_lowercase())
-            .filter(|r| !r.is_empty() && r != "false");
-        let mut resumed = None;
-        if mode == Mode::Online
-            && let Some(resume) = &resume
-        {
-            let pick =
-                |code: &Option<String>, var: &str| code.clone().or_else(|| settings::env(var));
-            let project = pick(&self.project, settings::ENV_PROJECT)
-                .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
-            let entity = pick(&self.entity, settings::ENV_ENTITY);
-            let until = client::Until::deadline(std::time::Instant::now() + RESUME_TIMEOUT);
-            let status = upload::resume_status(
-                &connection,
-                client::Policies::default(),
-                entity.as_deref(),
-                &project,
-                &id,
-                &until,
-            )
-            .map_err(|source| InitError::Resume {
-                id: id.clone(),
-                source,
-            })?;
-            match (resume.as_str(), status) {
-                ("must", None) => return Err(InitError::ResumeMissing(id)),
-                ("never", Some(_)) => return Err(InitError::RunExists(id)),
-                (_, Some(status)) => resumed = Some(status),
-                _ => {}
-            }
-        }
-        let dir = self
-            .dir
-            .clone()
-            .or_else(|| settings::env(settings::ENV_DIR).map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("."));
         let started = SystemTime::now();
-        // A run folder is named by its start second and id; a run resumed (or restarted)
-        // within the same second gets the next free second's name.
-        let mut layout = RunLayout::new(dir.clone(), &id, mode != Mode::Online, started);
-        for later in 1..=60 {
-            if !layout.run_dir.exists() {
-                break;
-            }
-            let at = started + Duration::from_secs(later);
-            layout = RunLayout::new(dir.clone(), &id, mode != Mode::Online, at);
-        }
-        let console = self
-            .console
-            .unwrap_or_else(|| settings::env(settings::ENV_CONSOLE).is_none_or(|v| v != "off"));
-        let system = match self.system_interval {
-            Some(None) => None,
-            Some(Some(interval)) => Some(system_config(interval)),
-            None => Some(system_config(cairn_core::system::DEFAULT_INTERVAL)),
-        };
-        let board = std::sync::Arc::new(cairn_core::artifact::ArtifactBoard::default());
-        let online_connection = (mode == Mode::Online).then(|| connection.clone());
-        let config = PipelineConfig {
-            log_path: layout.log_path.clone(),
-            files_dir: layout.files_dir.clone(),
-            handler: HandlerConfig {
-                stream_id: id.clone(),
-                starting_step: resumed
-                    .as_ref()
-                    .and_then(|r| r.last_step)
-                    .map_or(0, |s| s + 1),
-                runtime_offset: resumed
-                    .as_ref()
-                    .map(|r| Duration::from_secs_f64(r.runtime.max(0.0)))
-                    .unwrap_or_default(),
-                ..HandlerConfig::default()
-            },
-            sync: self.sync.unwrap_or_default(),
-            queue_capacity: DEFAULT_QUEUE_CAPACITY,
-            system,
-            upload: (mode == Mode::Online).then(|| {
-                let mut upload =
-                    UploadSettings::new(connection, layout.files_dir.clone()).with_retry_env();
-                upload.artifacts = board.clone();
-                if let Some(secs) = settings::env(settings::ENV_TRANSMIT_INTERVAL)
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                {
-                    upload.transmit_interval = Duration::from_secs_f64(secs);
-                }
-                upload
-            }),
-        };
-        let (pipeline, events) = Pipeline::start(config).map_err(|source| InitError::Start {
-            id: id.clone(),
-            dir: layout.run_dir.clone(),
-            source,
-        })?;
-        link_latest(&layout);
+        let mut record = settings.run_record(started);
+        record.config = Some(config_record(&config));
+        let Launched {
+            pipeline,
+            events,
+            layout,
+            run,
+            connection,
+            artifacts: board,
+            settings,
+        } = launch::launch(settings, record)?;
         let input = pipeline.input().clone();
-        let mut run_record = self.run_record(&id, started);
-        if let Some(status) = &resumed {
-            run_record.resumed = true;
-            run_record.starting_step = status.last_step.map_or(0, |s| s + 1);
-        }
-        let run_entity = Some(run_record.entity.clone()).filter(|e| !e.is_empty());
-        let run_project = run_record.project.clone();
-        // The queue is empty: these cannot fail.
-        let _ = input.send(Input::Record(Box::new(Record {
-            record_type: Some(RecordType::Run(run_record)),
-            ..Default::default()
-        })));
-        let _ = input.send(Input::Record(Box::new(telemetry_record(mode))));
+        // The queue holds two inputs at most: these cannot wait or fail.
+        let _ = input.send(Input::Record(Box::new(telemetry_record(settings.mode))));
         let _ = input.send(Input::Record(Box::new(environment_record(started))));
         let artifacts = RunArtifacts {
             board,
-            connection: online_connection,
-            entity: run_entity,
-            project: run_project,
-            run_id: id.clone(),
+            connection,
+            entity: Some(run.entity).filter(|e| !e.is_empty()),
+            project: run.project,
+            run_id: run.run_id.clone(),
             run_dir: layout.run_dir.clone(),
             pending: std::sync::Mutex::new(Vec::new()),
         };
-        let capture = if console {
+        let capture = if settings.console {
             start_capture(input.clone())
         } else {
             None
         };
-        let signals = if self.signals.unwrap_or(true) {
+        let signals = if signals.unwrap_or(true) {
             crate::signals::register(input.clone(), pipeline.completion())
         } else {
             None
         };
         Ok(Run {
-            id,
+            id: run.run_id,
             layout: Some(layout),
             inner: Some(Inner {
                 should_stop: pipeline.should_stop(),
@@ -433,70 +254,26 @@ impl RunBuilder {
                 signals,
                 artifacts,
             }),
-            deadline: self
-                .finish_deadline
-                .or_else(|| {
-                    settings::env(settings::ENV_FINISH_DEADLINE)
-                        .and_then(|s| s.parse::<f64>().ok())
-                        .filter(|s| s.is_finite() && *s >= 0.0)
-                        .map(Duration::from_secs_f64)
-                })
-                .unwrap_or(DEFAULT_FINISH_DEADLINE),
+            deadline: settings.finish_deadline,
         })
-    }
-
-    fn run_record(&self, id: &str, started: SystemTime) -> RunRecord {
-        let pick = |code: &Option<String>, var: &str| code.clone().or_else(|| settings::env(var));
-        let mut config_items = vec![ConfigItem {
-            key: "_wandb".into(),
-            value_json: "{}".into(),
-            ..Default::default()
-        }];
-        config_items.extend(self.config.iter().map(|(k, v)| ConfigItem {
-            key: k.clone(),
-            value_json: v.to_json(),
-            ..Default::default()
-        }));
-        let since_epoch = started.duration_since(UNIX_EPOCH).unwrap_or_default();
-        RunRecord {
-            run_id: id.to_owned(),
-            project: pick(&self.project, settings::ENV_PROJECT)
-                .unwrap_or_else(|| DEFAULT_PROJECT.to_owned()),
-            entity: pick(&self.entity, settings::ENV_ENTITY).unwrap_or_default(),
-            display_name: pick(&self.name, settings::ENV_NAME).unwrap_or_default(),
-            notes: pick(&self.notes, settings::ENV_NOTES).unwrap_or_default(),
-            run_group: pick(&self.group, settings::ENV_RUN_GROUP).unwrap_or_default(),
-            job_type: pick(&self.job_type, settings::ENV_JOB_TYPE).unwrap_or_default(),
-            tags: self.tags.clone().unwrap_or_else(|| {
-                settings::env(settings::ENV_TAGS)
-                    .map(|t| {
-                        t.split(',')
-                            .map(|s| s.trim().to_owned())
-                            .filter(|s| !s.is_empty())
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            }),
-            host: cairn_core::system::hostname(),
-            start_time: Some(prost_types::Timestamp {
-                seconds: since_epoch.as_secs() as i64,
-                nanos: since_epoch.subsec_nanos() as i32,
-            }),
-            config: Some(ConfigRecord {
-                update: config_items,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
     }
 }
 
-fn system_config(interval: Duration) -> SystemConfig {
-    SystemConfig {
-        pid: std::process::id(),
-        disk_paths: vec![PathBuf::from("/")],
-        interval,
-        gpu: true,
+/// The init's config: W&B's `_wandb` entry, then the values given.
+fn config_record(config: &[(String, Value)]) -> ConfigRecord {
+    let wandb = ConfigItem {
+        key: "_wandb".into(),
+        value_json: "{}".into(),
+        ..Default::default()
+    };
+    let given = config.iter().map(|(k, v)| ConfigItem {
+        key: k.clone(),
+        value_json: v.to_json(),
+        ..Default::default()
+    });
+    ConfigRecord {
+        update: std::iter::once(wandb).chain(given).collect(),
+        ..Default::default()
     }
 }
 
@@ -542,18 +319,6 @@ fn environment_record(started: SystemTime) -> Record {
     }
 }
 
-/// Points `<dir>/wandb/latest-run` at the new run folder (best effort, as W&B does).
-fn link_latest(layout: &RunLayout) {
-    let link = layout.wandb_dir.join("latest-run");
-    let _ = std::fs::remove_file(&link);
-    #[cfg(unix)]
-    {
-        if let Some(name) = layout.run_dir.file_name() {
-            let _ = std::os::unix::fs::symlink(name, &link);
-        }
-    }
-}
-
 fn start_capture(input: RunInput) -> Option<ConsoleCapture> {
     ConsoleCapture::start(move |stream: Stream, bytes: &[u8], at: SystemTime| {
         let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -596,9 +361,6 @@ pub struct Run {
     inner: Option<Inner>,
     deadline: Duration,
 }
-
-/// How long `init` waits for the server's answer about a run it resumes.
-const RESUME_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Options of [`Run::log_with`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -1020,7 +782,14 @@ impl Run {
         }
         inner.artifacts.wait_hashing();
         drop(inner.input);
-        Ok(Some(inner.pipeline.finish(exit_code, self.deadline)?))
+        let report = inner.pipeline.finish(exit_code, self.deadline)?;
+        if exit_code == 0
+            && let Some(layout) = &self.layout
+        {
+            // A run that ended well is not one for `resume="auto"` to come back to.
+            layout.forget_resume_file();
+        }
+        Ok(Some(report))
     }
 }
 

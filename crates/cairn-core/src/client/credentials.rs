@@ -31,7 +31,7 @@ pub fn api_key(base_url: &str) -> Option<String> {
 }
 
 /// The host (and port, if any) of a URL.
-fn host(url: &str) -> String {
+pub fn host(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.split(['/', '?', '#'])
         .next()
@@ -42,7 +42,7 @@ fn host(url: &str) -> String {
 /// The password of `machine` in a netrc text (tokens separated by any whitespace). W&B
 /// writes the machine as the host, with the port when there is one; a machine given
 /// without the port also matches.
-fn netrc_password(text: &str, machine: &str) -> Option<String> {
+pub fn netrc_password(text: &str, machine: &str) -> Option<String> {
     let bare = machine.split(':').next().unwrap_or(machine);
     let tokens: Vec<&str> = text.split_whitespace().collect();
     let mut i = 0;
