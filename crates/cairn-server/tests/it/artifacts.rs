@@ -2,7 +2,8 @@
 //! save makes no new version, where aliases point, and what deletion may do.
 
 use axum::http::{Method, StatusCode};
-use serde_json::json;
+use md5::Digest as _;
+use serde_json::{Value, json};
 
 use crate::support::artifacts::{Save, b64_md5, resolve, version, versions};
 use crate::support::sdk::document;
@@ -200,19 +201,134 @@ async fn deletion_keeps_latest_and_numbers() {
     assert_eq!(resolve(&app, &save, "ds:latest").await, Some(3));
 }
 
-/// A commit checks the manifest against what was uploaded: a file never uploaded fails
-/// the commit and leaves the version PENDING.
+/// A file uploaded in parts: the parts go to their own URLs, an upload cut off and
+/// announced again resumes (the stored parts are named, with their MD5), and completing
+/// joins them into the file's content, which the commit then finds stored.
 #[tokio::test]
-async fn commit_refuses_files_never_uploaded() {
+async fn multipart_uploads_resume_and_join() {
+    let app = TestApp::new().await;
+    let (one, two) = (b"first part, ".as_slice(), b"second part".as_slice());
+    let whole = [one, two].concat();
+    let save = Save::new("big").file("big.bin", &whole);
+    let id = save.create(&app).await["id"].as_str().unwrap().to_owned();
+    let hex = |body: &[u8]| hex::encode(md5::Md5::digest(body));
+    let announce = json!({ "input": { "storageLayout": "V2", "artifactFiles": [{
+        "artifactID": id, "name": "big.bin", "md5": b64_md5(&whole),
+        "uploadPartsInput": [
+            { "partNumber": 1, "hexMD5": hex(one) },
+            { "partNumber": 2, "hexMD5": hex(two) },
+        ] }] } });
+    let query = "mutation Files($input: CreateArtifactFilesInput!) {
+        createArtifactFiles(input: $input) { files { edges { node {
+          storagePath uploadUrl
+          uploadMultipartUrls { uploadID uploadUrlParts { partNumber uploadUrl storedHexMD5 } }
+        } } } } }";
+    let files = app.graphql_ok(query, announce.clone()).await;
+    let node = &files["createArtifactFiles"]["files"]["edges"][0]["node"];
+    let upload_id = node["uploadMultipartUrls"]["uploadID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let parts = node["uploadMultipartUrls"]["uploadUrlParts"].clone();
+    assert_eq!(parts[0]["storedHexMD5"], Value::Null);
+    let put = app
+        .request_url(
+            Method::PUT,
+            parts[0]["uploadUrl"].as_str().unwrap(),
+            one.to_vec(),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK);
+
+    // Cut off; announced again: the same upload, part 1 already stored.
+    let again = app.graphql_ok(query, announce).await;
+    let node = &again["createArtifactFiles"]["files"]["edges"][0]["node"];
+    assert_eq!(node["uploadMultipartUrls"]["uploadID"], upload_id.as_str());
+    let parts = node["uploadMultipartUrls"]["uploadUrlParts"].clone();
+    assert_eq!(parts[0]["storedHexMD5"], hex(one).as_str());
+    assert_eq!(parts[1]["storedHexMD5"], Value::Null);
+
+    // Completing before every part is there is refused.
+    let complete = |parts: Value| {
+        json!({ "completeMultipartAction": "Complete", "completedParts": parts,
+                "artifactID": id, "storagePath": node["storagePath"], "uploadID": upload_id })
+    };
+    let both =
+        json!([{ "partNumber": 1, "hexMD5": hex(one) }, { "partNumber": 2, "hexMD5": hex(two) }]);
+    let answer = app
+        .graphql(
+            document("CompleteMultipartUploadArtifact"),
+            complete(both.clone()),
+        )
+        .await;
+    assert!(
+        error_message(&answer).contains("never uploaded"),
+        "{answer}"
+    );
+
+    let put = app
+        .request_url(
+            Method::PUT,
+            parts[1]["uploadUrl"].as_str().unwrap(),
+            two.to_vec(),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK);
+    let answer = app
+        .graphql(
+            document("CompleteMultipartUploadArtifact"),
+            complete(json!([{ "partNumber": 1, "hexMD5": hex(one) }])),
+        )
+        .await;
+    assert!(error_message(&answer).contains("parts 1..=2"), "{answer}");
+    let data = app
+        .graphql_ok(
+            document("CompleteMultipartUploadArtifact"),
+            complete(both.clone()),
+        )
+        .await;
+    assert_eq!(
+        data["completeMultipartUploadArtifact"]["digest"],
+        b64_md5(&whole).as_str()
+    );
+    // The upload is over.
+    let answer = app
+        .graphql(document("CompleteMultipartUploadArtifact"), complete(both))
+        .await;
+    assert!(error_message(&answer).contains("not found"), "{answer}");
+
+    let saved = save.commit(&app, id).await;
+    assert_eq!(saved.version_index, 0);
+}
+
+/// A body PUT to an artifact file's URL must have the MD5 the file was announced with; a
+/// commit checks the manifest against what was uploaded and leaves the version PENDING
+/// when a file is missing.
+#[tokio::test]
+async fn uploads_must_match_their_announced_md5() {
     let app = TestApp::new().await;
     let save = Save::new("ds").file("a.txt", b"one");
     let id = save.create(&app).await["id"].as_str().unwrap().to_owned();
+    let files = app
+        .graphql_ok(document("CreateArtifactFiles"), save.files_input(&id, ""))
+        .await;
+    let url = files["createArtifactFiles"]["files"]["edges"][0]["node"]["uploadUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let put = app.request_url(Method::PUT, &url, b"two".to_vec()).await;
+    assert_eq!(put.status, StatusCode::BAD_REQUEST);
+    // Nothing was kept: a commit finds the file missing.
     let manifest = save.create_manifest(&app, &id, "", true).await;
-    let url = manifest["file"]["uploadUrl"].as_str().unwrap().to_owned();
+    let manifest_url = manifest["file"]["uploadUrl"].as_str().unwrap();
     let body = json!({ "version": 1, "contents": {
         "a.txt": { "digest": b64_md5(b"one"), "size": 3 } } });
     let put = app
-        .request_url(Method::PUT, &url, serde_json::to_vec(&body).unwrap())
+        .request_url(
+            Method::PUT,
+            manifest_url,
+            serde_json::to_vec(&body).unwrap(),
+        )
         .await;
     assert_eq!(put.status, StatusCode::OK);
     let answer = app
@@ -223,4 +339,8 @@ async fn commit_refuses_files_never_uploaded() {
         "{answer}"
     );
     assert_eq!(version(&app, ADMIN_KEY, &id).await["state"], "PENDING");
+
+    let put = app.request_url(Method::PUT, &url, b"one".to_vec()).await;
+    assert_eq!(put.status, StatusCode::OK);
+    assert_eq!(save.commit(&app, id).await.version_index, 0);
 }

@@ -166,6 +166,12 @@ impl Save {
             }
         }
 
+        self.commit(app, id).await
+    }
+
+    /// Uploads the manifest of PENDING version `id` and commits it; fails the test on any
+    /// error.
+    pub(crate) async fn commit(&self, app: &TestApp, id: String) -> Saved {
         let bytes = self.manifest();
         let manifest = self.create_manifest(app, &id, &b64_md5(&bytes), true).await;
         let url = manifest["file"]["uploadUrl"]
