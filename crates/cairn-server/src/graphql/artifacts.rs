@@ -17,6 +17,7 @@ use super::paging::cursor;
 use super::scalars::JsonString;
 use super::types::{Project, Run, User};
 use super::{decode_id, encode_id, gql, session};
+use crate::artifacts::versions;
 use crate::auth;
 use crate::blob;
 use crate::db::{self, ArtifactRow, CollectionRow, EntryRow, FileRow, ProjectRow};
@@ -38,11 +39,7 @@ pub(super) async fn readable_artifact(
     let Some(id) = decode_id("Artifact", id) else {
         return Ok(None);
     };
-    let Some(artifact) = db::artifacts::artifact_by_id(conn, id).await? else {
-        return Ok(None);
-    };
-    check_entity(ctx, conn, artifact.collection.entity_id).await?;
-    Ok(Some(artifact))
+    versions::readable(conn, &session(ctx).viewer, id).await
 }
 
 /// Fails unless the viewer may read and write entity `id`.
@@ -51,14 +48,7 @@ pub(super) async fn check_entity(
     conn: &mut AnyConnection,
     id: i64,
 ) -> Result<(), ApiError> {
-    let entity = db::accounts::entity_by_id(conn, id)
-        .await?
-        .ok_or_else(|| auth::forbidden(&format!("#{id}")))?;
-    if auth::may_access(conn, &session(ctx).viewer, &entity).await? {
-        Ok(())
-    } else {
-        Err(auth::forbidden(&entity.name))
-    }
+    auth::check_entity_id(conn, &session(ctx).viewer, id).await
 }
 
 /// `collection:alias` (or `collection:vN`; a bare name means `latest`).

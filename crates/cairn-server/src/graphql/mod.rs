@@ -22,7 +22,6 @@ mod scalars;
 mod types;
 
 use async_graphql::{EmptySubscription, Schema};
-use base64::Engine as _;
 
 use crate::App;
 use crate::db::UserRow;
@@ -104,19 +103,12 @@ pub(crate) fn gql(err: impl Into<ApiError>) -> async_graphql::Error {
     async_graphql::Error::new(err.public_message())
 }
 
-/// An opaque object id: standard base64 of `Kind:v1:number` (the SDK base64-decodes some
-/// ids, so they must be valid base64).
+/// The GraphQL id of object `id` of `kind` (see `crate::ids`).
 pub(crate) fn encode_id(kind: &str, id: i64) -> async_graphql::ID {
-    async_graphql::ID(base64::engine::general_purpose::STANDARD.encode(format!("{kind}:v1:{id}")))
+    async_graphql::ID(crate::ids::encode(kind, id))
 }
 
-/// The number inside an id of `kind`, if it is one.
-pub(crate) fn decode_id(kind: &str, id: &str) -> Option<i64> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(id).ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let rest = text.strip_prefix(kind)?.strip_prefix(":v1:")?;
-    rest.parse().ok()
-}
+pub(crate) use crate::ids::decode as decode_id;
 
 #[cfg(test)]
 mod tests;

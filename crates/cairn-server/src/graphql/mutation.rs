@@ -2,17 +2,17 @@
 //! the artifact mutations are merged in from `artifact_mutation`.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
-use serde_json::Value;
 
-use super::query::DEFAULT_PROJECT;
 use super::scalars::{Duration, JsonString};
 use super::types::Run;
 use super::{decode_id, gql, session};
 use crate::auth;
 use crate::blob;
+use crate::checks;
 use crate::db::{self, RunFields};
 use crate::error::ApiError;
 use crate::names;
+use crate::names::DEFAULT_PROJECT;
 
 /// The root mutation: the run mutations below and the artifact ones
 /// (`artifact_mutation`).
@@ -124,15 +124,7 @@ pub(super) struct ClientMutationPayload {
 
 /// Parses a JSON-text input that must hold an object, naming the field on failure.
 pub(super) fn json_object(field: &str, text: &JsonString) -> Result<String, ApiError> {
-    match serde_json::from_str::<Value>(&text.0) {
-        Ok(Value::Object(_)) => Ok(text.0.clone()),
-        Ok(_) => Err(ApiError::BadRequest(format!(
-            "{field} must be a JSON object"
-        ))),
-        Err(err) => Err(ApiError::BadRequest(format!(
-            "{field} is not valid JSON: {err}"
-        ))),
-    }
+    checks::json_object(field, &text.0)
 }
 
 /// The run an entity/project/run triple names, checked for access.
@@ -394,13 +386,13 @@ async fn upsert_bucket(
                 .model_name
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
-            auth::check_name("project", &project_name)?;
+            checks::check_name("project", &project_name)?;
             let project = db::runs::ensure_project(tx.conn(), entity.id, &project_name).await?;
             let name = match input.name.filter(|n| !n.is_empty()) {
                 Some(name) => name,
                 None => names::run_id(),
             };
-            auth::check_name("run", &name)?;
+            checks::check_name("run", &name)?;
             db::runs::ensure_run(tx.conn(), project.id, &name, s.viewer.id).await?
         }
     };

@@ -8,9 +8,7 @@ use super::types::{Entity, Project, ServerInfo, User};
 use super::{decode_id, encode_id, gql, session};
 use crate::auth;
 use crate::db;
-
-/// The project name W&B's client uses when none is given.
-pub(super) const DEFAULT_PROJECT: &str = "uncategorized";
+use crate::names;
 
 #[derive(Debug)]
 pub struct Query;
@@ -34,7 +32,7 @@ pub(crate) async fn find_project(
         return Ok(None);
     };
     let name = name.filter(|n| !n.is_empty());
-    let name = name.as_deref().unwrap_or(DEFAULT_PROJECT);
+    let name = name.as_deref().unwrap_or(names::DEFAULT_PROJECT);
     Ok(db::runs::project(&mut conn, entity.id, name)
         .await
         .map_err(gql)?
