@@ -13,9 +13,11 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use serde_json::Value;
 
-use super::artifacts::{Artifact, readable_artifact};
+use super::args::{artifact_arg, encode_id, named_run};
+use super::artifacts::Artifact;
+use super::error::gql;
+use super::request::session;
 use super::scalars::{Int64, JsonString};
-use super::{encode_id, gql, session};
 use crate::artifacts::uploads::{self, FilePlan};
 use crate::artifacts::{aliases, manifest, versions};
 use crate::db::ArtifactRow;
@@ -301,14 +303,6 @@ pub(super) struct DeleteArtifactInput {
     client_mutation_id: Option<String>,
 }
 
-/// The version `id` names, checked for access; a missing one is an error.
-async fn artifact_arg(ctx: &Context<'_>, id: &ID) -> Result<ArtifactRow, ApiError> {
-    let mut conn = session(ctx).app.db.conn().await?;
-    readable_artifact(ctx, &mut conn, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("artifact {} not found", id.0)))
-}
-
 /// The alias names of `aliasInput`s (each names its collection, which is the version's).
 fn alias_names(inputs: Option<Vec<ArtifactAliasInput>>) -> Option<Vec<String>> {
     inputs.map(|inputs| {
@@ -574,7 +568,7 @@ impl ArtifactMutation {
             input.artifact_project_name,
         );
         let artifact = artifact_arg(ctx, &input.artifact_id).await.map_err(gql)?;
-        let run = super::mutation::named_run(
+        let run = named_run(
             ctx,
             input.entity_name.as_deref(),
             input.project_name.as_deref(),

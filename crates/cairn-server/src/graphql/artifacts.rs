@@ -4,23 +4,24 @@
 //! `vN`), types, files with signed download URLs, and lineage.
 //!
 //! Every path into an artifact checks that the viewer may read its entity: through a
-//! project (already checked by `find_project`) or through an id ([`readable_artifact`]).
+//! project (already checked by `args::find_project`) or through an id
+//! (`args::readable_artifact`).
 //! Only COMMITTED versions are visible by name; a PENDING one is reachable by id only
 //! (its creator's `wait()` polls it).
 
 use async_graphql::{Context, ID, Interface, Object, Result, SimpleObject, Union};
 use sqlx::AnyConnection;
 
+use super::args::encode_id;
+use super::error::gql;
 use super::files::{FileConnection, FileEdge, StoredFile};
-use super::listing::{PageInfo, page};
-use super::paging::cursor;
+use super::paging::{PageInfo, cursor, decode_cursor, page};
+use super::request::session;
+use super::run::Run;
 use super::scalars::JsonString;
-use super::types::{Project, Run, User};
-use super::{decode_id, encode_id, gql, session};
-use crate::artifacts::versions;
-use crate::auth;
+use super::types::{Project, User};
 use crate::blob;
-use crate::db::{self, ArtifactRow, CollectionRow, EntryRow, FileRow, ProjectRow};
+use crate::db::{self, ArtifactRow, CollectionRow, EntryRow, FileRow};
 use crate::error::ApiError;
 
 /// Entries per page of `files` when the client names no count.
@@ -29,75 +30,6 @@ const DEFAULT_FILE_PAGE: i64 = 50;
 const MAX_FILE_PAGE: i64 = 10_000;
 /// Names one `files(names:)` may look up.
 const MAX_NAMED_FILES: usize = 10_000;
-
-/// The version `id` names, if the viewer may read its entity.
-pub(super) async fn readable_artifact(
-    ctx: &Context<'_>,
-    conn: &mut AnyConnection,
-    id: &str,
-) -> Result<Option<ArtifactRow>, ApiError> {
-    let Some(id) = decode_id("Artifact", id) else {
-        return Ok(None);
-    };
-    versions::readable(conn, &session(ctx).viewer, id).await
-}
-
-/// Fails unless the viewer may read and write entity `id`.
-pub(super) async fn check_entity(
-    ctx: &Context<'_>,
-    conn: &mut AnyConnection,
-    id: i64,
-) -> Result<(), ApiError> {
-    auth::check_entity_id(conn, &session(ctx).viewer, id).await
-}
-
-/// `collection:alias` (or `collection:vN`; a bare name means `latest`).
-pub(super) fn split_name(name: &str) -> (&str, &str) {
-    match name.rsplit_once(':') {
-        Some((collection, alias)) if !alias.is_empty() => (collection, alias),
-        _ => (name.trim_end_matches(':'), "latest"),
-    }
-}
-
-/// The committed version `name` (`collection:alias`) of `project`.
-pub(super) async fn artifact_by_name(
-    conn: &mut AnyConnection,
-    project: i64,
-    name: &str,
-) -> Result<Option<ArtifactRow>, ApiError> {
-    let (collection, alias) = split_name(name);
-    let Some(collection) = db::artifacts::collection(conn, project, collection).await? else {
-        return Ok(None);
-    };
-    Ok(db::artifacts::resolve(conn, collection.id, alias)
-        .await?
-        .filter(|a| a.state == "COMMITTED"))
-}
-
-/// The committed version `name` of `project` (whose entity the caller has checked).
-pub(super) async fn project_artifact(
-    ctx: &Context<'_>,
-    project: &ProjectRow,
-    name: &str,
-) -> Result<Option<ArtifactRow>> {
-    let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-    artifact_by_name(&mut conn, project.id, name)
-        .await
-        .map_err(gql)
-}
-
-/// The collection `name` of `project`.
-pub(super) async fn project_collection(
-    ctx: &Context<'_>,
-    project: &ProjectRow,
-    name: &str,
-) -> Result<Option<ArtifactSequence>> {
-    let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-    Ok(db::artifacts::collection(&mut conn, project.id, name)
-        .await
-        .map_err(gql)?
-        .map(ArtifactSequence))
-}
 
 /// A version of an artifact.
 pub(super) struct Artifact(pub ArtifactRow);
@@ -670,7 +602,7 @@ async fn file_page(
     first: Option<i32>,
 ) -> Result<FileConnection, ApiError> {
     let mut conn = session(ctx).app.db.conn().await?;
-    let start = super::paging::decode_cursor(after).map_or(0, |n| n.saturating_add(1));
+    let start = decode_cursor(after).map_or(0, |n| n.saturating_add(1));
     let size = first
         .map_or(DEFAULT_FILE_PAGE, i64::from)
         .clamp(0, MAX_FILE_PAGE);
@@ -739,29 +671,4 @@ fn entry_file(artifact: &ArtifactRow, entry: EntryRow) -> Option<StoredFile> {
             updated_at: artifact.updated_at.clone(),
         },
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_split_into_collection_and_alias() {
-        assert_eq!(split_name("ds:latest"), ("ds", "latest"));
-        assert_eq!(split_name("ds:v3"), ("ds", "v3"));
-        assert_eq!(split_name("ds"), ("ds", "latest"));
-        assert_eq!(split_name("ds:"), ("ds", "latest"));
-        assert_eq!(split_name("run-x-tbl:v0"), ("run-x-tbl", "v0"));
-    }
-
-    #[test]
-    fn md5_forms() {
-        use crate::blob::md5_hex;
-        assert_eq!(
-            md5_hex("t/DFCvY1IvFkGHDVa9VgAg==").as_deref(),
-            Some("b7f0c50af63522f1641870d56bd56002")
-        );
-        assert_eq!(md5_hex("not base64!"), None);
-        assert_eq!(md5_hex("AAAA"), None);
-    }
 }

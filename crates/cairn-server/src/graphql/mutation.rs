@@ -3,9 +3,11 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 
+use super::args::{self, json_object, named_run, run_by_storage_id};
+use super::error::gql;
+use super::request::session;
+use super::run::Run;
 use super::scalars::{Duration, JsonString};
-use super::types::Run;
-use super::{decode_id, gql, session};
 use crate::auth;
 use crate::blob;
 use crate::checks;
@@ -122,39 +124,6 @@ pub(super) struct ClientMutationPayload {
     client_mutation_id: Option<String>,
 }
 
-/// Parses a JSON-text input that must hold an object, naming the field on failure.
-pub(super) fn json_object(field: &str, text: &JsonString) -> Result<String, ApiError> {
-    checks::json_object(field, &text.0)
-}
-
-/// The run an entity/project/run triple names, checked for access.
-pub(super) async fn named_run(
-    ctx: &Context<'_>,
-    entity: Option<&str>,
-    project: Option<&str>,
-    run: Option<&str>,
-) -> Result<db::RunRow, ApiError> {
-    let s = session(ctx);
-    let mut conn = s.app.db.conn().await?;
-    let entity_name = auth::entity_name(&s.viewer, entity).to_owned();
-    let project_name = project.filter(|p| !p.is_empty()).unwrap_or(DEFAULT_PROJECT);
-    let run_name = run.unwrap_or_default();
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "run {entity_name}/{project_name}/{run_name} not found"
-        ))
-    };
-    let entity = auth::readable_entity(&mut conn, &s.viewer, Some(&entity_name))
-        .await?
-        .ok_or_else(not_found)?;
-    let project = db::runs::project(&mut conn, entity.id, project_name)
-        .await?
-        .ok_or_else(not_found)?;
-    db::runs::run_by_name(&mut conn, project.id, run_name)
-        .await?
-        .ok_or_else(not_found)
-}
-
 #[Object]
 impl RunMutation {
     /// Creates or updates a run (W&B's `upsertBucket`).
@@ -204,7 +173,7 @@ impl RunMutation {
         }
         tx.commit().await.map_err(gql)?;
         Ok(CreateRunFilesPayload {
-            run_id: super::encode_id("Run", run.id),
+            run_id: args::encode_id("Run", run.id),
             upload_headers: Vec::new(),
             files,
             client_mutation_id: input.client_mutation_id,
@@ -306,26 +275,6 @@ impl RunMutation {
     }
 }
 
-/// The run a storage id (`Run.id`) names, if the viewer may access its entity.
-async fn run_by_storage_id(
-    conn: &mut sqlx::AnyConnection,
-    viewer: &db::UserRow,
-    id: &ID,
-) -> Result<db::RunRow, ApiError> {
-    let numeric = decode_id("Run", id)
-        .ok_or_else(|| ApiError::BadRequest(format!("not a run id: {}", id.0)))?;
-    let run = db::runs::run_by_id(conn, numeric)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("run {} not found", id.0)))?;
-    let entity = db::accounts::entity_by_name(conn, &run.entity_name)
-        .await?
-        .ok_or_else(|| auth::forbidden(&run.entity_name))?;
-    if !auth::may_access(conn, viewer, &entity).await? {
-        return Err(auth::forbidden(&run.entity_name));
-    }
-    Ok(run)
-}
-
 async fn upsert_bucket(
     ctx: &Context<'_>,
     input: UpsertBucketInput,
@@ -365,20 +314,7 @@ async fn upsert_bucket(
     }
     let mut tx = s.app.db.write().await?;
     let (run, inserted) = match input.id.as_deref().filter(|id| !id.is_empty()) {
-        Some(id) => {
-            let run_id = decode_id("Run", id)
-                .ok_or_else(|| ApiError::BadRequest(format!("not a run id: {id}")))?;
-            let run = db::runs::run_by_id(tx.conn(), run_id)
-                .await?
-                .ok_or_else(|| ApiError::NotFound(format!("run {id} not found")))?;
-            let entity = db::accounts::entity_by_name(tx.conn(), &run.entity_name)
-                .await?
-                .ok_or_else(|| auth::forbidden(&run.entity_name))?;
-            if !auth::may_access(tx.conn(), &s.viewer, &entity).await? {
-                return Err(auth::forbidden(&run.entity_name));
-            }
-            (run, false)
-        }
+        Some(id) => (run_by_storage_id(tx.conn(), &s.viewer, id).await?, false),
         None => {
             let entity =
                 auth::writable_entity(tx.conn(), &s.viewer, input.entity_name.as_deref()).await?;

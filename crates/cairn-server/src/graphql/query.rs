@@ -2,13 +2,12 @@
 
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 
+use super::args::{self, decode_id, encode_id};
 use super::artifacts;
-use super::listing::{self, ProjectConnection};
-use super::types::{Entity, Project, ServerInfo, User};
-use super::{decode_id, encode_id, gql, session};
-use crate::auth;
+use super::error::gql;
+use super::request::session;
+use super::types::{self, Entity, Project, ProjectConnection, ServerInfo, User};
 use crate::db;
-use crate::names;
 
 #[derive(Debug)]
 pub struct Query;
@@ -17,37 +16,6 @@ pub struct Query;
 pub(super) struct ClientIdMapping {
     #[graphql(name = "serverID")]
     server_id: ID,
-}
-
-/// The project `name` of entity `entity_name` (defaults: the viewer's entity,
-/// `uncategorized`), if it exists and the viewer may read it.
-pub(crate) async fn find_project(
-    ctx: &Context<'_>,
-    name: Option<String>,
-    entity_name: Option<String>,
-) -> Result<Option<Project>> {
-    let s = session(ctx);
-    let mut conn = s.app.db.conn().await.map_err(gql)?;
-    let Some(entity) = readable(ctx, &mut conn, entity_name.as_deref()).await? else {
-        return Ok(None);
-    };
-    let name = name.filter(|n| !n.is_empty());
-    let name = name.as_deref().unwrap_or(names::DEFAULT_PROJECT);
-    Ok(db::runs::project(&mut conn, entity.id, name)
-        .await
-        .map_err(gql)?
-        .map(Project))
-}
-
-/// The entity `name` (the viewer's own by default), if it exists and the viewer may read it.
-async fn readable(
-    ctx: &Context<'_>,
-    conn: &mut sqlx::AnyConnection,
-    name: Option<&str>,
-) -> Result<Option<db::EntityRow>> {
-    auth::readable_entity(conn, &session(ctx).viewer, name)
-        .await
-        .map_err(gql)
 }
 
 #[Object]
@@ -63,7 +31,10 @@ impl Query {
 
     async fn entity(&self, ctx: &Context<'_>, name: Option<String>) -> Result<Option<Entity>> {
         let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        Ok(readable(ctx, &mut conn, name.as_deref()).await?.map(Entity))
+        Ok(args::readable_entity(ctx, &mut conn, name.as_deref())
+            .await
+            .map_err(gql)?
+            .map(Entity))
     }
 
     /// The projects of an entity (the viewer's by default), newest first, one page.
@@ -75,17 +46,16 @@ impl Query {
         first: Option<i32>,
     ) -> Result<Option<ProjectConnection>> {
         let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let Some(entity) = readable(ctx, &mut conn, entity_name.as_deref()).await? else {
+        let Some(entity) = args::readable_entity(ctx, &mut conn, entity_name.as_deref())
+            .await
+            .map_err(gql)?
+        else {
             return Ok(None);
         };
         let projects = db::runs::projects_of(&mut conn, entity.id)
             .await
             .map_err(gql)?;
-        Ok(Some(listing::project_page(
-            projects,
-            after.as_deref(),
-            first,
-        )))
+        Ok(Some(types::project_page(projects, after.as_deref(), first)))
     }
 
     /// A project (W&B's legacy name for it is "model").
@@ -95,13 +65,16 @@ impl Query {
         name: Option<String>,
         entity_name: Option<String>,
     ) -> Result<Option<Project>> {
-        find_project(ctx, name, entity_name).await
+        Ok(args::find_project(ctx, name, entity_name)
+            .await
+            .map_err(gql)?
+            .map(Project))
     }
 
     /// An artifact version by id (a PENDING one too: its creator polls it).
     async fn artifact(&self, ctx: &Context<'_>, id: ID) -> Result<Option<artifacts::Artifact>> {
         let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        Ok(artifacts::readable_artifact(ctx, &mut conn, &id)
+        Ok(args::readable_artifact(ctx, &mut conn, &id)
             .await
             .map_err(gql)?
             .map(artifacts::Artifact))
@@ -123,7 +96,7 @@ impl Query {
         else {
             return Ok(None);
         };
-        artifacts::check_entity(ctx, &mut conn, collection.entity_id)
+        args::check_entity(ctx, &mut conn, collection.entity_id)
             .await
             .map_err(gql)?;
         Ok(Some(artifacts::ArtifactSequence(collection)))
@@ -151,7 +124,7 @@ impl Query {
                 None => return Ok(None),
             },
         };
-        artifacts::check_entity(ctx, &mut conn, entity)
+        args::check_entity(ctx, &mut conn, entity)
             .await
             .map_err(gql)?;
         Ok(Some(ClientIdMapping { server_id }))
@@ -163,6 +136,9 @@ impl Query {
         name: Option<String>,
         entity_name: Option<String>,
     ) -> Result<Option<Project>> {
-        find_project(ctx, name, entity_name).await
+        Ok(args::find_project(ctx, name, entity_name)
+            .await
+            .map_err(gql)?
+            .map(Project))
     }
 }
