@@ -10,12 +10,12 @@
 //! answers with the payload, signing the storage keys the rule hands back. Inputs W&B
 //! sends that cairn has no use for are accepted and dropped (`let _ = …`).
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use serde_json::Value;
 
 use super::args::{artifact_arg, encode_id, named_run};
 use super::artifacts::Artifact;
-use super::error::gql;
+use super::error::Result;
 use super::request::session;
 use super::scalars::{Int64, JsonString};
 use crate::artifacts::uploads::{self, FilePlan};
@@ -413,9 +413,7 @@ impl ArtifactMutation {
             ttl_seconds: input.ttl_duration_seconds.map(|t| t.0),
             client_id: input.client_id.map(|c| c.0),
         };
-        let artifact = versions::create(&s.app.db, &s.viewer, new)
-            .await
-            .map_err(gql)?;
+        let artifact = versions::create(&s.app.db, &s.viewer, new).await?;
         Ok(CreateArtifactPayload {
             artifact: Artifact(artifact),
             client_mutation_id: input.client_mutation_id,
@@ -428,7 +426,7 @@ impl ArtifactMutation {
         ctx: &Context<'_>,
         input: CreateArtifactManifestInput,
     ) -> Result<CreateArtifactManifestPayload> {
-        let artifact = artifact_arg(ctx, &input.artifact_id).await.map_err(gql)?;
+        let artifact = artifact_arg(ctx, &input.artifact_id).await?;
         let _ = (
             input.base_artifact_id,
             input.entity_name,
@@ -440,15 +438,14 @@ impl ArtifactMutation {
             .r#type
             .is_some_and(|t| t != ArtifactManifestType::Full)
         {
-            return Err(gql(ApiError::BadRequest(format!(
+            return Err(ApiError::BadRequest(format!(
                 "artifact {}: only FULL manifests are supported",
                 artifact.path()
-            ))));
+            ))
+            .into());
         }
         let s = session(ctx);
-        let key = manifest::reserve(&s.app.db, &artifact, &input.name, input.digest)
-            .await
-            .map_err(gql)?;
+        let key = manifest::reserve(&s.app.db, &artifact, &input.name, input.digest).await?;
         let id = encode_id("ArtifactManifest", artifact.id);
         Ok(CreateArtifactManifestPayload {
             artifact_manifest: ArtifactManifestRef {
@@ -484,7 +481,7 @@ impl ArtifactMutation {
                 .as_ref()
                 .is_none_or(|a| encode_id("Artifact", a.id) != spec.artifact_id)
             {
-                artifact = Some(artifact_arg(ctx, &spec.artifact_id).await.map_err(gql)?);
+                artifact = Some(artifact_arg(ctx, &spec.artifact_id).await?);
             }
             let Some(artifact) = &artifact else {
                 continue;
@@ -498,9 +495,7 @@ impl ArtifactMutation {
                     })
                     .collect()
             });
-            let plan = uploads::announce_file(db, artifact, &spec.name, &spec.md5, parts)
-                .await
-                .map_err(gql)?;
+            let plan = uploads::announce_file(db, artifact, &spec.name, &spec.md5, parts).await?;
             edges.push(FileUploadEdge {
                 node: file_upload(ctx, artifact, spec.name, plan),
             });
@@ -531,8 +526,7 @@ impl ArtifactMutation {
         };
         let digest =
             uploads::finish_multipart(&s.app.db, &s.app.blobs, &s.viewer, &input.upload_id, finish)
-                .await
-                .map_err(gql)?;
+                .await?;
         Ok(CompleteMultipartUploadArtifactPayload {
             digest,
             client_mutation_id: input.client_mutation_id,
@@ -545,11 +539,9 @@ impl ArtifactMutation {
         ctx: &Context<'_>,
         input: CommitArtifactInput,
     ) -> Result<ArtifactPayload> {
-        let artifact = artifact_arg(ctx, &input.artifact_id).await.map_err(gql)?;
+        let artifact = artifact_arg(ctx, &input.artifact_id).await?;
         let s = session(ctx);
-        let artifact = versions::commit(&s.app.db, &s.app.blobs, artifact)
-            .await
-            .map_err(gql)?;
+        let artifact = versions::commit(&s.app.db, &s.app.blobs, artifact).await?;
         Ok(ArtifactPayload {
             artifact: Some(Artifact(artifact)),
             client_mutation_id: input.client_mutation_id,
@@ -567,18 +559,15 @@ impl ArtifactMutation {
             input.artifact_entity_name,
             input.artifact_project_name,
         );
-        let artifact = artifact_arg(ctx, &input.artifact_id).await.map_err(gql)?;
+        let artifact = artifact_arg(ctx, &input.artifact_id).await?;
         let run = named_run(
             ctx,
             input.entity_name.as_deref(),
             input.project_name.as_deref(),
             input.run_name.as_deref(),
         )
-        .await
-        .map_err(gql)?;
-        versions::record_use(&session(ctx).app.db, run.id, &artifact)
-            .await
-            .map_err(gql)?;
+        .await?;
+        versions::record_use(&session(ctx).app.db, run.id, &artifact).await?;
         Ok(ArtifactPayload {
             artifact: Some(Artifact(artifact)),
             client_mutation_id: input.client_mutation_id,
@@ -592,7 +581,7 @@ impl ArtifactMutation {
         input: UpdateArtifactInput,
     ) -> Result<ArtifactPayload> {
         let _ = input.labels;
-        let artifact = artifact_arg(ctx, &input.artifact_id).await.map_err(gql)?;
+        let artifact = artifact_arg(ctx, &input.artifact_id).await?;
         let tag_names = |tags: Option<Vec<TagInput>>| {
             tags.map(|tags| {
                 tags.into_iter()
@@ -611,9 +600,7 @@ impl ArtifactMutation {
             ttl_seconds: input.ttl_duration_seconds.map(|t| t.0),
             aliases: alias_names(input.aliases),
         };
-        let artifact = versions::update(&session(ctx).app.db, &artifact, update)
-            .await
-            .map_err(gql)?;
+        let artifact = versions::update(&session(ctx).app.db, &artifact, update).await?;
         Ok(ArtifactPayload {
             artifact: artifact.map(Artifact),
             client_mutation_id: input.client_mutation_id,
@@ -627,11 +614,9 @@ impl ArtifactMutation {
         ctx: &Context<'_>,
         input: AddAliasesInput,
     ) -> Result<AliasesPayload> {
-        let artifact = artifact_arg(ctx, &input.artifact_id).await.map_err(gql)?;
+        let artifact = artifact_arg(ctx, &input.artifact_id).await?;
         let targets: Vec<aliases::Target> = input.aliases.iter().map(Into::into).collect();
-        aliases::add(&session(ctx).app.db, &artifact, &targets)
-            .await
-            .map_err(gql)?;
+        aliases::add(&session(ctx).app.db, &artifact, &targets).await?;
         Ok(AliasesPayload {
             success: true,
             client_mutation_id: input.client_mutation_id,
@@ -644,11 +629,9 @@ impl ArtifactMutation {
         ctx: &Context<'_>,
         input: DeleteAliasesInput,
     ) -> Result<AliasesPayload> {
-        let artifact = artifact_arg(ctx, &input.artifact_id).await.map_err(gql)?;
+        let artifact = artifact_arg(ctx, &input.artifact_id).await?;
         let targets: Vec<aliases::Target> = input.aliases.iter().map(Into::into).collect();
-        aliases::remove(&session(ctx).app.db, &artifact, &targets)
-            .await
-            .map_err(gql)?;
+        aliases::remove(&session(ctx).app.db, &artifact, &targets).await?;
         Ok(AliasesPayload {
             success: true,
             client_mutation_id: input.client_mutation_id,
@@ -662,14 +645,13 @@ impl ArtifactMutation {
         ctx: &Context<'_>,
         input: DeleteArtifactInput,
     ) -> Result<ArtifactPayload> {
-        let artifact = artifact_arg(ctx, &input.artifact_id).await.map_err(gql)?;
+        let artifact = artifact_arg(ctx, &input.artifact_id).await?;
         versions::delete(
             &session(ctx).app.db,
             &artifact,
             input.delete_aliases == Some(true),
         )
-        .await
-        .map_err(gql)?;
+        .await?;
         Ok(ArtifactPayload {
             artifact: Some(Artifact(artifact)),
             client_mutation_id: input.client_mutation_id,

@@ -9,11 +9,11 @@
 //! Only COMMITTED versions are visible by name; a PENDING one is reachable by id only
 //! (its creator's `wait()` polls it).
 
-use async_graphql::{Context, ID, Interface, Object, Result, SimpleObject, Union};
+use async_graphql::{Context, ID, Interface, Object, SimpleObject, Union};
 use sqlx::AnyConnection;
 
 use super::args::encode_id;
-use super::error::gql;
+use super::error::Result;
 use super::files::{FileConnection, FileEdge, StoredFile};
 use super::paging::{PageInfo, cursor, decode_cursor, page};
 use super::request::session;
@@ -99,7 +99,7 @@ impl Artifact {
         Some(&self.0.updated_at)
     }
     async fn aliases(&self, ctx: &Context<'_>) -> Result<Vec<ArtifactAlias>> {
-        aliases(ctx, &self.0).await.map_err(gql)
+        aliases(ctx, &self.0).await
     }
     /// The manifest file, once uploaded.
     async fn current_manifest(&self) -> Option<ArtifactManifest> {
@@ -114,21 +114,17 @@ impl Artifact {
         let Some(run) = self.0.run_id else {
             return Ok(None);
         };
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         Ok(db::runs::run_by_id(&mut conn, run)
-            .await
-            .map_err(gql)?
+            .await?
             .map(|r| Creator::Run(Run(r))))
     }
     /// The runs that used this version as an input.
     async fn used_by(&self, ctx: &Context<'_>) -> Result<RunUsageConnection> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         let mut edges = Vec::new();
-        for id in db::artifacts::users_of(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?
-        {
-            if let Some(run) = db::runs::run_by_id(&mut conn, id).await.map_err(gql)? {
+        for id in db::artifacts::users_of(&mut conn, self.0.id).await? {
+            if let Some(run) = db::runs::run_by_id(&mut conn, id).await? {
                 edges.push(RunUsageEdge { node: Run(run) });
             }
         }
@@ -141,9 +137,7 @@ impl Artifact {
         after: Option<String>,
         first: Option<i32>,
     ) -> Result<FileConnection> {
-        file_page(ctx, &self.0, names, after.as_deref(), first)
-            .await
-            .map_err(gql)
+        file_page(ctx, &self.0, names, after.as_deref(), first).await
     }
 }
 
@@ -255,10 +249,9 @@ impl ArtifactSequence {
         Some(&self.0.created_at)
     }
     async fn project(&self, ctx: &Context<'_>) -> Result<Option<Project>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         Ok(db::runs::project_by_id(&mut conn, self.0.project_id)
-            .await
-            .map_err(gql)?
+            .await?
             .map(Project))
     }
     async fn default_artifact_type(&self) -> ArtifactType {
@@ -269,10 +262,9 @@ impl ArtifactSequence {
     }
     /// The newest committed version.
     async fn latest_artifact(&self, ctx: &Context<'_>) -> Result<Option<Artifact>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         Ok(db::artifacts::latest_committed(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?
+            .await?
             .map(Artifact))
     }
     /// The version an alias or `vN` names.
@@ -281,11 +273,10 @@ impl ArtifactSequence {
         ctx: &Context<'_>,
         alias_name: Option<String>,
     ) -> Result<Option<Membership>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         let alias = alias_name.unwrap_or_else(|| "latest".to_owned());
         Ok(db::artifacts::resolve(&mut conn, self.0.id, &alias)
-            .await
-            .map_err(gql)?
+            .await?
             .map(Membership))
     }
     /// The committed versions, oldest first (`filters`/`order` are accepted; only committed
@@ -299,10 +290,8 @@ impl ArtifactSequence {
         filters: Option<JsonString>,
     ) -> Result<VersionConnection> {
         let _ = (order, filters);
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let versions = db::artifacts::versions(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
+        let versions = db::artifacts::versions(&mut conn, self.0.id).await?;
         Ok(version_page(versions, after.as_deref(), first))
     }
     async fn aliases(
@@ -311,16 +300,11 @@ impl ArtifactSequence {
         after: Option<String>,
         first: Option<i32>,
     ) -> Result<AliasConnection> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let versions = db::artifacts::versions(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
+        let versions = db::artifacts::versions(&mut conn, self.0.id).await?;
         let mut all = Vec::new();
         for version in &versions {
-            for alias in db::artifacts::aliases_of(&mut conn, version.id)
-                .await
-                .map_err(gql)?
-            {
+            for alias in db::artifacts::aliases_of(&mut conn, version.id).await? {
                 all.push(ArtifactAlias::new(&self.0, version.id, alias));
             }
         }
@@ -346,7 +330,7 @@ impl Membership {
         &self.0.created_at
     }
     async fn aliases(&self, ctx: &Context<'_>) -> Result<Vec<ArtifactAlias>> {
-        aliases(ctx, &self.0).await.map_err(gql)
+        aliases(ctx, &self.0).await
     }
     async fn artifact_collection(&self) -> ArtifactSequence {
         ArtifactSequence(self.0.collection.clone())
@@ -361,9 +345,7 @@ impl Membership {
         after: Option<String>,
         first: Option<i32>,
     ) -> Result<FileConnection> {
-        file_page(ctx, &self.0, names, after.as_deref(), first)
-            .await
-            .map_err(gql)
+        file_page(ctx, &self.0, names, after.as_deref(), first).await
     }
 }
 
@@ -408,10 +390,7 @@ pub(super) struct AliasConnection {
     page_info: PageInfo,
 }
 
-async fn aliases(
-    ctx: &Context<'_>,
-    artifact: &ArtifactRow,
-) -> Result<Vec<ArtifactAlias>, ApiError> {
+async fn aliases(ctx: &Context<'_>, artifact: &ArtifactRow) -> Result<Vec<ArtifactAlias>> {
     let mut conn = session(ctx).app.db.conn().await?;
     Ok(db::artifacts::aliases_of(&mut conn, artifact.id)
         .await?
@@ -485,8 +464,7 @@ impl ArtifactType {
     ) -> Result<Option<ArtifactSequence>> {
         Ok(self
             .collections(ctx)
-            .await
-            .map_err(gql)?
+            .await?
             .into_iter()
             .find(|c| c.name == name)
             .map(ArtifactSequence))
@@ -500,7 +478,7 @@ impl ArtifactType {
         order: Option<String>,
     ) -> Result<CollectionConnection> {
         let _ = (filters, order);
-        let all = self.collections(ctx).await.map_err(gql)?;
+        let all = self.collections(ctx).await?;
         Ok(collection_page(all, after.as_deref(), first))
     }
 }
@@ -600,7 +578,7 @@ async fn file_page(
     names: Option<Vec<String>>,
     after: Option<&str>,
     first: Option<i32>,
-) -> Result<FileConnection, ApiError> {
+) -> Result<FileConnection> {
     let mut conn = session(ctx).app.db.conn().await?;
     let start = decode_cursor(after).map_or(0, |n| n.saturating_add(1));
     let size = first
@@ -614,7 +592,8 @@ async fn file_page(
                 return Err(ApiError::BadRequest(format!(
                     "files(names:) takes at most {MAX_NAMED_FILES} names, got {}",
                     names.len()
-                )));
+                ))
+                .into());
             }
             let named = db::artifacts::entries_named(&mut conn, artifact.id, &names).await?;
             let total = i64::try_from(named.len()).unwrap_or(i64::MAX);

@@ -1,10 +1,10 @@
 //! The root mutation: creating and updating runs, announcing run files, alerts, deletion;
 //! the artifact mutations are merged in from `artifact_mutation`.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 
 use super::args::{self, json_object, named_run, run_by_storage_id};
-use super::error::gql;
+use super::error::Result;
 use super::request::session;
 use super::run::Run;
 use super::scalars::{Duration, JsonString};
@@ -137,7 +137,7 @@ impl RunMutation {
         ctx: &Context<'_>,
         input: UpsertBucketInput,
     ) -> Result<UpsertBucketPayload> {
-        upsert_bucket(ctx, input).await.map_err(gql)
+        upsert_bucket(ctx, input).await
     }
 
     /// Hands out signed upload URLs for files of a run.
@@ -153,25 +153,22 @@ impl RunMutation {
             input.project_name.as_deref(),
             input.run_name.as_deref(),
         )
-        .await
-        .map_err(gql)?;
+        .await?;
         for name in &input.files {
             blob::check_file_name(name)
-                .map_err(|msg| gql(ApiError::BadRequest(format!("run {}: {msg}", run.path()))))?;
+                .map_err(|msg| ApiError::BadRequest(format!("run {}: {msg}", run.path())))?;
         }
-        let mut tx = s.app.db.write().await.map_err(gql)?;
+        let mut tx = s.app.db.write().await?;
         let mut files = Vec::with_capacity(input.files.len());
         for name in input.files {
-            db::lines::announce_file(tx.conn(), run.id, &name)
-                .await
-                .map_err(gql)?;
+            db::lines::announce_file(tx.conn(), run.id, &name).await?;
             let key = blob::run_file_key(run.id, &name);
             files.push(RunFileUpload {
                 upload_url: Some(s.app.signed_url(&s.base_url, "PUT", &key)),
                 name,
             });
         }
-        tx.commit().await.map_err(gql)?;
+        tx.commit().await?;
         Ok(CreateRunFilesPayload {
             run_id: args::encode_id("Run", run.id),
             upload_headers: Vec::new(),
@@ -193,14 +190,13 @@ impl RunMutation {
             input.project_name.as_deref(),
             input.run_name.as_deref(),
         )
-        .await
-        .map_err(gql)?;
+        .await?;
         let severity = match input.severity.unwrap_or(AlertSeverity::Info) {
             AlertSeverity::Info => "INFO",
             AlertSeverity::Warn => "WARN",
             AlertSeverity::Error => "ERROR",
         };
-        let mut tx = s.app.db.write().await.map_err(gql)?;
+        let mut tx = s.app.db.write().await?;
         db::runs::add_alert(
             tx.conn(),
             run.id,
@@ -209,9 +205,8 @@ impl RunMutation {
             severity,
             input.wait_duration.map(|d| d.0),
         )
-        .await
-        .map_err(gql)?;
-        tx.commit().await.map_err(gql)?;
+        .await?;
+        tx.commit().await?;
         tracing::info!(run = %run.path(), severity, title = %input.title, "alert");
         Ok(SuccessPayload {
             success: true,
@@ -226,17 +221,13 @@ impl RunMutation {
         input: DeleteRunInput,
     ) -> Result<ClientMutationPayload> {
         let s = session(ctx);
-        let mut tx = s.app.db.write().await.map_err(gql)?;
-        let run = run_by_storage_id(tx.conn(), &s.viewer, &input.id)
-            .await
-            .map_err(gql)?;
+        let mut tx = s.app.db.write().await?;
+        let run = run_by_storage_id(tx.conn(), &s.viewer, &input.id).await?;
         if input.delete_artifacts == Some(true) {
-            db::artifacts::delete_outputs_of(tx.conn(), run.id)
-                .await
-                .map_err(gql)?;
+            db::artifacts::delete_outputs_of(tx.conn(), run.id).await?;
         }
-        db::runs::delete_run(tx.conn(), run.id).await.map_err(gql)?;
-        tx.commit().await.map_err(gql)?;
+        db::runs::delete_run(tx.conn(), run.id).await?;
+        tx.commit().await?;
         // SQLite may give the next run this id: its charts must not start from these.
         s.app.series.forget(run.id);
         if let Err(err) = s
@@ -257,17 +248,13 @@ impl RunMutation {
     /// is left as it is; either way the answer is `success: true`, as asking twice is.
     async fn stop_run(&self, ctx: &Context<'_>, input: StopRunInput) -> Result<SuccessPayload> {
         let s = session(ctx);
-        let mut tx = s.app.db.write().await.map_err(gql)?;
-        let run = run_by_storage_id(tx.conn(), &s.viewer, &input.id)
-            .await
-            .map_err(gql)?;
+        let mut tx = s.app.db.write().await?;
+        let run = run_by_storage_id(tx.conn(), &s.viewer, &input.id).await?;
         if run.state == "running" {
-            db::runs::request_stop(tx.conn(), run.id)
-                .await
-                .map_err(gql)?;
+            db::runs::request_stop(tx.conn(), run.id).await?;
             tracing::info!(run = %run.path(), "stop requested");
         }
-        tx.commit().await.map_err(gql)?;
+        tx.commit().await?;
         Ok(SuccessPayload {
             success: true,
             client_mutation_id: input.client_mutation_id,
@@ -275,10 +262,7 @@ impl RunMutation {
     }
 }
 
-async fn upsert_bucket(
-    ctx: &Context<'_>,
-    input: UpsertBucketInput,
-) -> Result<UpsertBucketPayload, ApiError> {
+async fn upsert_bucket(ctx: &Context<'_>, input: UpsertBucketInput) -> Result<UpsertBucketPayload> {
     let s = session(ctx);
     let fields = RunFields {
         display_name: input.display_name,
@@ -310,7 +294,8 @@ async fn upsert_bucket(
     if let Some(field) = fields.field_with_nul() {
         return Err(ApiError::BadRequest(format!(
             "{field} contains a NUL character, which cannot be stored"
-        )));
+        ))
+        .into());
     }
     let mut tx = s.app.db.write().await?;
     let (run, inserted) = match input.id.as_deref().filter(|id| !id.is_empty()) {

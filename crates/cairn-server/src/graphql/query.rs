@@ -1,10 +1,10 @@
 //! The root query: the viewer, server capabilities, entities, projects, and artifacts by id.
 
-use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, SimpleObject};
 
 use super::args::{self, decode_id, encode_id};
 use super::artifacts;
-use super::error::gql;
+use super::error::Result;
 use super::request::session;
 use super::types::{self, Entity, Project, ProjectConnection, ServerInfo, User};
 use crate::db;
@@ -30,10 +30,9 @@ impl Query {
     }
 
     async fn entity(&self, ctx: &Context<'_>, name: Option<String>) -> Result<Option<Entity>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         Ok(args::readable_entity(ctx, &mut conn, name.as_deref())
-            .await
-            .map_err(gql)?
+            .await?
             .map(Entity))
     }
 
@@ -45,16 +44,12 @@ impl Query {
         after: Option<String>,
         first: Option<i32>,
     ) -> Result<Option<ProjectConnection>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let Some(entity) = args::readable_entity(ctx, &mut conn, entity_name.as_deref())
-            .await
-            .map_err(gql)?
+        let mut conn = session(ctx).app.db.conn().await?;
+        let Some(entity) = args::readable_entity(ctx, &mut conn, entity_name.as_deref()).await?
         else {
             return Ok(None);
         };
-        let projects = db::runs::projects_of(&mut conn, entity.id)
-            .await
-            .map_err(gql)?;
+        let projects = db::runs::projects_of(&mut conn, entity.id).await?;
         Ok(Some(types::project_page(projects, after.as_deref(), first)))
     }
 
@@ -66,17 +61,15 @@ impl Query {
         entity_name: Option<String>,
     ) -> Result<Option<Project>> {
         Ok(args::find_project(ctx, name, entity_name)
-            .await
-            .map_err(gql)?
+            .await?
             .map(Project))
     }
 
     /// An artifact version by id (a PENDING one too: its creator polls it).
     async fn artifact(&self, ctx: &Context<'_>, id: ID) -> Result<Option<artifacts::Artifact>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         Ok(args::readable_artifact(ctx, &mut conn, &id)
-            .await
-            .map_err(gql)?
+            .await?
             .map(artifacts::Artifact))
     }
 
@@ -89,16 +82,11 @@ impl Query {
         let Some(id) = decode_id("ArtifactSequence", &id) else {
             return Ok(None);
         };
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let Some(collection) = db::artifacts::collection_by_id(&mut conn, id)
-            .await
-            .map_err(gql)?
-        else {
+        let mut conn = session(ctx).app.db.conn().await?;
+        let Some(collection) = db::artifacts::collection_by_id(&mut conn, id).await? else {
             return Ok(None);
         };
-        args::check_entity(ctx, &mut conn, collection.entity_id)
-            .await
-            .map_err(gql)?;
+        args::check_entity(ctx, &mut conn, collection.entity_id).await?;
         Ok(Some(artifacts::ArtifactSequence(collection)))
     }
 
@@ -110,23 +98,17 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(name = "clientID")] client_id: ID,
     ) -> Result<Option<ClientIdMapping>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         let (entity, server_id) = match db::artifacts::artifact_by_client_id(&mut conn, &client_id)
-            .await
-            .map_err(gql)?
+            .await?
         {
             Some(a) => (a.collection.entity_id, encode_id("Artifact", a.id)),
-            None => match db::artifacts::collection_by_client_id(&mut conn, &client_id)
-                .await
-                .map_err(gql)?
-            {
+            None => match db::artifacts::collection_by_client_id(&mut conn, &client_id).await? {
                 Some(c) => (c.entity_id, encode_id("ArtifactSequence", c.id)),
                 None => return Ok(None),
             },
         };
-        args::check_entity(ctx, &mut conn, entity)
-            .await
-            .map_err(gql)?;
+        args::check_entity(ctx, &mut conn, entity).await?;
         Ok(Some(ClientIdMapping { server_id }))
     }
 
@@ -137,8 +119,7 @@ impl Query {
         entity_name: Option<String>,
     ) -> Result<Option<Project>> {
         Ok(args::find_project(ctx, name, entity_name)
-            .await
-            .map_err(gql)?
+            .await?
             .map(Project))
     }
 }

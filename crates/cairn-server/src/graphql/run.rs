@@ -6,11 +6,11 @@
 //! Input: a run row the caller has checked access to. Output: the fields the client
 //! selects, each read from the database when asked.
 
-use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Json, Object, SimpleObject};
 
 use super::args::encode_id;
 use super::artifacts;
-use super::error::gql;
+use super::error::Result;
 use super::files::{self, FileConnection, LogLineConnection};
 use super::history;
 use super::paging::{PageInfo, page};
@@ -26,10 +26,8 @@ pub(super) struct Run(pub RunRow);
 
 impl Run {
     async fn tail(&self, ctx: &Context<'_>, kind: LineKind) -> Result<JsonString> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let lines = db::lines::tail_lines(&mut conn, self.0.id, kind, TAIL_LINES)
-            .await
-            .map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
+        let lines = db::lines::tail_lines(&mut conn, self.0.id, kind, TAIL_LINES).await?;
         let lines: Vec<String> = lines.into_iter().map(|(_, text)| text).collect();
         Ok(JsonString(
             serde_json::to_string(&lines).unwrap_or_default(),
@@ -118,11 +116,9 @@ impl Run {
     }
     /// The latest system-metrics row.
     async fn system_metrics(&self, ctx: &Context<'_>) -> Result<JsonString> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         Ok(JsonString(
-            history::latest_system_metrics(&mut conn, &self.0)
-                .await
-                .map_err(gql)?,
+            history::latest_system_metrics(&mut conn, &self.0).await?,
         ))
     }
     /// History lines as JSON strings: `samples` of them over the run, or those with
@@ -134,8 +130,8 @@ impl Run {
         min_step: Option<Int64>,
         max_step: Option<Int64>,
     ) -> Result<Vec<String>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        history::lines(
+        let mut conn = session(ctx).app.db.conn().await?;
+        Ok(history::lines(
             &mut conn,
             &self.0,
             LineKind::History,
@@ -143,13 +139,12 @@ impl Run {
             min_step.map(|s| s.0),
             max_step.map(|s| s.0),
         )
-        .await
-        .map_err(gql)
+        .await?)
     }
     /// System-metrics lines as JSON strings, `samples` of them over the run.
     async fn events(&self, ctx: &Context<'_>, samples: Option<i32>) -> Result<Vec<String>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        history::lines(
+        let mut conn = session(ctx).app.db.conn().await?;
+        Ok(history::lines(
             &mut conn,
             &self.0,
             LineKind::Events,
@@ -157,8 +152,7 @@ impl Run {
             None,
             None,
         )
-        .await
-        .map_err(gql)
+        .await?)
     }
     /// One list of row objects per spec (see `history`).
     async fn sampled_history(
@@ -166,13 +160,9 @@ impl Run {
         ctx: &Context<'_>,
         specs: Vec<JsonString>,
     ) -> Result<Json<Vec<Vec<serde_json::Value>>>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         let specs: Vec<String> = specs.into_iter().map(|s| s.0).collect();
-        Ok(Json(
-            history::sampled(&mut conn, &self.0, &specs)
-                .await
-                .map_err(gql)?,
-        ))
+        Ok(Json(history::sampled(&mut conn, &self.0, &specs).await?))
     }
     /// No exports: every row is live. `liveData` names the first live step (the SDK's
     /// readers take the smallest `_step` as the live boundary and only need one), so a run
@@ -183,10 +173,8 @@ impl Run {
         ctx: &Context<'_>,
         #[graphql(name = "liveKeys")] _live_keys: Option<Vec<String>>,
     ) -> Result<ParquetHistory> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let bounds = db::lines::step_bounds(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
+        let bounds = db::lines::step_bounds(&mut conn, self.0.id).await?;
         Ok(ParquetHistory {
             parquet_urls: Vec::new(),
             live_data: bounds
@@ -197,11 +185,8 @@ impl Run {
     }
     /// How many files of the run are stored.
     async fn file_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        Ok(files::stored_files(&mut conn, &self.0)
-            .await
-            .map_err(gql)?
-            .len() as i64)
+        let mut conn = session(ctx).app.db.conn().await?;
+        Ok(files::stored_files(&mut conn, &self.0).await?.len() as i64)
     }
     /// The run's stored files: those in `names` (all when empty) or matching the SQL
     /// `LIKE` `pattern`, one page.
@@ -213,9 +198,9 @@ impl Run {
         first: Option<i32>,
         pattern: Option<String>,
     ) -> Result<FileConnection> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         let names: Vec<String> = names.unwrap_or_default().into_iter().flatten().collect();
-        files::file_page(
+        Ok(files::file_page(
             &mut conn,
             &self.0,
             &names,
@@ -223,8 +208,7 @@ impl Run {
             after.as_deref(),
             first,
         )
-        .await
-        .map_err(gql)
+        .await?)
     }
     /// Console lines: the `last` ones, or `first` after the cursor.
     async fn log_lines(
@@ -235,10 +219,8 @@ impl Run {
         last: Option<i32>,
         #[graphql(name = "useImprovedPagination")] _improved: Option<bool>,
     ) -> Result<LogLineConnection> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        files::log_page(&mut conn, &self.0, first, after.as_deref(), last)
-            .await
-            .map_err(gql)
+        let mut conn = session(ctx).app.db.conn().await?;
+        Ok(files::log_page(&mut conn, &self.0, first, after.as_deref(), last).await?)
     }
     /// Entries of the config's `_wandb.value` object, restricted to `keys` when given.
     /// Resume depends on `wandbConfig(keys: ["t"])` (wire §3.6).
@@ -282,10 +264,8 @@ impl Run {
         &self,
         ctx: &Context<'_>,
     ) -> Result<async_graphql::Json<serde_json::Value>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let bounds = db::lines::step_bounds(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
+        let bounds = db::lines::step_bounds(&mut conn, self.0.id).await?;
         let summary: serde_json::Value = serde_json::from_str(&self.0.summary).unwrap_or_default();
         let mut keys = serde_json::Map::new();
         if let Some(summary) = summary.as_object() {
@@ -315,21 +295,17 @@ impl Run {
         })))
     }
     async fn project(&self, ctx: &Context<'_>) -> Result<Option<Project>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         Ok(db::runs::project_by_id(&mut conn, self.0.project_id)
-            .await
-            .map_err(gql)?
+            .await?
             .map(Project))
     }
     async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         let Some(user) = self.0.user_id else {
             return Ok(None);
         };
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        Ok(db::accounts::user_by_id(&mut conn, user)
-            .await
-            .map_err(gql)?
-            .map(User))
+        let mut conn = session(ctx).app.db.conn().await?;
+        Ok(db::accounts::user_by_id(&mut conn, user).await?.map(User))
     }
     /// The artifact versions this run logged.
     async fn output_artifacts(
@@ -338,10 +314,8 @@ impl Run {
         after: Option<String>,
         first: Option<i32>,
     ) -> Result<artifacts::VersionConnection> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let versions = db::artifacts::outputs_of(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
+        let versions = db::artifacts::outputs_of(&mut conn, self.0.id).await?;
         Ok(artifacts::version_page(versions, after.as_deref(), first))
     }
     /// The artifact versions this run used.
@@ -351,10 +325,8 @@ impl Run {
         after: Option<String>,
         first: Option<i32>,
     ) -> Result<artifacts::VersionConnection> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let versions = db::artifacts::inputs_of(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
+        let versions = db::artifacts::inputs_of(&mut conn, self.0.id).await?;
         Ok(artifacts::version_page(versions, after.as_deref(), first))
     }
 }

@@ -5,11 +5,11 @@
 //! Input: rows the caller has checked access to. Output: the fields the client selects,
 //! each read from the database when asked.
 
-use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, SimpleObject};
 
 use super::args::{self, encode_id};
 use super::artifacts;
-use super::error::gql;
+use super::error::Result;
 use super::listing;
 use super::paging::{PageInfo, page};
 use super::request::session;
@@ -54,10 +54,8 @@ impl User {
         if s.viewer.id != self.0.id && !s.viewer.admin {
             return Ok(ApiKeyConnection { edges: Vec::new() });
         }
-        let mut conn = s.app.db.conn().await.map_err(gql)?;
-        let keys = db::accounts::key_names(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?;
+        let mut conn = s.app.db.conn().await?;
+        let keys = db::accounts::key_names(&mut conn, self.0.id).await?;
         Ok(ApiKeyConnection {
             edges: keys
                 .into_iter()
@@ -73,16 +71,11 @@ impl User {
     }
     async fn teams(&self, ctx: &Context<'_>) -> Result<EntityConnection> {
         let s = session(ctx);
-        let mut conn = s.app.db.conn().await.map_err(gql)?;
-        let names = db::accounts::teams_of(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?;
+        let mut conn = s.app.db.conn().await?;
+        let names = db::accounts::teams_of(&mut conn, self.0.id).await?;
         let mut edges = Vec::new();
         for name in names {
-            if let Some(entity) = db::accounts::entity_by_name(&mut conn, &name)
-                .await
-                .map_err(gql)?
-            {
+            if let Some(entity) = db::accounts::entity_by_name(&mut conn, &name).await? {
                 edges.push(EntityEdge {
                     node: Entity(entity),
                 });
@@ -213,15 +206,14 @@ impl Project {
     }
     /// How many runs `filters` selects (all when absent).
     async fn run_count(&self, ctx: &Context<'_>, filters: Option<JsonString>) -> Result<i64> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         let runs = listing::select_runs(
             &mut conn,
             self.0.id,
             filters.as_ref().map(|f| f.0.as_str()),
             None,
         )
-        .await
-        .map_err(gql)?;
+        .await?;
         Ok(runs.len() as i64)
     }
     /// The runs `filters` selects, in `order` (`+created_at` by default), one page.
@@ -233,22 +225,20 @@ impl Project {
         first: Option<i32>,
         order: Option<String>,
     ) -> Result<RunConnection> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         let runs = listing::select_runs(
             &mut conn,
             self.0.id,
             filters.as_ref().map(|f| f.0.as_str()),
             order.as_deref(),
         )
-        .await
-        .map_err(gql)?;
+        .await?;
         Ok(run::run_page(runs, after.as_deref(), first))
     }
     async fn entity(&self, ctx: &Context<'_>) -> Result<Option<Entity>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         Ok(db::accounts::entity_by_id(&mut conn, self.0.entity_id)
-            .await
-            .map_err(gql)?
+            .await?
             .map(Entity))
     }
     /// A run by name (legacy name); `missingOk` only documents that null is fine.
@@ -263,10 +253,9 @@ impl Project {
     /// A run by name (its W&B run id).
     async fn run(&self, ctx: &Context<'_>, name: Option<String>) -> Result<Option<Run>> {
         let Some(name) = name else { return Ok(None) };
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         Ok(db::runs::run_by_name(&mut conn, self.0.id, &name)
-            .await
-            .map_err(gql)?
+            .await?
             .map(Run))
     }
     /// The committed artifact version `name` (`collection:alias` or `collection:vN`).
@@ -276,8 +265,7 @@ impl Project {
         name: String,
     ) -> Result<Option<artifacts::Artifact>> {
         Ok(args::project_artifact(ctx, &self.0, &name)
-            .await
-            .map_err(gql)?
+            .await?
             .map(artifacts::Artifact))
     }
     /// The same version, seen as a membership of its collection.
@@ -287,8 +275,7 @@ impl Project {
         name: String,
     ) -> Result<Option<artifacts::Membership>> {
         Ok(args::project_artifact(ctx, &self.0, &name)
-            .await
-            .map_err(gql)?
+            .await?
             .map(artifacts::Membership))
     }
     async fn artifact_collection(
@@ -297,8 +284,7 @@ impl Project {
         name: String,
     ) -> Result<Option<artifacts::ArtifactSequence>> {
         Ok(args::project_collection(ctx, &self.0, &name)
-            .await
-            .map_err(gql)?
+            .await?
             .map(artifacts::ArtifactSequence))
     }
     async fn artifact_collections(
@@ -310,10 +296,8 @@ impl Project {
         order: Option<String>,
     ) -> Result<artifacts::CollectionConnection> {
         let _ = (filters, order);
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let all = db::artifacts::collections_of(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
+        let all = db::artifacts::collections_of(&mut conn, self.0.id).await?;
         Ok(artifacts::collection_page(all, after.as_deref(), first))
     }
     async fn artifact_type(
@@ -321,10 +305,9 @@ impl Project {
         ctx: &Context<'_>,
         name: String,
     ) -> Result<Option<artifacts::ArtifactType>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         Ok(artifacts::ArtifactType::of_project(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?
+            .await?
             .into_iter()
             .find(|t| t.name() == name))
     }
@@ -334,10 +317,8 @@ impl Project {
         after: Option<String>,
         first: Option<i32>,
     ) -> Result<artifacts::ArtifactTypeConnection> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let types = artifacts::ArtifactType::of_project(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
+        let types = artifacts::ArtifactType::of_project(&mut conn, self.0.id).await?;
         Ok(artifacts::type_page(types, after.as_deref(), first))
     }
 }
