@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::ServerError;
 use crate::auth;
+use crate::checks;
 use crate::db::{self, Db};
 use crate::error::ApiError;
 
@@ -86,7 +87,7 @@ pub async fn signing_secret(db: &Db) -> Result<Vec<u8>, ServerError> {
 
 /// Creates a user (and their entity) and returns their first API key.
 pub async fn add_user(db: &Db, name: &str, admin: bool) -> Result<String, ServerError> {
-    auth::check_name("user", name).map_err(|e| ServerError::Usage(e.to_string()))?;
+    checks::check_name("user", name).map_err(|e| ServerError::Usage(e.to_string()))?;
     let mut tx = db.write().await?;
     if db::accounts::user_by_name(tx.conn(), name).await?.is_some()
         || db::accounts::entity_by_name(tx.conn(), name)

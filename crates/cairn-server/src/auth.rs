@@ -14,6 +14,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
+use crate::checks;
 use crate::db::{self, EntityRow, UserRow};
 use crate::error::ApiError;
 
@@ -91,6 +92,22 @@ pub(crate) async fn may_access(
     Ok(user.admin || db::accounts::is_member(conn, entity.id, user.id).await?)
 }
 
+/// Fails unless `user` may read and write the entity with id `id` (403).
+pub(crate) async fn check_entity_id(
+    conn: &mut AnyConnection,
+    user: &UserRow,
+    id: i64,
+) -> Result<(), ApiError> {
+    let entity = db::accounts::entity_by_id(conn, id)
+        .await?
+        .ok_or_else(|| forbidden(&format!("#{id}")))?;
+    if may_access(conn, user, &entity).await? {
+        Ok(())
+    } else {
+        Err(forbidden(&entity.name))
+    }
+}
+
 /// The entity a request names (`None` or `""`: the user's own), if it exists; 403 when the
 /// user may not access it.
 pub(crate) async fn readable_entity(
@@ -119,7 +136,7 @@ pub(crate) async fn writable_entity(
     if let Some(entity) = readable_entity(conn, user, Some(name)).await? {
         return Ok(entity);
     }
-    check_entity_name(name)?;
+    checks::check_entity_name(name)?;
     Ok(db::accounts::create_team(conn, name, user.id).await?)
 }
 
@@ -133,27 +150,6 @@ pub(crate) fn entity_name<'a>(user: &'a UserRow, name: Option<&'a str>) -> &'a s
 
 pub(crate) fn forbidden(entity: &str) -> ApiError {
     ApiError::Forbidden(format!("permission denied: no access to entity {entity}"))
-}
-
-/// Entity, project and run names: 1–128 characters, no `/`, no control characters.
-pub(crate) fn check_entity_name(name: &str) -> Result<(), ApiError> {
-    check_name("entity", name)
-}
-
-/// See [`check_entity_name`].
-pub(crate) fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
-    if name.is_empty() || name.len() > 128 {
-        return Err(ApiError::BadRequest(format!(
-            "{what} name must have 1 to 128 characters: {:?}",
-            name.chars().take(64).collect::<String>()
-        )));
-    }
-    if name.contains('/') || name.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!(
-            "{what} name {name:?} contains `/` or a control character"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -177,14 +173,5 @@ mod tests {
         assert_eq!(basic_key(&headers).as_deref(), Some("local-abc"));
         headers.insert("authorization", "Basic !!!".parse().unwrap());
         assert_eq!(basic_key(&headers), None);
-    }
-
-    #[test]
-    fn names_are_checked() {
-        assert!(check_name("project", "p-1").is_ok());
-        assert!(check_name("project", "").is_err());
-        assert!(check_name("project", "a/b").is_err());
-        assert!(check_name("project", "a\nb").is_err());
-        assert!(check_name("project", &"x".repeat(200)).is_err());
     }
 }

@@ -541,6 +541,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn md5_forms() {
+        assert_eq!(
+            md5_hex("t/DFCvY1IvFkGHDVa9VgAg==").as_deref(),
+            Some("b7f0c50af63522f1641870d56bd56002")
+        );
+        assert_eq!(md5_hex("not base64!"), None);
+        assert_eq!(md5_hex("AAAA"), None);
+    }
+
+    #[test]
     fn signatures_bind_method_key_and_expiry() {
         let blobs = Blobs::open("memory://", b"secret").unwrap();
         let query = blobs.sign("PUT", "runs/1/files/a.txt", 100);

@@ -23,6 +23,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::App;
+use crate::artifacts::uploads;
 use crate::auth;
 use crate::blob;
 use crate::db;
@@ -164,15 +165,13 @@ async fn storage_put(
     signed(&app, "PUT", &key, &query)?;
     let stored = match blob::parse_artifact_key(&key) {
         Some(blob::ArtifactKey::Blob { entity, md5_hex }) => {
-            put_artifact_blob(&app, &key, entity, md5_hex, body).await?
+            let body = body.into_data_stream();
+            uploads::put_blob(&app.db, &app.blobs, &key, entity, md5_hex, body).await?
         }
         Some(blob::ArtifactKey::Part { upload, part, .. }) => {
-            let stored = app.blobs.put_stream(&key, body.into_data_stream()).await?;
-            check_content_md5(&headers, &stored, &key)?;
-            let mut tx = app.db.write().await?;
-            db::artifacts::part_stored(tx.conn(), upload, part, &stored.md5_hex()).await?;
-            tx.commit().await?;
-            stored
+            let content_md5 = headers.get("content-md5").and_then(|v| v.to_str().ok());
+            let body = body.into_data_stream();
+            uploads::put_part(&app.db, &app.blobs, &key, upload, part, content_md5, body).await?
         }
         _ => app.blobs.put_stream(&key, body.into_data_stream()).await?,
     };
@@ -268,51 +267,6 @@ fn parse_range(header: &str, size: u64) -> Option<std::ops::Range<u64>> {
         start..end
     };
     (range.start < range.end).then_some(range)
-}
-
-/// Stores an artifact file whose key names its MD5: the body goes to a staging key first
-/// and becomes the blob only when its MD5 is the one the key names.
-async fn put_artifact_blob(
-    app: &App,
-    key: &str,
-    entity: i64,
-    md5_hex: &str,
-    body: Body,
-) -> Result<blob::Stored, ApiError> {
-    let staging = blob::artifact_staging_key(entity);
-    let stored = app
-        .blobs
-        .put_stream(&staging, body.into_data_stream())
-        .await?;
-    let got = stored.md5_hex();
-    if got != md5_hex {
-        if let Err(err) = app.blobs.delete(&staging).await {
-            tracing::warn!(key = %staging, error = %err, "a refused upload remains in storage");
-        }
-        return Err(ApiError::BadRequest(format!(
-            "upload to {key}: the body's MD5 is {got}, not the one the file was announced with"
-        )));
-    }
-    app.blobs.rename(&staging, key).await?;
-    let mut tx = app.db.write().await?;
-    db::artifacts::blob_stored(tx.conn(), entity, md5_hex, stored.size as i64).await?;
-    tx.commit().await?;
-    Ok(stored)
-}
-
-/// Refuses a body whose MD5 differs from its `Content-MD5` header (when it has one).
-fn check_content_md5(
-    headers: &HeaderMap,
-    stored: &blob::Stored,
-    key: &str,
-) -> Result<(), ApiError> {
-    match headers.get("content-md5").and_then(|v| v.to_str().ok()) {
-        Some(expected) if expected.trim() != stored.md5 => Err(ApiError::BadRequest(format!(
-            "upload to {key}: Content-MD5 is {expected}, the body's MD5 is {}",
-            stored.md5
-        ))),
-        _ => Ok(()),
-    }
 }
 
 /// `runs/{id}/files/{name}` → (id, name).

@@ -8,14 +8,17 @@
 //! The server never links cairn's client engine: it knows the wire, not the SDK.
 
 pub mod admin;
+mod artifacts;
 mod auth;
 pub mod blob;
+mod checks;
 pub mod db;
 mod error;
 mod filestream;
 mod filter;
 mod graphql;
 mod http;
+mod ids;
 mod names;
 mod ui;
 

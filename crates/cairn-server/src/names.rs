@@ -1,7 +1,11 @@
-//! Generated names: run ids when a client sends none, and W&B-style display names
-//! (`adjective-noun-N`) for runs created without one.
+//! Names the server fills in: the project a client names none for, run ids when a client
+//! sends none, and W&B-style display names (`adjective-noun-N`) for runs created without
+//! one.
 
 use rand::Rng;
+
+/// The project name W&B's client uses when none is given.
+pub(crate) const DEFAULT_PROJECT: &str = "uncategorized";
 
 const ADJECTIVES: &[&str] = &[
     "amber", "bold", "brisk", "calm", "clever", "crisp", "dainty", "dark", "dashing", "deft",

@@ -4,22 +4,24 @@
 //! `vN`), types, files with signed download URLs, and lineage.
 //!
 //! Every path into an artifact checks that the viewer may read its entity: through a
-//! project (already checked by `find_project`) or through an id ([`readable_artifact`]).
+//! project (already checked by `args::find_project`) or through an id
+//! (`args::readable_artifact`).
 //! Only COMMITTED versions are visible by name; a PENDING one is reachable by id only
 //! (its creator's `wait()` polls it).
 
-use async_graphql::{Context, ID, Interface, Object, Result, SimpleObject, Union};
+use async_graphql::{Context, ID, Interface, Object, SimpleObject, Union};
 use sqlx::AnyConnection;
 
+use super::args::encode_id;
+use super::error::Result;
 use super::files::{FileConnection, FileEdge, StoredFile};
-use super::listing::{PageInfo, page};
-use super::paging::cursor;
+use super::paging::{PageInfo, cursor, decode_cursor, page};
+use super::request::session;
+use super::run::Run;
 use super::scalars::JsonString;
-use super::types::{Project, Run, User};
-use super::{decode_id, encode_id, gql, session};
-use crate::auth;
+use super::types::{Project, User};
 use crate::blob;
-use crate::db::{self, ArtifactRow, CollectionRow, EntryRow, FileRow, ProjectRow};
+use crate::db::{self, ArtifactRow, CollectionRow, EntryRow, FileRow};
 use crate::error::ApiError;
 
 /// Entries per page of `files` when the client names no count.
@@ -28,86 +30,6 @@ const DEFAULT_FILE_PAGE: i64 = 50;
 const MAX_FILE_PAGE: i64 = 10_000;
 /// Names one `files(names:)` may look up.
 const MAX_NAMED_FILES: usize = 10_000;
-
-/// The version `id` names, if the viewer may read its entity.
-pub(super) async fn readable_artifact(
-    ctx: &Context<'_>,
-    conn: &mut AnyConnection,
-    id: &str,
-) -> Result<Option<ArtifactRow>, ApiError> {
-    let Some(id) = decode_id("Artifact", id) else {
-        return Ok(None);
-    };
-    let Some(artifact) = db::artifacts::artifact_by_id(conn, id).await? else {
-        return Ok(None);
-    };
-    check_entity(ctx, conn, artifact.collection.entity_id).await?;
-    Ok(Some(artifact))
-}
-
-/// Fails unless the viewer may read and write entity `id`.
-pub(super) async fn check_entity(
-    ctx: &Context<'_>,
-    conn: &mut AnyConnection,
-    id: i64,
-) -> Result<(), ApiError> {
-    let entity = db::accounts::entity_by_id(conn, id)
-        .await?
-        .ok_or_else(|| auth::forbidden(&format!("#{id}")))?;
-    if auth::may_access(conn, &session(ctx).viewer, &entity).await? {
-        Ok(())
-    } else {
-        Err(auth::forbidden(&entity.name))
-    }
-}
-
-/// `collection:alias` (or `collection:vN`; a bare name means `latest`).
-pub(super) fn split_name(name: &str) -> (&str, &str) {
-    match name.rsplit_once(':') {
-        Some((collection, alias)) if !alias.is_empty() => (collection, alias),
-        _ => (name.trim_end_matches(':'), "latest"),
-    }
-}
-
-/// The committed version `name` (`collection:alias`) of `project`.
-pub(super) async fn artifact_by_name(
-    conn: &mut AnyConnection,
-    project: i64,
-    name: &str,
-) -> Result<Option<ArtifactRow>, ApiError> {
-    let (collection, alias) = split_name(name);
-    let Some(collection) = db::artifacts::collection(conn, project, collection).await? else {
-        return Ok(None);
-    };
-    Ok(db::artifacts::resolve(conn, collection.id, alias)
-        .await?
-        .filter(|a| a.state == "COMMITTED"))
-}
-
-/// The committed version `name` of `project` (whose entity the caller has checked).
-pub(super) async fn project_artifact(
-    ctx: &Context<'_>,
-    project: &ProjectRow,
-    name: &str,
-) -> Result<Option<ArtifactRow>> {
-    let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-    artifact_by_name(&mut conn, project.id, name)
-        .await
-        .map_err(gql)
-}
-
-/// The collection `name` of `project`.
-pub(super) async fn project_collection(
-    ctx: &Context<'_>,
-    project: &ProjectRow,
-    name: &str,
-) -> Result<Option<ArtifactSequence>> {
-    let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-    Ok(db::artifacts::collection(&mut conn, project.id, name)
-        .await
-        .map_err(gql)?
-        .map(ArtifactSequence))
-}
 
 /// A version of an artifact.
 pub(super) struct Artifact(pub ArtifactRow);
@@ -177,7 +99,7 @@ impl Artifact {
         Some(&self.0.updated_at)
     }
     async fn aliases(&self, ctx: &Context<'_>) -> Result<Vec<ArtifactAlias>> {
-        aliases(ctx, &self.0).await.map_err(gql)
+        aliases(ctx, &self.0).await
     }
     /// The manifest file, once uploaded.
     async fn current_manifest(&self) -> Option<ArtifactManifest> {
@@ -192,21 +114,17 @@ impl Artifact {
         let Some(run) = self.0.run_id else {
             return Ok(None);
         };
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         Ok(db::runs::run_by_id(&mut conn, run)
-            .await
-            .map_err(gql)?
+            .await?
             .map(|r| Creator::Run(Run(r))))
     }
     /// The runs that used this version as an input.
     async fn used_by(&self, ctx: &Context<'_>) -> Result<RunUsageConnection> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         let mut edges = Vec::new();
-        for id in db::artifacts::users_of(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?
-        {
-            if let Some(run) = db::runs::run_by_id(&mut conn, id).await.map_err(gql)? {
+        for id in db::artifacts::users_of(&mut conn, self.0.id).await? {
+            if let Some(run) = db::runs::run_by_id(&mut conn, id).await? {
                 edges.push(RunUsageEdge { node: Run(run) });
             }
         }
@@ -219,9 +137,7 @@ impl Artifact {
         after: Option<String>,
         first: Option<i32>,
     ) -> Result<FileConnection> {
-        file_page(ctx, &self.0, names, after.as_deref(), first)
-            .await
-            .map_err(gql)
+        file_page(ctx, &self.0, names, after.as_deref(), first).await
     }
 }
 
@@ -333,10 +249,9 @@ impl ArtifactSequence {
         Some(&self.0.created_at)
     }
     async fn project(&self, ctx: &Context<'_>) -> Result<Option<Project>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         Ok(db::runs::project_by_id(&mut conn, self.0.project_id)
-            .await
-            .map_err(gql)?
+            .await?
             .map(Project))
     }
     async fn default_artifact_type(&self) -> ArtifactType {
@@ -347,10 +262,9 @@ impl ArtifactSequence {
     }
     /// The newest committed version.
     async fn latest_artifact(&self, ctx: &Context<'_>) -> Result<Option<Artifact>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         Ok(db::artifacts::latest_committed(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?
+            .await?
             .map(Artifact))
     }
     /// The version an alias or `vN` names.
@@ -359,11 +273,10 @@ impl ArtifactSequence {
         ctx: &Context<'_>,
         alias_name: Option<String>,
     ) -> Result<Option<Membership>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         let alias = alias_name.unwrap_or_else(|| "latest".to_owned());
         Ok(db::artifacts::resolve(&mut conn, self.0.id, &alias)
-            .await
-            .map_err(gql)?
+            .await?
             .map(Membership))
     }
     /// The committed versions, oldest first (`filters`/`order` are accepted; only committed
@@ -377,10 +290,8 @@ impl ArtifactSequence {
         filters: Option<JsonString>,
     ) -> Result<VersionConnection> {
         let _ = (order, filters);
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let versions = db::artifacts::versions(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
+        let versions = db::artifacts::versions(&mut conn, self.0.id).await?;
         Ok(version_page(versions, after.as_deref(), first))
     }
     async fn aliases(
@@ -389,16 +300,11 @@ impl ArtifactSequence {
         after: Option<String>,
         first: Option<i32>,
     ) -> Result<AliasConnection> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let versions = db::artifacts::versions(&mut conn, self.0.id)
-            .await
-            .map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
+        let versions = db::artifacts::versions(&mut conn, self.0.id).await?;
         let mut all = Vec::new();
         for version in &versions {
-            for alias in db::artifacts::aliases_of(&mut conn, version.id)
-                .await
-                .map_err(gql)?
-            {
+            for alias in db::artifacts::aliases_of(&mut conn, version.id).await? {
                 all.push(ArtifactAlias::new(&self.0, version.id, alias));
             }
         }
@@ -424,7 +330,7 @@ impl Membership {
         &self.0.created_at
     }
     async fn aliases(&self, ctx: &Context<'_>) -> Result<Vec<ArtifactAlias>> {
-        aliases(ctx, &self.0).await.map_err(gql)
+        aliases(ctx, &self.0).await
     }
     async fn artifact_collection(&self) -> ArtifactSequence {
         ArtifactSequence(self.0.collection.clone())
@@ -439,9 +345,7 @@ impl Membership {
         after: Option<String>,
         first: Option<i32>,
     ) -> Result<FileConnection> {
-        file_page(ctx, &self.0, names, after.as_deref(), first)
-            .await
-            .map_err(gql)
+        file_page(ctx, &self.0, names, after.as_deref(), first).await
     }
 }
 
@@ -486,10 +390,7 @@ pub(super) struct AliasConnection {
     page_info: PageInfo,
 }
 
-async fn aliases(
-    ctx: &Context<'_>,
-    artifact: &ArtifactRow,
-) -> Result<Vec<ArtifactAlias>, ApiError> {
+async fn aliases(ctx: &Context<'_>, artifact: &ArtifactRow) -> Result<Vec<ArtifactAlias>> {
     let mut conn = session(ctx).app.db.conn().await?;
     Ok(db::artifacts::aliases_of(&mut conn, artifact.id)
         .await?
@@ -563,8 +464,7 @@ impl ArtifactType {
     ) -> Result<Option<ArtifactSequence>> {
         Ok(self
             .collections(ctx)
-            .await
-            .map_err(gql)?
+            .await?
             .into_iter()
             .find(|c| c.name == name)
             .map(ArtifactSequence))
@@ -578,7 +478,7 @@ impl ArtifactType {
         order: Option<String>,
     ) -> Result<CollectionConnection> {
         let _ = (filters, order);
-        let all = self.collections(ctx).await.map_err(gql)?;
+        let all = self.collections(ctx).await?;
         Ok(collection_page(all, after.as_deref(), first))
     }
 }
@@ -678,9 +578,9 @@ async fn file_page(
     names: Option<Vec<String>>,
     after: Option<&str>,
     first: Option<i32>,
-) -> Result<FileConnection, ApiError> {
+) -> Result<FileConnection> {
     let mut conn = session(ctx).app.db.conn().await?;
-    let start = super::paging::decode_cursor(after).map_or(0, |n| n.saturating_add(1));
+    let start = decode_cursor(after).map_or(0, |n| n.saturating_add(1));
     let size = first
         .map_or(DEFAULT_FILE_PAGE, i64::from)
         .clamp(0, MAX_FILE_PAGE);
@@ -692,7 +592,8 @@ async fn file_page(
                 return Err(ApiError::BadRequest(format!(
                     "files(names:) takes at most {MAX_NAMED_FILES} names, got {}",
                     names.len()
-                )));
+                ))
+                .into());
             }
             let named = db::artifacts::entries_named(&mut conn, artifact.id, &names).await?;
             let total = i64::try_from(named.len()).unwrap_or(i64::MAX);
@@ -749,29 +650,4 @@ fn entry_file(artifact: &ArtifactRow, entry: EntryRow) -> Option<StoredFile> {
             updated_at: artifact.updated_at.clone(),
         },
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_split_into_collection_and_alias() {
-        assert_eq!(split_name("ds:latest"), ("ds", "latest"));
-        assert_eq!(split_name("ds:v3"), ("ds", "v3"));
-        assert_eq!(split_name("ds"), ("ds", "latest"));
-        assert_eq!(split_name("ds:"), ("ds", "latest"));
-        assert_eq!(split_name("run-x-tbl:v0"), ("run-x-tbl", "v0"));
-    }
-
-    #[test]
-    fn md5_forms() {
-        use crate::blob::md5_hex;
-        assert_eq!(
-            md5_hex("t/DFCvY1IvFkGHDVa9VgAg==").as_deref(),
-            Some("b7f0c50af63522f1641870d56bd56002")
-        );
-        assert_eq!(md5_hex("not base64!"), None);
-        assert_eq!(md5_hex("AAAA"), None);
-    }
 }

@@ -5,13 +5,15 @@
 //! expiring download URL on this server. `logLines(first, after | last)` pages the
 //! console (`output.log`) by line number, split into timestamp, level and text.
 
+use std::borrow::Cow;
+
 use async_graphql::{ID, Object, SimpleObject};
 use base64::Engine as _;
+use serde_json::Value;
 use sqlx::AnyConnection;
 
-use super::listing::{PageInfo, page};
-use super::paging::{console_line, cursor, decode_cursor, like, mimetype};
-use super::session;
+use super::paging::{PageInfo, cursor, decode_cursor, page};
+use super::request::session;
 use crate::blob;
 use crate::db::{self, FileRow, LineKind, RunRow};
 use crate::error::ApiError;
@@ -215,4 +217,162 @@ pub(super) async fn log_page(
         })
         .collect();
     Ok(LogLineConnection { edges, page_info })
+}
+
+/// SQL `LIKE` matching (`%` any run, `_` one character, `\` escapes), case-sensitive.
+fn like(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    // dp[j]: pattern prefix p[..i] matches text prefix t[..j].
+    let mut dp = vec![false; t.len() + 1];
+    dp[0] = true;
+    let mut i = 0;
+    while i < p.len() {
+        let (token, literal) = match p[i] {
+            '\\' if i + 1 < p.len() => {
+                i += 1;
+                (p[i], true)
+            }
+            c => (c, false),
+        };
+        i += 1;
+        let mut next = vec![false; t.len() + 1];
+        if token == '%' && !literal {
+            let mut any = false;
+            for j in 0..=t.len() {
+                any |= dp[j];
+                next[j] = any;
+            }
+        } else {
+            for j in 1..=t.len() {
+                next[j] = dp[j - 1] && ((token == '_' && !literal) || t[j - 1] == token);
+            }
+        }
+        dp = next;
+    }
+    dp[t.len()]
+}
+
+/// A console line as the filestream stores it, split for `logLines`.
+#[derive(Debug, PartialEq)]
+struct ConsoleLine<'a> {
+    timestamp: Cow<'a, str>,
+    level: Cow<'a, str>,
+    text: Cow<'a, str>,
+}
+
+/// Splits a stored console line into parts. W&B's plain format is `"<ts> text"`, or
+/// `"ERROR <ts> text"` for stderr; with `STRUCTURED_CONSOLE_LOGS` a line is the JSON
+/// object `{"ts": …, "content": …, "level": "error"?}`. A line in another shape is all
+/// text.
+fn console_line(stored: &str) -> ConsoleLine<'_> {
+    if stored.starts_with('{')
+        && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(stored)
+        && let Some(Value::String(content)) = map.get("content")
+    {
+        let field = |key: &str| {
+            Cow::Owned(
+                map.get(key)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        };
+        return ConsoleLine {
+            timestamp: field("ts"),
+            level: field("level"),
+            text: Cow::Owned(content.clone()),
+        };
+    }
+    let (level, rest) = match stored.strip_prefix("ERROR ") {
+        Some(rest) => ("error", rest),
+        None => ("", stored),
+    };
+    let (first, text) = rest.split_once(' ').unwrap_or((rest, ""));
+    let looks_like_time = first.len() >= 19
+        && first.as_bytes()[0].is_ascii_digit()
+        && first.as_bytes().get(10) == Some(&b'T');
+    let (timestamp, text) = if looks_like_time {
+        (first, text)
+    } else {
+        ("", rest)
+    };
+    ConsoleLine {
+        timestamp: Cow::Borrowed(timestamp),
+        level: Cow::Borrowed(level),
+        text: Cow::Borrowed(text),
+    }
+}
+
+/// A file's MIME type from its extension.
+fn mimetype(name: &str) -> &'static str {
+    match name
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("json") => "application/json",
+        Some("yaml" | "yml") => "application/x-yaml",
+        Some("txt" | "log") => "text/plain",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("svg") => "image/svg+xml",
+        Some("html") => "text/html",
+        Some("csv") => "text/csv",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns() {
+        for (p, t, m) in [
+            ("%.json", "wandb-metadata.json", true),
+            ("%.json", "output.log", false),
+            ("out_ut.log", "output.log", true),
+            ("media/%", "media/images/a.png", true),
+            ("a\\%", "a%", true),
+            ("a\\%", "ab", false),
+            ("%", "", true),
+            ("", "", true),
+            ("_", "", false),
+        ] {
+            assert_eq!(like(p, t), m, "{p} {t}");
+        }
+    }
+
+    #[test]
+    fn console_lines_split() {
+        let parts = |line| {
+            let c = console_line(line);
+            (
+                c.timestamp.into_owned(),
+                c.level.into_owned(),
+                c.text.into_owned(),
+            )
+        };
+        let owned = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+        assert_eq!(
+            parts("2026-11-22T06:39:52.201263 hello world"),
+            owned("2026-11-22T06:39:52.201263", "", "hello world")
+        );
+        assert_eq!(
+            parts("ERROR 2026-11-22T06:39:52.201500 bad"),
+            owned("2026-11-22T06:39:52.201500", "error", "bad")
+        );
+        assert_eq!(parts("plain"), owned("", "", "plain"));
+        assert_eq!(
+            parts(r#"{"ts":"2026-11-21T23:43:54.816169","content":"text","level":"error"}"#),
+            owned("2026-11-21T23:43:54.816169", "error", "text")
+        );
+        assert_eq!(
+            parts(r#"{"ts":"2026-11-21T23:43:54.816169","content":"ok"}"#),
+            owned("2026-11-21T23:43:54.816169", "", "ok")
+        );
+        assert_eq!(parts("{not json"), owned("", "", "{not json"));
+    }
 }

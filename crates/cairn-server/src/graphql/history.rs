@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sqlx::AnyConnection;
 
-use super::paging::{parse_line, sample_indices};
+use super::paging::parse_line;
 use crate::db::{self, LineKind, RunRow};
 use crate::error::ApiError;
 
@@ -195,6 +195,22 @@ pub(super) async fn latest_system_metrics(
     Ok(Value::Object(row).to_string())
 }
 
+/// At most `samples` indices spread evenly over `0..n`, first and last included.
+fn sample_indices(n: usize, samples: usize) -> Vec<usize> {
+    if n <= samples {
+        return (0..n).collect();
+    }
+    if samples == 0 {
+        return Vec::new();
+    }
+    if samples == 1 {
+        return vec![n - 1];
+    }
+    let mut out: Vec<usize> = (0..samples).map(|i| i * (n - 1) / (samples - 1)).collect();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +245,14 @@ mod tests {
         assert_eq!(spec.max_step, Some(19.0));
         let spec: Spec = serde_json::from_str(r#"{"keys":["loss"],"samples":500}"#).unwrap();
         assert!(spec.min_step.is_none());
+    }
+
+    #[test]
+    fn samples_keep_ends() {
+        assert_eq!(sample_indices(3, 5), vec![0, 1, 2]);
+        assert_eq!(sample_indices(50, 5), vec![0, 12, 24, 36, 49]);
+        assert_eq!(sample_indices(10, 1), vec![9]);
+        assert_eq!(sample_indices(10, 0), Vec::<usize>::new());
+        assert_eq!(sample_indices(100_000, 500).len(), 500);
     }
 }

@@ -1,149 +1,20 @@
-//! Listings with cursors: projects of an entity and runs of a project (filtered and
-//! ordered, api-read §3–§5).
+//! Which runs a project listing holds (api-read §3–§5): W&B's run filters (`filter.rs`)
+//! and `order`, applied to a project's run rows.
 //!
-//! Input: the rows of one entity or project, the client's `after` cursor and page size.
-//! Output: one page of edges, each with its own cursor (`Runs` and `RunFiles` continue
-//! from the last edge's cursor), and a `pageInfo` (relay listings continue from
-//! `endCursor`). Both conventions hold on every listing. Runs are filtered and sorted in
-//! memory: a project's run rows are small, and the filter language reaches into config
-//! and summary JSON that SQL cannot index portably.
+//! Input: a project, the client's `filters` JSON and `order`. Output: the selected rows,
+//! in order (paged by the caller). Runs are filtered and sorted in memory: a project's run
+//! rows are small, and the filter language reaches into config and summary JSON that SQL
+//! cannot index portably.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use async_graphql::SimpleObject;
 use serde_json::{Map, Value};
 use sqlx::AnyConnection;
 
-use super::paging::{cursor, decode_cursor};
-use super::types::{Project, Run};
-use crate::db::{self, ProjectRow, RunRow};
+use crate::db::{self, RunRow};
 use crate::error::ApiError;
 use crate::filter::{self, RunDoc};
-
-/// Page size when the client names none.
-const DEFAULT_PAGE: usize = 50;
-/// Largest page a client can ask for.
-const MAX_PAGE: usize = 10_000;
-
-/// Relay's page information.
-#[derive(SimpleObject, Debug, Clone)]
-pub(super) struct PageInfo {
-    pub end_cursor: Option<String>,
-    pub start_cursor: Option<String>,
-    pub has_next_page: bool,
-    pub has_previous_page: bool,
-}
-
-/// Which slice of `total` items one request covers.
-#[derive(Debug, PartialEq)]
-pub(super) struct Window {
-    pub start: usize,
-    pub end: usize,
-}
-
-impl Window {
-    /// The items after `after` (a cursor made by `paging::cursor` of an index), at most
-    /// `first` of them.
-    pub(super) fn new(total: usize, after: Option<&str>, first: Option<i32>) -> Window {
-        let start = decode_cursor(after)
-            .map(|n| usize::try_from(n.saturating_add(1)).unwrap_or(0))
-            .unwrap_or(0)
-            .min(total);
-        let size = first
-            .map(|f| usize::try_from(f).unwrap_or(0))
-            .unwrap_or(DEFAULT_PAGE)
-            .min(MAX_PAGE);
-        Window {
-            start,
-            end: start.saturating_add(size).min(total),
-        }
-    }
-
-    /// The items of this window, each with its cursor (`items` is the whole listing).
-    pub(super) fn edges<T>(&self, items: Vec<T>) -> impl Iterator<Item = (T, String)> + use<T> {
-        items
-            .into_iter()
-            .enumerate()
-            .skip(self.start)
-            .take(self.end - self.start)
-            .map(|(i, item)| (item, cursor(i as i64)))
-    }
-
-    /// The page information of this window over `total` items.
-    pub(super) fn page_info(&self, total: usize) -> PageInfo {
-        let nonempty = self.end > self.start;
-        PageInfo {
-            start_cursor: nonempty.then(|| cursor(self.start as i64)),
-            end_cursor: nonempty.then(|| cursor(self.end as i64 - 1)),
-            has_next_page: self.end < total,
-            has_previous_page: self.start > 0,
-        }
-    }
-}
-
-/// One page of a whole listing: the edges `edge` makes of the items in the window (each
-/// with its cursor), the page information, and the listing's size.
-pub(super) fn page<T, E>(
-    items: Vec<T>,
-    after: Option<&str>,
-    first: Option<i32>,
-    edge: impl FnMut((T, String)) -> E,
-) -> (Vec<E>, PageInfo, i64) {
-    let total = items.len();
-    let window = Window::new(total, after, first);
-    let page_info = window.page_info(total);
-    (
-        window.edges(items).map(edge).collect(),
-        page_info,
-        total as i64,
-    )
-}
-
-#[derive(SimpleObject)]
-pub(super) struct ProjectEdge {
-    node: Project,
-    cursor: String,
-}
-
-#[derive(SimpleObject)]
-pub(super) struct ProjectConnection {
-    edges: Vec<ProjectEdge>,
-    page_info: PageInfo,
-    total_count: i64,
-}
-
-/// A page of `projects` (given oldest first), listed newest first.
-pub(super) fn project_page(
-    mut projects: Vec<ProjectRow>,
-    after: Option<&str>,
-    first: Option<i32>,
-) -> ProjectConnection {
-    projects.reverse();
-    let (edges, page_info, total_count) =
-        page(projects, after, first, |(row, cursor)| ProjectEdge {
-            node: Project(row),
-            cursor,
-        });
-    ProjectConnection {
-        edges,
-        page_info,
-        total_count,
-    }
-}
-
-#[derive(SimpleObject)]
-pub(super) struct RunEdge {
-    node: Run,
-    cursor: String,
-}
-
-#[derive(SimpleObject)]
-pub(super) struct RunConnection {
-    edges: Vec<RunEdge>,
-    page_info: PageInfo,
-    total_count: i64,
-}
 
 /// The runs of `project` that `filters` selects, in `order`.
 pub(super) async fn select_runs(
@@ -189,23 +60,6 @@ pub(super) async fn select_runs(
     Ok(selected.into_iter().map(|(run, _)| run).collect())
 }
 
-/// One page of `runs`.
-pub(super) fn run_page(
-    runs: Vec<RunRow>,
-    after: Option<&str>,
-    first: Option<i32>,
-) -> RunConnection {
-    let (edges, page_info, total_count) = page(runs, after, first, |(row, cursor)| RunEdge {
-        node: Run(row),
-        cursor,
-    });
-    RunConnection {
-        edges,
-        page_info,
-        total_count,
-    }
-}
-
 /// What a filter can see of `run`.
 fn run_doc(run: &RunRow, username: Option<String>) -> RunDoc {
     let mut fields = Map::new();
@@ -236,30 +90,5 @@ fn run_doc(run: &RunRow, username: Option<String>) -> RunDoc {
         fields,
         config: serde_json::from_str(&run.config).unwrap_or_default(),
         summary: serde_json::from_str(&run.summary).unwrap_or_default(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows_page_through() {
-        let w = Window::new(5, None, Some(2));
-        assert_eq!(w, Window { start: 0, end: 2 });
-        let info = w.page_info(5);
-        assert!(info.has_next_page);
-        let w = Window::new(5, info.end_cursor.as_deref(), Some(2));
-        assert_eq!(w, Window { start: 2, end: 4 });
-        let w = Window::new(5, w.page_info(5).end_cursor.as_deref(), Some(2));
-        assert_eq!(w, Window { start: 4, end: 5 });
-        assert!(!w.page_info(5).has_next_page);
-        // A foreign cursor starts over; a negative page size is empty.
-        assert_eq!(
-            Window::new(5, Some("???"), None),
-            Window { start: 0, end: 5 }
-        );
-        assert_eq!(Window::new(5, None, Some(-3)), Window { start: 0, end: 0 });
-        assert_eq!(Window::new(0, None, None).page_info(0).end_cursor, None);
     }
 }

@@ -1,18 +1,20 @@
 //! The root mutation: creating and updating runs, announcing run files, alerts, deletion;
 //! the artifact mutations are merged in from `artifact_mutation`.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
-use serde_json::Value;
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 
-use super::query::DEFAULT_PROJECT;
+use super::args::{self, json_object, named_run, run_by_storage_id};
+use super::error::Result;
+use super::request::session;
+use super::run::Run;
 use super::scalars::{Duration, JsonString};
-use super::types::Run;
-use super::{decode_id, gql, session};
 use crate::auth;
 use crate::blob;
+use crate::checks;
 use crate::db::{self, RunFields};
 use crate::error::ApiError;
 use crate::names;
+use crate::names::DEFAULT_PROJECT;
 
 /// The root mutation: the run mutations below and the artifact ones
 /// (`artifact_mutation`).
@@ -122,47 +124,6 @@ pub(super) struct ClientMutationPayload {
     client_mutation_id: Option<String>,
 }
 
-/// Parses a JSON-text input that must hold an object, naming the field on failure.
-pub(super) fn json_object(field: &str, text: &JsonString) -> Result<String, ApiError> {
-    match serde_json::from_str::<Value>(&text.0) {
-        Ok(Value::Object(_)) => Ok(text.0.clone()),
-        Ok(_) => Err(ApiError::BadRequest(format!(
-            "{field} must be a JSON object"
-        ))),
-        Err(err) => Err(ApiError::BadRequest(format!(
-            "{field} is not valid JSON: {err}"
-        ))),
-    }
-}
-
-/// The run an entity/project/run triple names, checked for access.
-pub(super) async fn named_run(
-    ctx: &Context<'_>,
-    entity: Option<&str>,
-    project: Option<&str>,
-    run: Option<&str>,
-) -> Result<db::RunRow, ApiError> {
-    let s = session(ctx);
-    let mut conn = s.app.db.conn().await?;
-    let entity_name = auth::entity_name(&s.viewer, entity).to_owned();
-    let project_name = project.filter(|p| !p.is_empty()).unwrap_or(DEFAULT_PROJECT);
-    let run_name = run.unwrap_or_default();
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "run {entity_name}/{project_name}/{run_name} not found"
-        ))
-    };
-    let entity = auth::readable_entity(&mut conn, &s.viewer, Some(&entity_name))
-        .await?
-        .ok_or_else(not_found)?;
-    let project = db::runs::project(&mut conn, entity.id, project_name)
-        .await?
-        .ok_or_else(not_found)?;
-    db::runs::run_by_name(&mut conn, project.id, run_name)
-        .await?
-        .ok_or_else(not_found)
-}
-
 #[Object]
 impl RunMutation {
     /// Creates or updates a run (W&B's `upsertBucket`).
@@ -176,7 +137,7 @@ impl RunMutation {
         ctx: &Context<'_>,
         input: UpsertBucketInput,
     ) -> Result<UpsertBucketPayload> {
-        upsert_bucket(ctx, input).await.map_err(gql)
+        upsert_bucket(ctx, input).await
     }
 
     /// Hands out signed upload URLs for files of a run.
@@ -192,27 +153,24 @@ impl RunMutation {
             input.project_name.as_deref(),
             input.run_name.as_deref(),
         )
-        .await
-        .map_err(gql)?;
+        .await?;
         for name in &input.files {
             blob::check_file_name(name)
-                .map_err(|msg| gql(ApiError::BadRequest(format!("run {}: {msg}", run.path()))))?;
+                .map_err(|msg| ApiError::BadRequest(format!("run {}: {msg}", run.path())))?;
         }
-        let mut tx = s.app.db.write().await.map_err(gql)?;
+        let mut tx = s.app.db.write().await?;
         let mut files = Vec::with_capacity(input.files.len());
         for name in input.files {
-            db::lines::announce_file(tx.conn(), run.id, &name)
-                .await
-                .map_err(gql)?;
+            db::lines::announce_file(tx.conn(), run.id, &name).await?;
             let key = blob::run_file_key(run.id, &name);
             files.push(RunFileUpload {
                 upload_url: Some(s.app.signed_url(&s.base_url, "PUT", &key)),
                 name,
             });
         }
-        tx.commit().await.map_err(gql)?;
+        tx.commit().await?;
         Ok(CreateRunFilesPayload {
-            run_id: super::encode_id("Run", run.id),
+            run_id: args::encode_id("Run", run.id),
             upload_headers: Vec::new(),
             files,
             client_mutation_id: input.client_mutation_id,
@@ -232,14 +190,13 @@ impl RunMutation {
             input.project_name.as_deref(),
             input.run_name.as_deref(),
         )
-        .await
-        .map_err(gql)?;
+        .await?;
         let severity = match input.severity.unwrap_or(AlertSeverity::Info) {
             AlertSeverity::Info => "INFO",
             AlertSeverity::Warn => "WARN",
             AlertSeverity::Error => "ERROR",
         };
-        let mut tx = s.app.db.write().await.map_err(gql)?;
+        let mut tx = s.app.db.write().await?;
         db::runs::add_alert(
             tx.conn(),
             run.id,
@@ -248,9 +205,8 @@ impl RunMutation {
             severity,
             input.wait_duration.map(|d| d.0),
         )
-        .await
-        .map_err(gql)?;
-        tx.commit().await.map_err(gql)?;
+        .await?;
+        tx.commit().await?;
         tracing::info!(run = %run.path(), severity, title = %input.title, "alert");
         Ok(SuccessPayload {
             success: true,
@@ -265,17 +221,13 @@ impl RunMutation {
         input: DeleteRunInput,
     ) -> Result<ClientMutationPayload> {
         let s = session(ctx);
-        let mut tx = s.app.db.write().await.map_err(gql)?;
-        let run = run_by_storage_id(tx.conn(), &s.viewer, &input.id)
-            .await
-            .map_err(gql)?;
+        let mut tx = s.app.db.write().await?;
+        let run = run_by_storage_id(tx.conn(), &s.viewer, &input.id).await?;
         if input.delete_artifacts == Some(true) {
-            db::artifacts::delete_outputs_of(tx.conn(), run.id)
-                .await
-                .map_err(gql)?;
+            db::artifacts::delete_outputs_of(tx.conn(), run.id).await?;
         }
-        db::runs::delete_run(tx.conn(), run.id).await.map_err(gql)?;
-        tx.commit().await.map_err(gql)?;
+        db::runs::delete_run(tx.conn(), run.id).await?;
+        tx.commit().await?;
         // SQLite may give the next run this id: its charts must not start from these.
         s.app.series.forget(run.id);
         if let Err(err) = s
@@ -296,17 +248,13 @@ impl RunMutation {
     /// is left as it is; either way the answer is `success: true`, as asking twice is.
     async fn stop_run(&self, ctx: &Context<'_>, input: StopRunInput) -> Result<SuccessPayload> {
         let s = session(ctx);
-        let mut tx = s.app.db.write().await.map_err(gql)?;
-        let run = run_by_storage_id(tx.conn(), &s.viewer, &input.id)
-            .await
-            .map_err(gql)?;
+        let mut tx = s.app.db.write().await?;
+        let run = run_by_storage_id(tx.conn(), &s.viewer, &input.id).await?;
         if run.state == "running" {
-            db::runs::request_stop(tx.conn(), run.id)
-                .await
-                .map_err(gql)?;
+            db::runs::request_stop(tx.conn(), run.id).await?;
             tracing::info!(run = %run.path(), "stop requested");
         }
-        tx.commit().await.map_err(gql)?;
+        tx.commit().await?;
         Ok(SuccessPayload {
             success: true,
             client_mutation_id: input.client_mutation_id,
@@ -314,30 +262,7 @@ impl RunMutation {
     }
 }
 
-/// The run a storage id (`Run.id`) names, if the viewer may access its entity.
-async fn run_by_storage_id(
-    conn: &mut sqlx::AnyConnection,
-    viewer: &db::UserRow,
-    id: &ID,
-) -> Result<db::RunRow, ApiError> {
-    let numeric = decode_id("Run", id)
-        .ok_or_else(|| ApiError::BadRequest(format!("not a run id: {}", id.0)))?;
-    let run = db::runs::run_by_id(conn, numeric)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("run {} not found", id.0)))?;
-    let entity = db::accounts::entity_by_name(conn, &run.entity_name)
-        .await?
-        .ok_or_else(|| auth::forbidden(&run.entity_name))?;
-    if !auth::may_access(conn, viewer, &entity).await? {
-        return Err(auth::forbidden(&run.entity_name));
-    }
-    Ok(run)
-}
-
-async fn upsert_bucket(
-    ctx: &Context<'_>,
-    input: UpsertBucketInput,
-) -> Result<UpsertBucketPayload, ApiError> {
+async fn upsert_bucket(ctx: &Context<'_>, input: UpsertBucketInput) -> Result<UpsertBucketPayload> {
     let s = session(ctx);
     let fields = RunFields {
         display_name: input.display_name,
@@ -369,24 +294,12 @@ async fn upsert_bucket(
     if let Some(field) = fields.field_with_nul() {
         return Err(ApiError::BadRequest(format!(
             "{field} contains a NUL character, which cannot be stored"
-        )));
+        ))
+        .into());
     }
     let mut tx = s.app.db.write().await?;
     let (run, inserted) = match input.id.as_deref().filter(|id| !id.is_empty()) {
-        Some(id) => {
-            let run_id = decode_id("Run", id)
-                .ok_or_else(|| ApiError::BadRequest(format!("not a run id: {id}")))?;
-            let run = db::runs::run_by_id(tx.conn(), run_id)
-                .await?
-                .ok_or_else(|| ApiError::NotFound(format!("run {id} not found")))?;
-            let entity = db::accounts::entity_by_name(tx.conn(), &run.entity_name)
-                .await?
-                .ok_or_else(|| auth::forbidden(&run.entity_name))?;
-            if !auth::may_access(tx.conn(), &s.viewer, &entity).await? {
-                return Err(auth::forbidden(&run.entity_name));
-            }
-            (run, false)
-        }
+        Some(id) => (run_by_storage_id(tx.conn(), &s.viewer, id).await?, false),
         None => {
             let entity =
                 auth::writable_entity(tx.conn(), &s.viewer, input.entity_name.as_deref()).await?;
@@ -394,13 +307,13 @@ async fn upsert_bucket(
                 .model_name
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
-            auth::check_name("project", &project_name)?;
+            checks::check_name("project", &project_name)?;
             let project = db::runs::ensure_project(tx.conn(), entity.id, &project_name).await?;
             let name = match input.name.filter(|n| !n.is_empty()) {
                 Some(name) => name,
                 None => names::run_id(),
             };
-            auth::check_name("run", &name)?;
+            checks::check_name("run", &name)?;
             db::runs::ensure_run(tx.conn(), project.id, &name, s.viewer.id).await?
         }
     };

@@ -1,8 +1,13 @@
-//! Pure helpers of the read path: cursors, sampling, LIKE patterns, lenient JSON lines and
-//! console-line parsing. No IO.
+//! Paging, the same on every listing: opaque cursors, the window of a listing one
+//! request covers, and relay's `pageInfo`. Also lenient JSON-line parsing (history lines
+//! may hold `NaN`), shared by the history and file readers. Pure functions, no IO.
+//!
+//! Input: the client's `after` cursor and page size. Output: one page of edges, each with
+//! its own cursor (`Runs` and `RunFiles` continue from the last edge's cursor), and a
+//! `pageInfo` (relay listings continue from `endCursor`); both conventions hold on every
+//! listing.
 
-use std::borrow::Cow;
-
+use async_graphql::SimpleObject;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
@@ -23,54 +28,83 @@ pub(super) fn decode_cursor(cursor: Option<&str>) -> Option<i64> {
         .ok()
 }
 
-/// At most `samples` indices spread evenly over `0..n`, first and last included.
-pub(super) fn sample_indices(n: usize, samples: usize) -> Vec<usize> {
-    if n <= samples {
-        return (0..n).collect();
-    }
-    if samples == 0 {
-        return Vec::new();
-    }
-    if samples == 1 {
-        return vec![n - 1];
-    }
-    let mut out: Vec<usize> = (0..samples).map(|i| i * (n - 1) / (samples - 1)).collect();
-    out.dedup();
-    out
+/// Page size when the client names none.
+const DEFAULT_PAGE: usize = 50;
+/// Largest page a client can ask for.
+const MAX_PAGE: usize = 10_000;
+
+/// Relay's page information.
+#[derive(SimpleObject, Debug, Clone)]
+pub(super) struct PageInfo {
+    pub end_cursor: Option<String>,
+    pub start_cursor: Option<String>,
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
 }
 
-/// SQL `LIKE` matching (`%` any run, `_` one character, `\` escapes), case-sensitive.
-pub(super) fn like(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    // dp[j]: pattern prefix p[..i] matches text prefix t[..j].
-    let mut dp = vec![false; t.len() + 1];
-    dp[0] = true;
-    let mut i = 0;
-    while i < p.len() {
-        let (token, literal) = match p[i] {
-            '\\' if i + 1 < p.len() => {
-                i += 1;
-                (p[i], true)
-            }
-            c => (c, false),
-        };
-        i += 1;
-        let mut next = vec![false; t.len() + 1];
-        if token == '%' && !literal {
-            let mut any = false;
-            for j in 0..=t.len() {
-                any |= dp[j];
-                next[j] = any;
-            }
-        } else {
-            for j in 1..=t.len() {
-                next[j] = dp[j - 1] && ((token == '_' && !literal) || t[j - 1] == token);
-            }
+/// Which slice of `total` items one request covers.
+#[derive(Debug, PartialEq)]
+pub(super) struct Window {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Window {
+    /// The items after `after` (a cursor made by `paging::cursor` of an index), at most
+    /// `first` of them.
+    pub(super) fn new(total: usize, after: Option<&str>, first: Option<i32>) -> Window {
+        let start = decode_cursor(after)
+            .map(|n| usize::try_from(n.saturating_add(1)).unwrap_or(0))
+            .unwrap_or(0)
+            .min(total);
+        let size = first
+            .map(|f| usize::try_from(f).unwrap_or(0))
+            .unwrap_or(DEFAULT_PAGE)
+            .min(MAX_PAGE);
+        Window {
+            start,
+            end: start.saturating_add(size).min(total),
         }
-        dp = next;
     }
-    dp[t.len()]
+
+    /// The items of this window, each with its cursor (`items` is the whole listing).
+    pub(super) fn edges<T>(&self, items: Vec<T>) -> impl Iterator<Item = (T, String)> + use<T> {
+        items
+            .into_iter()
+            .enumerate()
+            .skip(self.start)
+            .take(self.end - self.start)
+            .map(|(i, item)| (item, cursor(i as i64)))
+    }
+
+    /// The page information of this window over `total` items.
+    pub(super) fn page_info(&self, total: usize) -> PageInfo {
+        let nonempty = self.end > self.start;
+        PageInfo {
+            start_cursor: nonempty.then(|| cursor(self.start as i64)),
+            end_cursor: nonempty.then(|| cursor(self.end as i64 - 1)),
+            has_next_page: self.end < total,
+            has_previous_page: self.start > 0,
+        }
+    }
+}
+
+/// One page of a whole listing: the edges `edge` makes of the items in the window (each
+/// with its cursor), the page information, and the listing's size.
+pub(super) fn page<T, E>(
+    items: Vec<T>,
+    after: Option<&str>,
+    first: Option<i32>,
+    edge: impl FnMut((T, String)) -> E,
+) -> (Vec<E>, PageInfo, i64) {
+    let total = items.len();
+    let window = Window::new(total, after, first);
+    let page_info = window.page_info(total);
+    (
+        window.edges(items).map(edge).collect(),
+        page_info,
+        total as i64,
+    )
 }
 
 /// A history or events line as a JSON object. W&B's lines may hold `NaN`, `Infinity` and
@@ -124,77 +158,6 @@ fn quote_non_finite(text: &str) -> String {
     out
 }
 
-/// A console line as the filestream stores it, split for `logLines`.
-#[derive(Debug, PartialEq)]
-pub(super) struct ConsoleLine<'a> {
-    pub timestamp: Cow<'a, str>,
-    pub level: Cow<'a, str>,
-    pub text: Cow<'a, str>,
-}
-
-/// Splits a stored console line into parts. W&B's plain format is `"<ts> text"`, or
-/// `"ERROR <ts> text"` for stderr; with `STRUCTURED_CONSOLE_LOGS` a line is the JSON
-/// object `{"ts": …, "content": …, "level": "error"?}`. A line in another shape is all
-/// text.
-pub(super) fn console_line(stored: &str) -> ConsoleLine<'_> {
-    if stored.starts_with('{')
-        && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(stored)
-        && let Some(Value::String(content)) = map.get("content")
-    {
-        let field = |key: &str| {
-            Cow::Owned(
-                map.get(key)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-            )
-        };
-        return ConsoleLine {
-            timestamp: field("ts"),
-            level: field("level"),
-            text: Cow::Owned(content.clone()),
-        };
-    }
-    let (level, rest) = match stored.strip_prefix("ERROR ") {
-        Some(rest) => ("error", rest),
-        None => ("", stored),
-    };
-    let (first, text) = rest.split_once(' ').unwrap_or((rest, ""));
-    let looks_like_time = first.len() >= 19
-        && first.as_bytes()[0].is_ascii_digit()
-        && first.as_bytes().get(10) == Some(&b'T');
-    let (timestamp, text) = if looks_like_time {
-        (first, text)
-    } else {
-        ("", rest)
-    };
-    ConsoleLine {
-        timestamp: Cow::Borrowed(timestamp),
-        level: Cow::Borrowed(level),
-        text: Cow::Borrowed(text),
-    }
-}
-
-/// A file's MIME type from its extension.
-pub(super) fn mimetype(name: &str) -> &'static str {
-    match name
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("json") => "application/json",
-        Some("yaml" | "yml") => "application/x-yaml",
-        Some("txt" | "log") => "text/plain",
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("gif") => "image/gif",
-        Some("svg") => "image/svg+xml",
-        Some("html") => "text/html",
-        Some("csv") => "text/csv",
-        _ => "application/octet-stream",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,32 +167,6 @@ mod tests {
         assert_eq!(decode_cursor(Some(&cursor(41))), Some(41));
         assert_eq!(decode_cursor(Some("garbage!")), None);
         assert_eq!(decode_cursor(None), None);
-    }
-
-    #[test]
-    fn samples_keep_ends() {
-        assert_eq!(sample_indices(3, 5), vec![0, 1, 2]);
-        assert_eq!(sample_indices(50, 5), vec![0, 12, 24, 36, 49]);
-        assert_eq!(sample_indices(10, 1), vec![9]);
-        assert_eq!(sample_indices(10, 0), Vec::<usize>::new());
-        assert_eq!(sample_indices(100_000, 500).len(), 500);
-    }
-
-    #[test]
-    fn like_patterns() {
-        for (p, t, m) in [
-            ("%.json", "wandb-metadata.json", true),
-            ("%.json", "output.log", false),
-            ("out_ut.log", "output.log", true),
-            ("media/%", "media/images/a.png", true),
-            ("a\\%", "a%", true),
-            ("a\\%", "ab", false),
-            ("%", "", true),
-            ("", "", true),
-            ("_", "", false),
-        ] {
-            assert_eq!(like(p, t), m, "{p} {t}");
-        }
     }
 
     #[test]
@@ -244,33 +181,22 @@ mod tests {
     }
 
     #[test]
-    fn console_lines_split() {
-        let parts = |line| {
-            let c = console_line(line);
-            (
-                c.timestamp.into_owned(),
-                c.level.into_owned(),
-                c.text.into_owned(),
-            )
-        };
-        let owned = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    fn windows_page_through() {
+        let w = Window::new(5, None, Some(2));
+        assert_eq!(w, Window { start: 0, end: 2 });
+        let info = w.page_info(5);
+        assert!(info.has_next_page);
+        let w = Window::new(5, info.end_cursor.as_deref(), Some(2));
+        assert_eq!(w, Window { start: 2, end: 4 });
+        let w = Window::new(5, w.page_info(5).end_cursor.as_deref(), Some(2));
+        assert_eq!(w, Window { start: 4, end: 5 });
+        assert!(!w.page_info(5).has_next_page);
+        // A foreign cursor starts over; a negative page size is empty.
         assert_eq!(
-            parts("2026-11-22T06:39:52.201263 hello world"),
-            owned("2026-11-22T06:39:52.201263", "", "hello world")
+            Window::new(5, Some("???"), None),
+            Window { start: 0, end: 5 }
         );
-        assert_eq!(
-            parts("ERROR 2026-11-22T06:39:52.201500 bad"),
-            owned("2026-11-22T06:39:52.201500", "error", "bad")
-        );
-        assert_eq!(parts("plain"), owned("", "", "plain"));
-        assert_eq!(
-            parts(r#"{"ts":"2026-11-21T23:43:54.816169","content":"text","level":"error"}"#),
-            owned("2026-11-21T23:43:54.816169", "error", "text")
-        );
-        assert_eq!(
-            parts(r#"{"ts":"2026-11-21T23:43:54.816169","content":"ok"}"#),
-            owned("2026-11-21T23:43:54.816169", "", "ok")
-        );
-        assert_eq!(parts("{not json"), owned("", "", "{not json"));
+        assert_eq!(Window::new(5, None, Some(-3)), Window { start: 0, end: 0 });
+        assert_eq!(Window::new(0, None, None).page_info(0).end_cursor, None);
     }
 }

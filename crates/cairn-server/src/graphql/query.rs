@@ -1,16 +1,13 @@
 //! The root query: the viewer, server capabilities, entities, projects, and artifacts by id.
 
-use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, SimpleObject};
 
+use super::args::{self, decode_id, encode_id};
 use super::artifacts;
-use super::listing::{self, ProjectConnection};
-use super::types::{Entity, Project, ServerInfo, User};
-use super::{decode_id, encode_id, gql, session};
-use crate::auth;
+use super::error::Result;
+use super::request::session;
+use super::types::{self, Entity, Project, ProjectConnection, ServerInfo, User};
 use crate::db;
-
-/// The project name W&B's client uses when none is given.
-pub(super) const DEFAULT_PROJECT: &str = "uncategorized";
 
 #[derive(Debug)]
 pub struct Query;
@@ -19,37 +16,6 @@ pub struct Query;
 pub(super) struct ClientIdMapping {
     #[graphql(name = "serverID")]
     server_id: ID,
-}
-
-/// The project `name` of entity `entity_name` (defaults: the viewer's entity,
-/// `uncategorized`), if it exists and the viewer may read it.
-pub(crate) async fn find_project(
-    ctx: &Context<'_>,
-    name: Option<String>,
-    entity_name: Option<String>,
-) -> Result<Option<Project>> {
-    let s = session(ctx);
-    let mut conn = s.app.db.conn().await.map_err(gql)?;
-    let Some(entity) = readable(ctx, &mut conn, entity_name.as_deref()).await? else {
-        return Ok(None);
-    };
-    let name = name.filter(|n| !n.is_empty());
-    let name = name.as_deref().unwrap_or(DEFAULT_PROJECT);
-    Ok(db::runs::project(&mut conn, entity.id, name)
-        .await
-        .map_err(gql)?
-        .map(Project))
-}
-
-/// The entity `name` (the viewer's own by default), if it exists and the viewer may read it.
-async fn readable(
-    ctx: &Context<'_>,
-    conn: &mut sqlx::AnyConnection,
-    name: Option<&str>,
-) -> Result<Option<db::EntityRow>> {
-    auth::readable_entity(conn, &session(ctx).viewer, name)
-        .await
-        .map_err(gql)
 }
 
 #[Object]
@@ -64,8 +30,10 @@ impl Query {
     }
 
     async fn entity(&self, ctx: &Context<'_>, name: Option<String>) -> Result<Option<Entity>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        Ok(readable(ctx, &mut conn, name.as_deref()).await?.map(Entity))
+        let mut conn = session(ctx).app.db.conn().await?;
+        Ok(args::readable_entity(ctx, &mut conn, name.as_deref())
+            .await?
+            .map(Entity))
     }
 
     /// The projects of an entity (the viewer's by default), newest first, one page.
@@ -76,18 +44,13 @@ impl Query {
         after: Option<String>,
         first: Option<i32>,
     ) -> Result<Option<ProjectConnection>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let Some(entity) = readable(ctx, &mut conn, entity_name.as_deref()).await? else {
+        let mut conn = session(ctx).app.db.conn().await?;
+        let Some(entity) = args::readable_entity(ctx, &mut conn, entity_name.as_deref()).await?
+        else {
             return Ok(None);
         };
-        let projects = db::runs::projects_of(&mut conn, entity.id)
-            .await
-            .map_err(gql)?;
-        Ok(Some(listing::project_page(
-            projects,
-            after.as_deref(),
-            first,
-        )))
+        let projects = db::runs::projects_of(&mut conn, entity.id).await?;
+        Ok(Some(types::project_page(projects, after.as_deref(), first)))
     }
 
     /// A project (W&B's legacy name for it is "model").
@@ -97,15 +60,16 @@ impl Query {
         name: Option<String>,
         entity_name: Option<String>,
     ) -> Result<Option<Project>> {
-        find_project(ctx, name, entity_name).await
+        Ok(args::find_project(ctx, name, entity_name)
+            .await?
+            .map(Project))
     }
 
     /// An artifact version by id (a PENDING one too: its creator polls it).
     async fn artifact(&self, ctx: &Context<'_>, id: ID) -> Result<Option<artifacts::Artifact>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        Ok(artifacts::readable_artifact(ctx, &mut conn, &id)
-            .await
-            .map_err(gql)?
+        let mut conn = session(ctx).app.db.conn().await?;
+        Ok(args::readable_artifact(ctx, &mut conn, &id)
+            .await?
             .map(artifacts::Artifact))
     }
 
@@ -118,16 +82,11 @@ impl Query {
         let Some(id) = decode_id("ArtifactSequence", &id) else {
             return Ok(None);
         };
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
-        let Some(collection) = db::artifacts::collection_by_id(&mut conn, id)
-            .await
-            .map_err(gql)?
-        else {
+        let mut conn = session(ctx).app.db.conn().await?;
+        let Some(collection) = db::artifacts::collection_by_id(&mut conn, id).await? else {
             return Ok(None);
         };
-        artifacts::check_entity(ctx, &mut conn, collection.entity_id)
-            .await
-            .map_err(gql)?;
+        args::check_entity(ctx, &mut conn, collection.entity_id).await?;
         Ok(Some(artifacts::ArtifactSequence(collection)))
     }
 
@@ -139,23 +98,17 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(name = "clientID")] client_id: ID,
     ) -> Result<Option<ClientIdMapping>> {
-        let mut conn = session(ctx).app.db.conn().await.map_err(gql)?;
+        let mut conn = session(ctx).app.db.conn().await?;
         let (entity, server_id) = match db::artifacts::artifact_by_client_id(&mut conn, &client_id)
-            .await
-            .map_err(gql)?
+            .await?
         {
             Some(a) => (a.collection.entity_id, encode_id("Artifact", a.id)),
-            None => match db::artifacts::collection_by_client_id(&mut conn, &client_id)
-                .await
-                .map_err(gql)?
-            {
+            None => match db::artifacts::collection_by_client_id(&mut conn, &client_id).await? {
                 Some(c) => (c.entity_id, encode_id("ArtifactSequence", c.id)),
                 None => return Ok(None),
             },
         };
-        artifacts::check_entity(ctx, &mut conn, entity)
-            .await
-            .map_err(gql)?;
+        args::check_entity(ctx, &mut conn, entity).await?;
         Ok(Some(ClientIdMapping { server_id }))
     }
 
@@ -165,6 +118,8 @@ impl Query {
         name: Option<String>,
         entity_name: Option<String>,
     ) -> Result<Option<Project>> {
-        find_project(ctx, name, entity_name).await
+        Ok(args::find_project(ctx, name, entity_name)
+            .await?
+            .map(Project))
     }
 }

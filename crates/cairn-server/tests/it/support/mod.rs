@@ -1,8 +1,12 @@
 //! An in-process cairn server for router-level tests: a fresh SQLite database and storage
 //! folder in a temporary directory, the admin's key known, requests sent straight into
-//! the router (no socket).
+//! the router (no socket). [`sdk`] holds the documents and bodies W&B's SDK sends;
+//! [`artifacts`] saves artifact versions through them.
 
 #![allow(dead_code)]
+
+pub(crate) mod artifacts;
+pub(crate) mod sdk;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -12,6 +16,9 @@ use tower::ServiceExt as _;
 
 /// The admin's API key in every test app.
 pub(crate) const ADMIN_KEY: &str = "local-0123456789abcdef0123456789abcdef01234567";
+
+/// The URL the test server hands out its URLs under.
+pub(crate) const BASE_URL: &str = "http://cairn.test";
 
 /// A server opened on a temporary folder; dropped with it.
 pub(crate) struct TestApp {
@@ -53,7 +60,7 @@ impl TestApp {
             data_dir: dir.path().to_path_buf(),
             database: None,
             storage: None,
-            public_url: Some("http://cairn.test".to_owned()),
+            public_url: Some(BASE_URL.to_owned()),
             admin_key: Some(ADMIN_KEY.to_owned()),
         };
         let opened = cairn_server::open(&config).await.expect("server opens");
@@ -87,13 +94,38 @@ impl TestApp {
 
     /// `method path` with the admin's key and an optional body.
     pub(crate) async fn request(&self, method: Method, path: &str, body: Vec<u8>) -> Answer {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::AUTHORIZATION, basic(ADMIN_KEY))
-            .body(Body::from(body))
-            .expect("request");
-        self.send(request).await
+        self.request_as(Some(ADMIN_KEY), method, path, body).await
+    }
+
+    /// `method path` with `key` (none: no `Authorization` header) and a body.
+    pub(crate) async fn request_as(
+        &self,
+        key: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = request.header(header::AUTHORIZATION, basic(key));
+        }
+        self.send(request.body(Body::from(body)).expect("request"))
+            .await
+    }
+
+    /// A new user (with their own entity, not an admin); their API key.
+    pub(crate) async fn add_user(&self, name: &str) -> String {
+        cairn_server::admin::add_user(&self.app.db, name, false)
+            .await
+            .expect("user created")
+    }
+
+    /// `method` of a URL the server handed out (signed storage URLs), without credentials.
+    pub(crate) async fn request_url(&self, method: Method, url: &str, body: Vec<u8>) -> Answer {
+        let path = url
+            .strip_prefix(BASE_URL)
+            .unwrap_or_else(|| panic!("{url} is not a URL of the test server"));
+        self.request_as(None, method, path, body).await
     }
 
     /// A GraphQL request as the admin; the whole `{data, errors}` answer.
@@ -102,9 +134,20 @@ impl TestApp {
         query: &str,
         variables: serde_json::Value,
     ) -> serde_json::Value {
+        self.graphql_as(ADMIN_KEY, query, variables).await
+    }
+
+    /// A GraphQL request with `key`; the whole `{data, errors}` answer.
+    pub(crate) async fn graphql_as(
+        &self,
+        key: &str,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> serde_json::Value {
         let body = serde_json::json!({ "query": query, "variables": variables });
         let answer = self
-            .request(
+            .request_as(
+                Some(key),
                 Method::POST,
                 "/graphql",
                 serde_json::to_vec(&body).expect("JSON"),
@@ -125,7 +168,17 @@ impl TestApp {
         query: &str,
         variables: serde_json::Value,
     ) -> serde_json::Value {
-        let answer = self.graphql(query, variables).await;
+        self.graphql_ok_as(ADMIN_KEY, query, variables).await
+    }
+
+    /// Like [`TestApp::graphql_as`], but fails the test on any GraphQL error; the `data`.
+    pub(crate) async fn graphql_ok_as(
+        &self,
+        key: &str,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> serde_json::Value {
+        let answer = self.graphql_as(key, query, variables).await;
         assert!(
             answer.get("errors").is_none(),
             "GraphQL errors for {query}: {answer}"
@@ -138,4 +191,12 @@ impl TestApp {
 pub(crate) fn basic(key: &str) -> String {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
     format!("Basic {token}")
+}
+
+/// The first GraphQL error's message of an answer; fails the test when there is none.
+pub(crate) fn error_message(answer: &serde_json::Value) -> String {
+    answer["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a GraphQL error: {answer}"))
+        .to_owned()
 }

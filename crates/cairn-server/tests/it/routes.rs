@@ -1,10 +1,9 @@
 //! Router-level tests of what any HTTP client meets: which paths exist, what an unknown
 //! one answers, and GraphQL request handling at the engine boundary.
 
-mod support;
-
 use axum::http::{Method, StatusCode};
-use support::TestApp;
+
+use crate::support::TestApp;
 
 /// Paths cairn does not serve answer 404 with a JSON error — never the UI's page, which a
 /// download would write into the user's file (the SDK's `artifactsV2` fallback did).
