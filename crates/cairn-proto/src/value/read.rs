@@ -125,6 +125,13 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Consumes `byte` if the text continues with it.
+    fn eat_byte(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        self.at += usize::from(found);
+        found
+    }
+
     /// Consumes `word` if the text continues with it.
     fn eat(&mut self, word: &str) -> bool {
         let found = self
@@ -149,20 +156,20 @@ impl<'a> Parser<'a> {
                 self.at += 1;
                 visit.begin_map();
                 self.space();
-                if !self.eat("}") {
+                if !self.eat_byte(b'}') {
                     loop {
                         self.space();
                         visit.key(self.string()?);
                         self.space();
-                        if !self.eat(":") {
+                        if !self.eat_byte(b':') {
                             return None;
                         }
                         self.value(depth + 1, visit)?;
                         self.space();
-                        if self.eat("}") {
+                        if self.eat_byte(b'}') {
                             break;
                         }
-                        if !self.eat(",") {
+                        if !self.eat_byte(b',') {
                             return None;
                         }
                     }
@@ -173,14 +180,14 @@ impl<'a> Parser<'a> {
                 self.at += 1;
                 visit.begin_list();
                 self.space();
-                if !self.eat("]") {
+                if !self.eat_byte(b']') {
                     loop {
                         self.value(depth + 1, visit)?;
                         self.space();
-                        if self.eat("]") {
+                        if self.eat_byte(b']') {
                             break;
                         }
-                        if !self.eat(",") {
+                        if !self.eat_byte(b',') {
                             return None;
                         }
                     }
@@ -188,12 +195,14 @@ impl<'a> Parser<'a> {
                 visit.end_list();
             }
             b'"' => visit.scalar(Scalar::Str(self.string()?)),
-            _ if self.eat("null") => visit.scalar(Scalar::Null),
-            _ if self.eat("true") => visit.scalar(Scalar::Bool(true)),
-            _ if self.eat("false") => visit.scalar(Scalar::Bool(false)),
-            _ if self.eat("NaN") => visit.scalar(Scalar::NonFinite(f64::NAN)),
-            _ if self.eat("Infinity") => visit.scalar(Scalar::NonFinite(f64::INFINITY)),
-            _ if self.eat("-Infinity") => visit.scalar(Scalar::NonFinite(f64::NEG_INFINITY)),
+            b'n' => visit.scalar(self.word("null", Scalar::Null)?),
+            b't' => visit.scalar(self.word("true", Scalar::Bool(true))?),
+            b'f' => visit.scalar(self.word("false", Scalar::Bool(false))?),
+            b'N' => visit.scalar(self.word("NaN", Scalar::NonFinite(f64::NAN))?),
+            b'I' => visit.scalar(self.word("Infinity", Scalar::NonFinite(f64::INFINITY))?),
+            b'-' if self.text.as_bytes().get(self.at + 1) == Some(&b'I') => {
+                visit.scalar(self.word("-Infinity", Scalar::NonFinite(f64::NEG_INFINITY))?)
+            }
             _ => visit.scalar(Scalar::Number(self.number()?)),
         }
         // Both ends sit next to ASCII bytes, so the slice always exists.
@@ -201,6 +210,11 @@ impl<'a> Parser<'a> {
             visit.value_text(text);
         }
         Some(())
+    }
+
+    /// `scalar`, if the text continues with `word`.
+    fn word(&mut self, word: &str, scalar: Scalar<'a>) -> Option<Scalar<'a>> {
+        self.eat(word).then_some(scalar)
     }
 
     /// A JSON number's text.
@@ -213,11 +227,11 @@ impl<'a> Parser<'a> {
             }
             p.at > from
         };
-        self.eat("-");
-        if !self.eat("0") && !digits(self) {
+        self.eat_byte(b'-');
+        if !self.eat_byte(b'0') && !digits(self) {
             return None;
         }
-        if self.eat(".") && !digits(self) {
+        if self.eat_byte(b'.') && !digits(self) {
             return None;
         }
         if let Some(b'e' | b'E') = self.peek() {
@@ -234,7 +248,7 @@ impl<'a> Parser<'a> {
 
     /// A JSON string, lent from the text when it has no escapes.
     fn string(&mut self) -> Option<Cow<'a, str>> {
-        if !self.eat("\"") {
+        if !self.eat_byte(b'"') {
             return None;
         }
         let mut owned: Option<String> = None;
