@@ -160,6 +160,18 @@ fn what_is_not_a_value_reads_as_none() {
     }
 }
 
+/// `v` with every map's entries sorted by key, as `serde_json`'s maps are.
+fn sorted(v: Value) -> Value {
+    match v {
+        Value::Map(mut entries) => {
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Map(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::List(items) => Value::List(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
 #[test]
 fn strict_json_reads_as_serde_json_reads_it() {
     for text in [
@@ -168,16 +180,6 @@ fn strict_json_reads_as_serde_json_reads_it() {
         r#"{"nested":{"deep":{"x":[true,false,null,"s"]}}}"#,
     ] {
         // serde_json's maps are sorted; ours keep the text's order.
-        fn sorted(v: Value) -> Value {
-            match v {
-                Value::Map(mut entries) => {
-                    entries.sort_by(|a, b| a.0.cmp(&b.0));
-                    Value::Map(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
-                }
-                Value::List(items) => Value::List(items.into_iter().map(sorted).collect()),
-                other => other,
-            }
-        }
         let ours = sorted(Value::from_json(text).unwrap());
         let theirs = Value::from(serde_json::from_str::<serde_json::Value>(text).unwrap());
         assert_eq!(ours, theirs, "{text}");
@@ -487,6 +489,8 @@ mod random {
         )
     }
 
+    /// A string as Python's `json.dumps` writes it: a model of Python's writer, kept apart
+    /// from cairn's own [`write_string`] on purpose (`\b`, `\f`, `ensure_ascii`).
     fn dumps_string(s: &str, style: Style, out: &mut String) {
         out.push('"');
         for c in s.chars() {
@@ -592,18 +596,6 @@ mod random {
             assert_eq!(to_serde_json(&text).as_ref(), Some(&theirs), "{text}");
             let ours = sorted(Value::from_json(&text).unwrap());
             assert!(same(&ours, &Value::from(theirs)), "{text}");
-        }
-    }
-
-    /// `v` with every map's entries sorted by key, as `serde_json`'s maps are.
-    fn sorted(v: Value) -> Value {
-        match v {
-            Value::Map(mut entries) => {
-                entries.sort_by(|a, b| a.0.cmp(&b.0));
-                Value::Map(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
-            }
-            Value::List(items) => Value::List(items.into_iter().map(sorted).collect()),
-            other => other,
         }
     }
 
