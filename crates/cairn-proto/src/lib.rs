@@ -14,12 +14,17 @@
 //! [`json`] converts any message to and from the canonical protobuf JSON mapping with the
 //! original field names, as `MessageToDict(msg, preserving_proto_field_name=True)` does.
 //!
+//! [`value`] is W&B's own JSON — JSON plus the bare `NaN`, `Infinity` and `-Infinity` that
+//! Python writes — in which logged values, history rows and summaries travel: the one
+//! reader of it in cairn, and the writer of logged values.
+//!
 //! This crate does no IO and knows nothing of async runtimes, HTTP or SQL.
 
 #![warn(missing_docs)]
 
 pub mod json;
 mod kind;
+pub mod value;
 
 /// Generated message types (package `wandb_internal`).
 #[allow(

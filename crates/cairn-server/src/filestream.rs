@@ -170,7 +170,7 @@ impl<'a> Plan<'a> {
                 HISTORY => {
                     for mut line in lines {
                         check_object(line.content, path, name, line.line)?;
-                        line.step = top_level_int(line.content, "_step");
+                        line.step = step(line.content);
                         plan.history.push(line);
                     }
                 }
@@ -227,66 +227,11 @@ fn check_object(line: &str, path: &str, file: &str, number: i64) -> Result<(), A
     }
 }
 
-/// The integer value of a top-level key of a JSON object text, without parsing the rest
-/// (values may be `NaN`); `None` when the key is missing or not an integer.
-pub(crate) fn top_level_int(text: &str, key: &str) -> Option<i64> {
-    let bytes = text.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    let mut expecting_key = false;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'{' | b'[' => {
-                depth += 1;
-                expecting_key = bytes[i] == b'{' && depth == 1;
-                i += 1;
-            }
-            b'}' | b']' => {
-                depth = depth.saturating_sub(1);
-                i += 1;
-            }
-            b',' => {
-                expecting_key = depth == 1;
-                i += 1;
-            }
-            b'"' => {
-                let start = i + 1;
-                i = start;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                let end = i.min(bytes.len());
-                i += 1;
-                if depth == 1 && expecting_key {
-                    expecting_key = false;
-                    if &text[start..end] == key {
-                        let rest = text[i.min(text.len())..].trim_start().strip_prefix(':')?;
-                        let rest = rest.trim_start();
-                        let number_end = rest
-                            .find(|c: char| {
-                                !(c.is_ascii_digit()
-                                    || c == '-'
-                                    || c == '.'
-                                    || c == 'e'
-                                    || c == 'E'
-                                    || c == '+')
-                            })
-                            .unwrap_or(rest.len());
-                        let number = &rest[..number_end];
-                        return number.parse::<i64>().ok().or_else(|| {
-                            number
-                                .parse::<f64>()
-                                .ok()
-                                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                                .map(|f| f as i64)
-                        });
-                    }
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    None
+/// A history line's `_step`: an integer, or a float without a fraction (`10.0`); `None`
+/// when the line has none or is not an object of W&B's JSON (values may be `NaN`).
+fn step(line: &str) -> Option<i64> {
+    let text = cairn_proto::value::member(line, "_step")?;
+    cairn_proto::value::Value::from_json(text)?.as_whole()
 }
 
 #[cfg(test)]
@@ -295,24 +240,28 @@ mod tests {
 
     #[test]
     fn finds_top_level_step() {
-        assert_eq!(top_level_int(r#"{"_step":3,"a":1}"#, "_step"), Some(3));
-        assert_eq!(
-            top_level_int(r#"{"a":{"_step":9},"_step": 4}"#, "_step"),
-            Some(4)
-        );
-        assert_eq!(
-            top_level_int(r#"{"a":"\"_step\":7","_step":5}"#, "_step"),
-            Some(5)
-        );
-        assert_eq!(
-            top_level_int(r#"{"loss":NaN,"_step":12}"#, "_step"),
-            Some(12)
-        );
-        assert_eq!(top_level_int(r#"{"_step":1e2}"#, "_step"), Some(100));
-        assert_eq!(top_level_int(r#"{"a":[{"_step":1}]}"#, "_step"), None);
-        assert_eq!(top_level_int(r#"{"_step":"x"}"#, "_step"), None);
-        assert_eq!(top_level_int(r#"{"_step":"#, "_step"), None);
-        assert_eq!(top_level_int("", "_step"), None);
-        assert_eq!(top_level_int(r#"{"\"#, "_step"), None);
+        let cases: &[(&str, Option<i64>)] = &[
+            (r#"{"_step":3,"a":1}"#, Some(3)),
+            (r#"{"a":{"_step":9},"_step": 4}"#, Some(4)),
+            (r#"{"a":"\"_step\":7","_step":5}"#, Some(5)),
+            (
+                r#"{"loss":NaN,"_step":12,"x":-Infinity,"NaN":"Infinity"}"#,
+                Some(12),
+            ),
+            (r#"{"loss": [NaN, {"b": Infinity}], "_step": 13}"#, Some(13)),
+            (r#"{"_step":1e2}"#, Some(100)),
+            (r#"{"_step":10.0}"#, Some(10)),
+            (r#"{"_step":1.5}"#, None),
+            (r#"{"_step":NaN}"#, None),
+            (r#"{"a":[{"_step":1}]}"#, None),
+            (r#"{"_step":"x"}"#, None),
+            (r#"{"_step":"#, None),
+            (r#"{"_step":3,"a":"#, None),
+            ("", None),
+            (r#"{"\"#, None),
+        ];
+        for (line, expect) in cases {
+            assert_eq!(step(line), *expect, "{line}");
+        }
     }
 }

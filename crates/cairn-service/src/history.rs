@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use cairn_core::client::Connection;
+use cairn_proto::value::{Value, members};
 use cairn_proto::{
     HistoryRow, ParquetHistoryItem, ReadRunHistoryRequest, ReadRunHistoryResponse,
     RunHistoryResponse, ScanRunHistory, ScanRunHistoryCleanupResponse, ScanRunHistoryInitResponse,
@@ -168,102 +169,54 @@ fn read_page(
     };
     let mut rows: Vec<(i64, HistoryRow)> = raw
         .into_iter()
-        .filter_map(|row| match row {
-            // `history` answers JSON text per row; `sampledHistory` objects.
-            serde_json::Value::String(text) => parse_row(&text),
-            other => Some(other),
-        })
-        .filter_map(|row| match row {
-            serde_json::Value::Object(map) => Some(map),
-            _ => None,
-        })
-        .map(|mut map| {
-            let step = map.get("_step").and_then(as_step).unwrap_or(i64::MIN);
-            if step != i64::MIN {
-                map.insert("_step".to_owned(), step.into());
-            }
-            let items = map
-                .into_iter()
-                .map(|(key, value)| ParquetHistoryItem {
-                    key,
-                    value_json: restore_non_finite(value.to_string()),
-                })
-                .collect();
-            (
-                step,
-                HistoryRow {
-                    history_items: items,
-                },
-            )
-        })
+        .filter_map(row_items)
+        .map(history_row)
         .collect();
     rows.sort_by_key(|(step, _)| *step);
     Ok(rows.into_iter().map(|(_, row)| row).collect())
 }
 
-/// Stand-ins for the bare `NaN`, `Infinity` and `-Infinity` W&B's history lines may hold
-/// (JSON has no spelling for them; Python's `json.loads` reads the bare words).
-const NON_FINITE: [(&str, &str); 3] = [
-    ("-Infinity", "\u{0}-Infinity"),
-    ("Infinity", "\u{0}Infinity"),
-    ("NaN", "\u{0}NaN"),
-];
-
-/// One history line as a JSON object, its bare non-finite numbers kept as stand-ins.
-fn parse_row(text: &str) -> Option<serde_json::Value> {
-    if let Ok(value) = serde_json::from_str(text) {
-        return Some(value);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-            rest = &rest[c.len_utf8()..];
-            continue;
-        }
-        if c == '"' {
-            in_string = true;
-        } else if let Some((word, stand_in)) = NON_FINITE.iter().find(|(w, _)| rest.starts_with(w))
-        {
-            out.push_str(&serde_json::Value::from(*stand_in).to_string());
-            rest = &rest[word.len()..];
-            continue;
-        }
-        out.push(c);
-        rest = &rest[c.len_utf8()..];
-    }
-    serde_json::from_str(&out).ok()
+/// A row's keys with their values' JSON, sorted by key; `None` for a row that is not an
+/// object. `history` answers JSON text per row (W&B's, with bare `NaN`s: each value keeps
+/// its text), `sampledHistory` objects.
+fn row_items(row: serde_json::Value) -> Option<Vec<(String, String)>> {
+    let mut items: Vec<(String, String)> = match row {
+        serde_json::Value::String(text) => members(&text)?
+            .into_iter()
+            .map(|(key, json)| (key.into_owned(), json.to_owned()))
+            .collect(),
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .map(|(key, value)| (key, value.to_string()))
+            .collect(),
+        _ => return None,
+    };
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(items)
 }
 
-/// A value's JSON with the stand-ins of [`parse_row`] back as the bare words.
-fn restore_non_finite(mut json: String) -> String {
-    for (word, stand_in) in NON_FINITE {
-        let quoted = serde_json::Value::from(stand_in).to_string();
-        if json.contains(&quoted) {
-            json = json.replace(&quoted, word);
-        }
-    }
-    json
-}
-
-/// `_step` as an integer, whether the server wrote `10` or `10.0`.
-fn as_step(value: &serde_json::Value) -> Option<i64> {
-    value.as_i64().or_else(|| {
-        value
-            .as_f64()
-            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-            .map(|f| f as i64)
-    })
+/// A row's items as the SDK gets them, with the row's step (`i64::MIN` without one); a
+/// step written `10.0` becomes the integer `10`.
+fn history_row(mut items: Vec<(String, String)>) -> (i64, HistoryRow) {
+    let step = items
+        .iter_mut()
+        .find(|(key, _)| key == "_step")
+        .and_then(|(_, json)| {
+            let step = Value::from_json(json)?.as_whole()?;
+            *json = step.to_string();
+            Some(step)
+        })
+        .unwrap_or(i64::MIN);
+    let items = items
+        .into_iter()
+        .map(|(key, value_json)| ParquetHistoryItem { key, value_json })
+        .collect();
+    (
+        step,
+        HistoryRow {
+            history_items: items,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -271,22 +224,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bare_non_finite_numbers_survive_a_row() {
-        let row = parse_row(r#"{"_step":0,"x":NaN,"y":Infinity,"z":-Infinity,"s":"NaN \"q\""}"#)
-            .expect("parsed");
-        let json = |k: &str| restore_non_finite(row[k].to_string());
-        assert_eq!(json("x"), "NaN");
-        assert_eq!(json("y"), "Infinity");
-        assert_eq!(json("z"), "-Infinity");
-        assert_eq!(json("s"), r#""NaN \"q\"""#);
-        assert_eq!(json("_step"), "0");
-        assert!(parse_row("{not json").is_none());
+    fn a_row_keeps_each_value_as_written() {
+        let row = serde_json::Value::from(
+            r#"{"_step":0,"y":Infinity,"x":NaN,"z":-Infinity,"s":"NaN \"q\"","loss_NaN_count":2,"big":123456789012345678901,"n":{"a": [1.0, NaN]}}"#,
+        );
+        let items = row_items(row).expect("an object");
+        let items: Vec<(&str, &str)> = items.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert_eq!(
+            items,
+            [
+                ("_step", "0"),
+                ("big", "123456789012345678901"),
+                ("loss_NaN_count", "2"),
+                ("n", r#"{"a": [1.0, NaN]}"#),
+                ("s", r#""NaN \"q\"""#),
+                ("x", "NaN"),
+                ("y", "Infinity"),
+                ("z", "-Infinity"),
+            ]
+        );
+        assert!(row_items(serde_json::Value::from("{not json")).is_none());
+        assert!(row_items(serde_json::Value::from("[1]")).is_none());
     }
 
     #[test]
     fn steps_are_integers() {
-        assert_eq!(as_step(&serde_json::json!(10.0)), Some(10));
-        assert_eq!(as_step(&serde_json::json!(7)), Some(7));
-        assert_eq!(as_step(&serde_json::json!(1.5)), None);
+        let row = |json: serde_json::Value| history_row(row_items(json).expect("an object"));
+        let (step, sampled) = row(serde_json::json!({"_step": 2.0, "loss": "NaN"}));
+        assert_eq!(step, 2);
+        let json: Vec<&str> = sampled
+            .history_items
+            .iter()
+            .map(|i| &*i.value_json)
+            .collect();
+        assert_eq!(json, ["2", r#""NaN""#]);
+        assert_eq!(row(serde_json::json!({"_step": 7})).0, 7);
+        assert_eq!(row(serde_json::Value::from(r#"{"_step":1.5}"#)).0, i64::MIN);
+        assert_eq!(
+            row(serde_json::Value::from(r#"{"_step":NaN,"a":1}"#)).0,
+            i64::MIN
+        );
+        assert_eq!(row(serde_json::json!({"a": 1})).0, i64::MIN);
     }
 }

@@ -111,51 +111,10 @@ pub(super) fn page<T, E>(
 /// `-Infinity`, which JSON lacks: those become the strings `"NaN"`, `"Infinity"`,
 /// `"-Infinity"`.
 pub(super) fn parse_line(text: &str) -> Option<Map<String, Value>> {
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Some(map),
-        Ok(_) => None,
-        Err(_) => match serde_json::from_str::<Value>(&quote_non_finite(text)) {
-            Ok(Value::Object(map)) => Some(map),
-            _ => None,
-        },
+    match cairn_proto::value::to_serde_json(text)? {
+        Value::Object(map) => Some(map),
+        _ => None,
     }
-}
-
-fn quote_non_finite(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-            rest = &rest[c.len_utf8()..];
-            continue;
-        }
-        if c == '"' {
-            in_string = true;
-        }
-        let token = ["-Infinity", "Infinity", "NaN"]
-            .into_iter()
-            .find(|t| rest.starts_with(t));
-        if let Some(token) = token {
-            out.push('"');
-            out.push_str(token);
-            out.push('"');
-            rest = &rest[token.len()..];
-        } else {
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -171,11 +130,16 @@ mod tests {
 
     #[test]
     fn lines_with_nan_parse() {
-        let map = parse_line(r#"{"loss":NaN,"x":-Infinity,"s":"NaN in text","_step":1}"#).unwrap();
+        let map = parse_line(
+            r#"{"loss":NaN,"x":-Infinity,"s":"NaN in text","_step":1,"loss_NaN_count":3,"deep":{"a":[Infinity]}}"#,
+        )
+        .unwrap();
         assert_eq!(map["loss"], "NaN");
         assert_eq!(map["x"], "-Infinity");
         assert_eq!(map["s"], "NaN in text");
         assert_eq!(map["_step"], 1);
+        assert_eq!(map["loss_NaN_count"], 3);
+        assert_eq!(map["deep"], serde_json::json!({"a": ["Infinity"]}));
         assert!(parse_line("[1]").is_none());
         assert!(parse_line("{").is_none());
     }

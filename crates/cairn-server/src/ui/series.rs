@@ -21,7 +21,6 @@ use std::time::Instant;
 
 use crate::db::Joined;
 use futures_util::StreamExt as _;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Lines read per database round trip while filling columns.
 const READ_CHUNK: i64 = 50_000;
@@ -52,19 +51,8 @@ impl Columns {
     pub(crate) fn push_line(&mut self, line: &str) {
         let row = self.rows;
         self.rows += 1;
-        let mut sink = |key: &str, value: f64| self.push(row, key, value);
-        if parse_numbers(line, &mut sink).is_err()
-            && (line.contains("NaN") || line.contains("Infinity"))
-        {
-            // Python's json writes NaN and ±Infinity as bare words; those values are not
-            // drawable, the rest of the line is.
-            let cleaned = line
-                .replace("-Infinity", "null")
-                .replace("Infinity", "null")
-                .replace("NaN", "null");
-            let _ = parse_numbers(&cleaned, &mut |key: &str, value: f64| {
-                self.push(row, key, value);
-            });
+        for (key, value) in numbers(line) {
+            self.push(row, &key, value);
         }
     }
 
@@ -204,143 +192,93 @@ pub(crate) fn reduce(xs: &[f64], ys: &[f64], from: f64, to: f64, buckets: usize)
     out
 }
 
-/// Calls `sink(key, value)` for each numeric leaf of the JSON object `line`.
-pub(crate) fn parse_numbers(
-    line: &str,
-    sink: &mut dyn FnMut(&str, f64),
-) -> Result<(), serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(line);
-    Leaves {
-        prefix: "",
-        sink: Sink::Direct(sink),
+/// The numeric leaves of the JSON object `line` (W&B's JSON, whose `NaN` and `±Infinity`
+/// are not drawable and left out), nested keys flattened to `a.b`, in line order; none
+/// when `line` is not such an object.
+fn numbers(line: &str) -> Vec<(Cow<'_, str>, f64)> {
+    let mut leaves = Leaves {
+        // A history line has a handful of numbers: one allocation for most.
+        found: Vec::with_capacity(16),
+        ..Leaves::default()
+    };
+    match cairn_proto::value::read(line, &mut leaves) {
+        Ok(()) => leaves.found,
+        Err(_) => Vec::new(),
     }
-    .deserialize(&mut de)?;
-    de.end()
 }
 
-/// Where leaves go: straight to the caller, or (inside a nested object) to a buffer that
-/// is dropped when the object turns out to be media (`_type`).
-enum Sink<'a> {
-    Direct(&'a mut dyn FnMut(&str, f64)),
-    Buffer(&'a mut Nested),
-}
-
+/// Collects numeric leaves while the reader walks a line: maps are flattened, lists
+/// skipped whole, and a nested map with a `_type` key (media) dropped with all it holds.
 #[derive(Default)]
-struct Nested {
-    leaves: Vec<(String, f64)>,
+struct Leaves<'a> {
+    found: Vec<(Cow<'a, str>, f64)>,
+    /// The maps open around the reader, outermost first.
+    maps: Vec<OpenMap>,
+    /// The flattened key of the value being read (`a.b`).
+    key: Cow<'a, str>,
+    /// How many lists are open around the reader (0: none; inside one, all is skipped).
+    lists: usize,
+}
+
+struct OpenMap {
+    /// The length of the flattened key of the map itself (its members' prefix).
+    prefix: usize,
+    /// How many leaves were found before the map began.
+    found_before: usize,
+    /// Whether the map is media (it has a `_type` key and is not the line itself).
     media: bool,
 }
 
-impl Sink<'_> {
-    fn emit(&mut self, key: &str, value: f64) {
-        match self {
-            Sink::Direct(f) => f(key, value),
-            Sink::Buffer(n) => n.leaves.push((key.to_owned(), value)),
-        }
-    }
-}
-
-struct Leaves<'a> {
-    prefix: &'a str,
-    sink: Sink<'a>,
-}
-
-/// An object key, borrowed from the line when it has no escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
+impl<'a> cairn_proto::value::Visit<'a> for Leaves<'a> {
+    fn scalar(&mut self, scalar: cairn_proto::value::Scalar<'a>) {
+        if self.lists == 0
+            && !self.maps.is_empty()
+            && let cairn_proto::value::Scalar::Number(n) = scalar
+        {
+            let value = n.to_f64();
+            if value.is_finite() {
+                self.found.push((self.key.clone(), value));
             }
         }
-        d.deserialize_str(KeyVisitor)
     }
-}
-
-impl<'de> DeserializeSeed<'de> for Leaves<'_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
+    fn begin_list(&mut self) {
+        self.lists += 1;
     }
-}
-
-impl<'de> Visitor<'de> for Leaves<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
+    fn end_list(&mut self) {
+        self.lists = self.lists.saturating_sub(1);
     }
-
-    fn visit_f64<E: de::Error>(mut self, v: f64) -> Result<(), E> {
-        if !self.prefix.is_empty() {
-            self.sink.emit(self.prefix, v);
+    fn begin_map(&mut self) {
+        if self.lists == 0 {
+            self.maps.push(OpenMap {
+                prefix: self.key.len(),
+                found_before: self.found.len(),
+                media: false,
+            });
         }
-        Ok(())
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.visit_f64(v as f64)
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.visit_f64(v as f64)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let top = self.prefix.is_empty();
-        let mut nested = Nested::default();
-        let mut sink = self.sink;
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if !top && key == "_type" {
-                nested.media = true;
-            }
-            let full: Cow<'_, str> = if top {
-                Cow::Borrowed(&key)
-            } else {
-                Cow::Owned(format!("{}.{key}", self.prefix))
-            };
-            // Top-level leaves go straight out; nested ones wait until the object is
-            // known not to be media.
-            let child_sink = if top {
-                match &mut sink {
-                    Sink::Direct(f) => Sink::Direct(&mut **f),
-                    Sink::Buffer(n) => Sink::Buffer(n),
-                }
-            } else {
-                Sink::Buffer(&mut nested)
-            };
-            map.next_value_seed(Leaves {
-                prefix: &full,
-                sink: child_sink,
-            })?;
+    fn key(&mut self, key: Cow<'a, str>) {
+        if self.lists > 0 {
+            return;
         }
-        if !nested.media {
-            for (key, value) in nested.leaves {
-                sink.emit(&key, value);
+        match &mut self.maps[..] {
+            [] => {}
+            [_line] => self.key = key,
+            [.., map] => {
+                map.media |= key == "_type";
+                let flat = self.key.to_mut();
+                flat.truncate(map.prefix);
+                flat.push('.');
+                flat.push_str(&key);
             }
         }
-        Ok(())
+    }
+    fn end_map(&mut self) {
+        if self.lists == 0
+            && let Some(map) = self.maps.pop()
+            && map.media
+        {
+            self.found.truncate(map.found_before);
+        }
     }
 }
 
@@ -473,12 +411,6 @@ impl SeriesCache {
 mod tests {
     use super::*;
 
-    fn numbers(line: &str) -> Vec<(String, f64)> {
-        let mut out = Vec::new();
-        parse_numbers(line, &mut |k: &str, v: f64| out.push((k.to_owned(), v))).unwrap();
-        out
-    }
-
     #[test]
     fn numeric_leaves_flatten_and_media_is_skipped() {
         let got = numbers(
@@ -486,7 +418,7 @@ mod tests {
                "img":{"_type":"image-file","width":28,"height":28},"list":[1,2],"n":null,
                "esc\"aped":7}"#,
         );
-        let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = got.iter().map(|(k, _)| &**k).collect();
         assert_eq!(
             keys,
             ["_step", "loss", "nested.a", "nested.b.c", "esc\"aped"]
@@ -503,6 +435,34 @@ mod tests {
         assert_eq!(columns.keys(), ["_step", "b"]);
         let (x, y) = columns.pairs("_step", "b");
         assert_eq!((x, y), (vec![0.0, 2.0], vec![1.5, 2.5]));
+    }
+
+    /// Reading the bare NaN words once rewrote every "NaN" in the line, keys and strings
+    /// too: `loss_NaN_count` became `loss_null_count`, and a string "NaNa" broke the line.
+    #[test]
+    fn nan_inside_keys_and_strings_stays_intact() {
+        let got = numbers(
+            r#"{"_step":1,"loss_NaN_count":2,"name":"NaNa","acc":NaN,"Infinity_x":-Infinity,
+               "nested":{"NaN":3,"s":"-Infinity"},"img":{"_type":"image","NaN":1},"big":123456789012345678901234}"#,
+        );
+        let got: Vec<(&str, f64)> = got.iter().map(|(k, v)| (&**k, *v)).collect();
+        assert_eq!(
+            got,
+            [
+                ("_step", 1.0),
+                ("loss_NaN_count", 2.0),
+                ("nested.NaN", 3.0),
+                ("big", 1.2345678901234568e23),
+            ]
+        );
+        let mut columns = Columns::default();
+        columns.push_line(r#"{"_step":0,"loss_NaN_count":5,"s":"NaN","x":NaN}"#);
+        assert_eq!(columns.keys(), ["_step", "loss_NaN_count"]);
+        assert!(
+            numbers(r#"{"a":1,"b":}"#).is_empty(),
+            "a broken line adds nothing"
+        );
+        assert!(numbers("[1, 2]").is_empty());
     }
 
     #[test]
