@@ -1,6 +1,6 @@
 //! `POST /files/{entity}/{project}/{run}/file_stream`: a run's live data.
 //!
-//! Input: W&B's filestream body (wire §5) — `files` (history, system-metric events,
+//! Input: W&B's filestream body — `files` (history, system-metric events,
 //! summary, console lines, each with the offset of its first line), `uploaded`,
 //! `preempting`, `complete` + `exitcode` — as JSON, gzip-compressed or not. `{}` is a
 //! heartbeat. Output: `{}`, or `{"stopped": true}` once someone asked the run to stop.

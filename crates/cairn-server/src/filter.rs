@@ -1,5 +1,5 @@
 //! The run filter and order language of `wandb.Api().runs(filters=…, order=…)`: a subset
-//! of MongoDB's query language over a run's fields, config and summary (api-read §5).
+//! of MongoDB's query language over a run's fields, config and summary.
 //!
 //! Input: the filter as JSON text (`{"config.lr": 0.1, "tags": {"$in": ["a"]}}`) and an
 //! order string (`-summary_metrics.loss`). Output: whether a run matches, and how two
@@ -222,7 +222,7 @@ fn compare(field: Option<&Value>, value: &Value) -> Option<Ordering> {
     }
 }
 
-/// The value at a field path (api-read §5.3): `config.k[.value][.nested]`,
+/// The value at a field path: `config.k[.value][.nested]`,
 /// `summary_metrics.k[.nested]`, `tags.<tag>`, or a run field in camelCase or snake_case.
 pub(crate) fn lookup(doc: &RunDoc, path: &str) -> Option<Value> {
     let mut parts = path.split('.');

@@ -1,5 +1,5 @@
 //! A version's `wandb_manifest.json`: where it is stored, how it is read and checked, and
-//! W&B's content digest of its entries (wire §7.2).
+//! W&B's content digest of its entries.
 //!
 //! Input: the manifest's bytes as the client uploaded them to its signed URL. Output: its
 //! entries as rows (paths checked, digests well formed) with the digest each names, or a

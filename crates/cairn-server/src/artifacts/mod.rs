@@ -1,4 +1,4 @@
-//! The artifact rules, apart from any wire format (wire §3.4, §4.5–§4.15, §7): how a
+//! The artifact rules, apart from any wire format: how a
 //! version is created (with same-content deduplication), which bytes must be uploaded,
 //! how multipart uploads are resumed and joined, what a commit checks and how it numbers
 //! the version, where aliases point, and what deletion may do.

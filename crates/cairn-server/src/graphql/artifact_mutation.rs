@@ -1,4 +1,4 @@
-//! The artifact mutations of W&B's save flow (wire §3.4, §4.5–§4.9, §4.14, §7), as W&B
+//! The artifact mutations of W&B's save flow, as W&B
 //! names their inputs and payloads: `createArtifact` → `createArtifactManifest` (twice) →
 //! `createArtifactFiles` (a null upload URL for content the entity already stores; part
 //! URLs for multipart files) → PUTs to the signed URLs → `completeMultipartUploadArtifact`

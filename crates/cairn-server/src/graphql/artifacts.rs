@@ -1,4 +1,4 @@
-//! Artifacts as the SDK and `wandb.Api()` read them (wire §4.10–§4.15, api-read §10–§11):
+//! Artifacts as the SDK and `wandb.Api()` read them:
 //! versions (`Artifact`), collections (`ArtifactSequence`, behind W&B's `ArtifactCollection`
 //! interface), aliases, memberships (a version seen through a collection and an alias or
 //! `vN`), types, files with signed download URLs, and lineage.

@@ -1,4 +1,4 @@
-//! A run's files and console lines as `wandb.Api()` lists them (api-read §8).
+//! A run's files and console lines as `wandb.Api()` lists them.
 //!
 //! `files(names, pattern, after, first)` lists the files whose bytes are stored (a name
 //! only announced through `CreateRunFiles` is not a file yet), each with a signed,

@@ -1,4 +1,4 @@
-//! A run's history and system metrics as `wandb.Api()` reads them (api-read §7).
+//! A run's history and system metrics as `wandb.Api()` reads them.
 //!
 //! Three answers from the same stored lines:
 //! - `history(samples, minStep, maxStep)` / `events(samples)`: stored lines as JSON

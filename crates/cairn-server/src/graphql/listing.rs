@@ -1,4 +1,4 @@
-//! Which runs a project listing holds (api-read §3–§5): W&B's run filters (`filter.rs`)
+//! Which runs a project listing holds: W&B's run filters (`filter.rs`)
 //! and `order`, applied to a project's run rows.
 //!
 //! Input: a project, the client's `filters` JSON and `order`. Output: the selected rows,

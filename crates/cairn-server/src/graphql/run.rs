@@ -1,5 +1,5 @@
-//! A run ("bucket" in W&B's legacy names) as `wandb.Api()` and the SDK's resume read it
-//! (api-read §6–§9): its fields, config and summary, history and system metrics (through
+//! A run ("bucket" in W&B's legacy names) as `wandb.Api()` and the SDK's resume read it:
+//! its fields, config and summary, history and system metrics (through
 //! `history`), files and console (through `files`), the artifacts it logged and used, and
 //! pages of runs.
 //!
@@ -223,7 +223,7 @@ impl Run {
         Ok(files::log_page(&mut conn, &self.0, first, after.as_deref(), last).await?)
     }
     /// Entries of the config's `_wandb.value` object, restricted to `keys` when given.
-    /// Resume depends on `wandbConfig(keys: ["t"])` (wire §3.6).
+    /// Resume depends on `wandbConfig(keys: ["t"])`.
     async fn wandb_config(&self, keys: Option<Vec<String>>) -> JsonString {
         let config: serde_json::Value = serde_json::from_str(&self.0.config).unwrap_or_default();
         let mut out = serde_json::Map::new();

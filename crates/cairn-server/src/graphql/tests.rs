@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use async_graphql::{Request, Variables};
 
-/// Operations of the run flows (wire §8) and the read path built so far; each of their
+/// Operations of the run flows and the read path built so far; each of their
 /// documents must validate.
 const SUPPORTED: &[&str] = &[
     "Viewer",

@@ -154,7 +154,7 @@ impl ServerInfo {
     /// nothing for it; cairn's uploader compresses. `CAIRN_RESUMABLE_MULTIPART` (unknown to
     /// W&B's SDK): `uploadUrlParts` carry `storedHexMD5`, so a multipart upload started
     /// again skips the parts already stored. Every other feature off keeps
-    /// W&B's SDK on its most conservative protocol (wire §2.1).
+    /// W&B's SDK on its most conservative protocol.
     async fn features(&self) -> Vec<ServerFeature> {
         ["FILESTREAM_GZIP", "CAIRN_RESUMABLE_MULTIPART"]
             .into_iter()
