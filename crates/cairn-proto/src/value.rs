@@ -18,12 +18,12 @@
 
 use std::fmt::Write as _;
 
-mod build;
+mod collect;
 mod read;
 #[cfg(test)]
 mod tests;
 
-pub use build::{member, members, to_serde_json};
+pub use collect::{member, members, to_serde_json};
 pub use read::{MAX_DEPTH, NotJson, Number, Scalar, Visit, read};
 
 /// A logged value.

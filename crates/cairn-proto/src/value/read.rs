@@ -7,7 +7,7 @@
 //! written. Strings without escapes are lent from the text, not copied; numbers come as
 //! their validated text ([`Number`]), so a visitor converts only what it keeps. Building a
 //! tree ([`crate::value::Value`], `serde_json::Value`) or picking top-level members is a
-//! visitor (`build.rs`).
+//! visitor (`collect.rs`).
 //!
 //! The reader is a recursive descent with a depth guard ([`MAX_DEPTH`]); it never panics,
 //! on any input. An unpaired surrogate escape (`"\ud800"`, which Python writes for a lone

@@ -1,4 +1,4 @@
-//! What the reader's parts (`read.rs`) are built into: trees — [`Value`] and
+//! What the reader's parts (`read.rs`) are collected into: trees — [`Value`] and
 //! `serde_json::Value` — and the top-level members of an object, each with its value's
 //! text as written.
 //!
