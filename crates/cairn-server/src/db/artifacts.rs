@@ -7,9 +7,10 @@
 //! entries and moves its aliases — all in the caller's transaction, so a failed commit
 //! leaves the version PENDING and the collection unchanged.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, FromRow, Row};
 
-use super::{DbError, doing, now};
+use super::{DbError, doing, flag, now};
 
 /// A collection ("artifact sequence"), with its project's and entity's names.
 #[derive(Clone, Debug)]
@@ -96,30 +97,36 @@ pub struct NewArtifact {
     pub aliases: String,
 }
 
-const COLLECTION_COLUMNS: &str = "c.id, c.project_id, p.name, e.id, e.name, c.name, c.type_name, \
-     c.description, c.created_at";
+const COLLECTION_COLUMNS: &str = "c.id AS collection_id, c.project_id AS project_id, \
+     p.name AS project_name, e.id AS entity_id, e.name AS entity_name, \
+     c.name AS collection_name, c.type_name AS type_name, \
+     c.description AS collection_description, c.created_at AS collection_created_at";
 const COLLECTION_FROM: &str = "artifact_collections c JOIN projects p ON p.id = c.project_id \
      JOIN entities e ON e.id = p.entity_id";
 
-fn collection_row(row: &sqlx::any::AnyRow, at: usize) -> Result<CollectionRow, sqlx::Error> {
-    Ok(CollectionRow {
-        id: row.try_get(at)?,
-        project_id: row.try_get(at + 1)?,
-        project_name: row.try_get(at + 2)?,
-        entity_id: row.try_get(at + 3)?,
-        entity_name: row.try_get(at + 4)?,
-        name: row.try_get(at + 5)?,
-        type_name: row.try_get(at + 6)?,
-        description: row.try_get(at + 7)?,
-        created_at: row.try_get(at + 8)?,
-    })
+impl FromRow<'_, AnyRow> for CollectionRow {
+    fn from_row(row: &AnyRow) -> Result<CollectionRow, sqlx::Error> {
+        Ok(CollectionRow {
+            id: row.try_get("collection_id")?,
+            project_id: row.try_get("project_id")?,
+            project_name: row.try_get("project_name")?,
+            entity_id: row.try_get("entity_id")?,
+            entity_name: row.try_get("entity_name")?,
+            name: row.try_get("collection_name")?,
+            type_name: row.try_get("type_name")?,
+            description: row.try_get("collection_description")?,
+            created_at: row.try_get("collection_created_at")?,
+        })
+    }
 }
 
-const ARTIFACT_COLUMNS: &str = "a.id, a.version_index, a.state, a.digest, a.description, \
-     a.metadata, a.tags, a.history_step, a.ttl_seconds, a.client_id, a.run_id, \
-     a.pending_aliases, a.manifest_key, a.manifest_digest, a.size, a.file_count, a.created_at, \
-     a.updated_at";
-const ARTIFACT_COLUMN_COUNT: usize = 18;
+/// A version's own columns; selected with [`COLLECTION_COLUMNS`], whose names differ.
+const ARTIFACT_COLUMNS: &str = "a.id AS id, a.version_index AS version_index, a.state AS state, \
+     a.digest AS digest, a.description AS description, a.metadata AS metadata, a.tags AS tags, \
+     a.history_step AS history_step, a.ttl_seconds AS ttl_seconds, a.client_id AS client_id, \
+     a.run_id AS run_id, a.pending_aliases AS pending_aliases, a.manifest_key AS manifest_key, \
+     a.manifest_digest AS manifest_digest, a.size AS size, a.file_count AS file_count, \
+     a.created_at AS created_at, a.updated_at AS updated_at";
 
 fn artifact_select(filter: &str) -> String {
     format!(
@@ -130,28 +137,30 @@ fn artifact_select(filter: &str) -> String {
     )
 }
 
-fn artifact_row(row: &sqlx::any::AnyRow) -> Result<ArtifactRow, sqlx::Error> {
-    Ok(ArtifactRow {
-        id: row.try_get(0)?,
-        version_index: row.try_get(1)?,
-        state: row.try_get(2)?,
-        digest: row.try_get(3)?,
-        description: row.try_get(4)?,
-        metadata: row.try_get(5)?,
-        tags: row.try_get(6)?,
-        history_step: row.try_get(7)?,
-        ttl_seconds: row.try_get(8)?,
-        client_id: row.try_get(9)?,
-        run_id: row.try_get(10)?,
-        pending_aliases: row.try_get(11)?,
-        manifest_key: row.try_get(12)?,
-        manifest_digest: row.try_get(13)?,
-        size: row.try_get(14)?,
-        file_count: row.try_get(15)?,
-        created_at: row.try_get(16)?,
-        updated_at: row.try_get(17)?,
-        collection: collection_row(row, ARTIFACT_COLUMN_COUNT)?,
-    })
+impl FromRow<'_, AnyRow> for ArtifactRow {
+    fn from_row(row: &AnyRow) -> Result<ArtifactRow, sqlx::Error> {
+        Ok(ArtifactRow {
+            id: row.try_get("id")?,
+            version_index: row.try_get("version_index")?,
+            state: row.try_get("state")?,
+            digest: row.try_get("digest")?,
+            description: row.try_get("description")?,
+            metadata: row.try_get("metadata")?,
+            tags: row.try_get("tags")?,
+            history_step: row.try_get("history_step")?,
+            ttl_seconds: row.try_get("ttl_seconds")?,
+            client_id: row.try_get("client_id")?,
+            run_id: row.try_get("run_id")?,
+            pending_aliases: row.try_get("pending_aliases")?,
+            manifest_key: row.try_get("manifest_key")?,
+            manifest_digest: row.try_get("manifest_digest")?,
+            size: row.try_get("size")?,
+            file_count: row.try_get("file_count")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            collection: CollectionRow::from_row(row)?,
+        })
+    }
 }
 
 async fn fetch_artifacts(
@@ -161,15 +170,11 @@ async fn fetch_artifacts(
     what: &'static str,
 ) -> Result<Vec<ArtifactRow>, DbError> {
     let sql = artifact_select(filter);
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query_as(&sql);
     for b in binds {
         query = query.bind(*b);
     }
-    let rows = query.fetch_all(conn).await.map_err(doing(what))?;
-    rows.iter()
-        .map(artifact_row)
-        .collect::<Result<_, _>>()
-        .map_err(doing(what))
+    query.fetch_all(conn).await.map_err(doing(what))
 }
 
 /// How a collection is looked up.
@@ -188,23 +193,20 @@ async fn find_collection(
     match by {
         By::Name { project, name } => {
             sql = select + "c.project_id = $1 AND c.name = $2";
-            query = sqlx::query(&sql).bind(project).bind(name);
+            query = sqlx::query_as(&sql).bind(project).bind(name);
         }
         By::Id(id) => {
             sql = select + "c.id = $1";
-            query = sqlx::query(&sql).bind(id);
+            query = sqlx::query_as(&sql).bind(id);
         }
         By::ClientId(client_id) => {
             sql = select + "c.client_id = $1";
-            query = sqlx::query(&sql).bind(client_id);
+            query = sqlx::query_as(&sql).bind(client_id);
         }
     }
-    let row = query
+    query
         .fetch_optional(conn)
         .await
-        .map_err(doing("finding an artifact collection"))?;
-    row.map(|r| collection_row(&r, 0))
-        .transpose()
         .map_err(doing("finding an artifact collection"))
 }
 
@@ -253,17 +255,13 @@ pub async fn collections_of(
     conn: &mut AnyConnection,
     project: i64,
 ) -> Result<Vec<CollectionRow>, DbError> {
-    let rows = sqlx::query(&format!(
+    sqlx::query_as(&format!(
         "SELECT {COLLECTION_COLUMNS} FROM {COLLECTION_FROM} WHERE c.project_id = $1 ORDER BY c.id"
     ))
     .bind(project)
     .fetch_all(conn)
     .await
-    .map_err(doing("listing artifact collections"))?;
-    rows.iter()
-        .map(|r| collection_row(r, 0))
-        .collect::<Result<_, _>>()
-        .map_err(doing("listing artifact collections"))
+    .map_err(doing("listing artifact collections"))
 }
 
 pub async fn collection_by_id(
@@ -298,13 +296,10 @@ pub async fn artifact_by_client_id(
     client_id: &str,
 ) -> Result<Option<ArtifactRow>, DbError> {
     let sql = artifact_select("a.client_id = $1 ORDER BY a.id DESC");
-    let row = sqlx::query(&sql)
+    sqlx::query_as(&sql)
         .bind(client_id)
         .fetch_optional(conn)
         .await
-        .map_err(doing("finding an artifact"))?;
-    row.map(|r| artifact_row(&r))
-        .transpose()
         .map_err(doing("finding an artifact"))
 }
 
@@ -657,20 +652,16 @@ pub async fn entries(
     offset: i64,
     limit: i64,
 ) -> Result<Vec<EntryRow>, DbError> {
-    let rows = sqlx::query(
-        "SELECT path, md5, size, ref, birth_artifact_id FROM artifact_entries \
-         WHERE artifact_id = $1 ORDER BY path LIMIT $2 OFFSET $3",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM artifact_entries \
+         WHERE artifact_id = $1 ORDER BY path LIMIT $2 OFFSET $3"
+    ))
     .bind(artifact)
     .bind(limit)
     .bind(offset)
     .fetch_all(conn)
     .await
-    .map_err(doing("listing artifact files"))?;
-    rows.iter()
-        .map(entry_row)
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(doing("listing artifact files"))
+    .map_err(doing("listing artifact files"))
 }
 
 /// The entries of `artifact` whose paths are in `names`, by path (each once; names it
@@ -685,30 +676,31 @@ pub async fn entries_named(
     names.dedup();
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        let row = sqlx::query(
-            "SELECT path, md5, size, ref, birth_artifact_id FROM artifact_entries \
-             WHERE artifact_id = $1 AND path = $2",
-        )
+        let entry = sqlx::query_as(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM artifact_entries WHERE artifact_id = $1 AND path = $2"
+        ))
         .bind(artifact)
         .bind(name.as_str())
         .fetch_optional(&mut *conn)
         .await
         .map_err(doing("finding artifact files"))?;
-        if let Some(r) = row {
-            out.push(entry_row(&r).map_err(doing("finding artifact files"))?);
-        }
+        out.extend(entry);
     }
     Ok(out)
 }
 
-fn entry_row(r: &sqlx::any::AnyRow) -> Result<EntryRow, sqlx::Error> {
-    Ok(EntryRow {
-        path: r.try_get(0)?,
-        md5: r.try_get(1)?,
-        size: r.try_get(2)?,
-        reference: r.try_get(3)?,
-        birth_artifact_id: r.try_get(4)?,
-    })
+const ENTRY_COLUMNS: &str = "path, md5, size, ref, birth_artifact_id";
+
+impl FromRow<'_, AnyRow> for EntryRow {
+    fn from_row(row: &AnyRow) -> Result<EntryRow, sqlx::Error> {
+        Ok(EntryRow {
+            path: row.try_get("path")?,
+            md5: row.try_get("md5")?,
+            size: row.try_get("size")?,
+            reference: row.try_get("ref")?,
+            birth_artifact_id: row.try_get("birth_artifact_id")?,
+        })
+    }
 }
 
 /// The entry count of `artifact`.
@@ -726,7 +718,7 @@ pub async fn blob(
     entity: i64,
     md5_hex: &str,
 ) -> Result<Option<BlobRow>, DbError> {
-    let row = sqlx::query(
+    sqlx::query_as(
         "SELECT size, stored, birth_artifact_id FROM artifact_blobs \
          WHERE entity_id = $1 AND md5_hex = $2",
     )
@@ -734,16 +726,17 @@ pub async fn blob(
     .bind(md5_hex)
     .fetch_optional(conn)
     .await
-    .map_err(doing("finding an artifact blob"))?;
-    row.map(|r| {
-        Ok(BlobRow {
-            size: r.try_get(0)?,
-            stored: r.try_get::<i64, _>(1)? != 0,
-            birth_artifact_id: r.try_get(2)?,
-        })
-    })
-    .transpose()
     .map_err(doing("finding an artifact blob"))
+}
+
+impl FromRow<'_, AnyRow> for BlobRow {
+    fn from_row(row: &AnyRow) -> Result<BlobRow, sqlx::Error> {
+        Ok(BlobRow {
+            size: row.try_get("size")?,
+            stored: flag(row, "stored")?,
+            birth_artifact_id: row.try_get("birth_artifact_id")?,
+        })
+    }
 }
 
 /// Announces the content `md5_hex` for `entity` (no-op when known); returns what the index
@@ -798,6 +791,16 @@ pub struct UploadRow {
     pub parts: i64,
 }
 
+impl FromRow<'_, AnyRow> for UploadRow {
+    fn from_row(row: &AnyRow) -> Result<UploadRow, sqlx::Error> {
+        Ok(UploadRow {
+            entity_id: row.try_get("entity_id")?,
+            md5_hex: row.try_get("md5_hex")?,
+            parts: row.try_get("parts")?,
+        })
+    }
+}
+
 pub async fn add_upload(
     conn: &mut AnyConnection,
     upload_id: &str,
@@ -822,21 +825,11 @@ pub async fn upload(
     conn: &mut AnyConnection,
     upload_id: &str,
 ) -> Result<Option<UploadRow>, DbError> {
-    let row =
-        sqlx::query("SELECT entity_id, md5_hex, parts FROM artifact_uploads WHERE upload_id = $1")
-            .bind(upload_id)
-            .fetch_optional(conn)
-            .await
-            .map_err(doing("finding a multipart upload"))?;
-    row.map(|r| {
-        Ok(UploadRow {
-            entity_id: r.try_get(0)?,
-            md5_hex: r.try_get(1)?,
-            parts: r.try_get(2)?,
-        })
-    })
-    .transpose()
-    .map_err(doing("finding a multipart upload"))
+    sqlx::query_as("SELECT entity_id, md5_hex, parts FROM artifact_uploads WHERE upload_id = $1")
+        .bind(upload_id)
+        .fetch_optional(conn)
+        .await
+        .map_err(doing("finding a multipart upload"))
 }
 
 pub async fn remove_upload(conn: &mut AnyConnection, upload_id: &str) -> Result<(), DbError> {
@@ -899,15 +892,13 @@ pub async fn stored_parts(
     conn: &mut AnyConnection,
     upload_id: &str,
 ) -> Result<std::collections::HashMap<i64, String>, DbError> {
-    let rows = sqlx::query("SELECT part, md5_hex FROM artifact_upload_parts WHERE upload_id = $1")
-        .bind(upload_id)
-        .fetch_all(conn)
-        .await
-        .map_err(doing("listing uploaded parts"))?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(doing("listing uploaded parts"))
+    let parts: Vec<(i64, String)> =
+        sqlx::query_as("SELECT part, md5_hex FROM artifact_upload_parts WHERE upload_id = $1")
+            .bind(upload_id)
+            .fetch_all(conn)
+            .await
+            .map_err(doing("listing uploaded parts"))?;
+    Ok(parts.into_iter().collect())
 }
 
 /// Records that `run` used `artifact` as an input (no-op when already recorded).
