@@ -226,6 +226,39 @@ impl TestApp {
         answer.json()
     }
 
+    /// Like [`TestApp::graphql`], but fails the test unless GraphQL answers an error; the
+    /// first error's message.
+    pub(crate) async fn graphql_error(&self, query: &str, variables: serde_json::Value) -> String {
+        self.graphql_error_as(ADMIN_KEY, query, variables).await
+    }
+
+    /// Like [`TestApp::graphql_as`], but fails the test unless GraphQL answers an error;
+    /// the first error's message.
+    pub(crate) async fn graphql_error_as(
+        &self,
+        key: &str,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> String {
+        let answer = self.graphql_as(key, query, variables).await;
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected a GraphQL error for {query}: {answer}"))
+            .to_owned()
+    }
+
+    /// PUTs `body` to a signed upload URL the server handed out; fails the test unless it
+    /// is taken.
+    pub(crate) async fn upload(&self, url: &str, body: Vec<u8>) {
+        let answer = self.request_url(Method::PUT, url, body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "PUT {url}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+
     /// Like [`TestApp::graphql`], but fails the test on any GraphQL error; the `data`.
     pub(crate) async fn graphql_ok(
         &self,
@@ -255,12 +288,4 @@ impl TestApp {
 pub(crate) fn basic(key: &str) -> String {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
     format!("Basic {token}")
-}
-
-/// The first GraphQL error's message of an answer; fails the test when there is none.
-pub(crate) fn error_message(answer: &serde_json::Value) -> String {
-    answer["errors"][0]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected a GraphQL error: {answer}"))
-        .to_owned()
 }
