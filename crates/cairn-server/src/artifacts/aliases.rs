@@ -112,9 +112,9 @@ async fn change(
     let (collection, version) = (artifact.collection.id, artifact.id);
     let mut tx = db.write().await?;
     if add {
-        db::artifacts::set_aliases(tx.conn(), collection, version, &names).await?;
+        db::artifacts::aliases::set_aliases(tx.conn(), collection, version, &names).await?;
     } else {
-        db::artifacts::remove_aliases(tx.conn(), collection, version, &names).await?;
+        db::artifacts::aliases::remove_aliases(tx.conn(), collection, version, &names).await?;
     }
     tx.commit().await?;
     Ok(())

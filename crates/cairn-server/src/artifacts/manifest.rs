@@ -29,7 +29,7 @@ pub(crate) async fn reserve(
     let key = blob::artifact_manifest_key(artifact.collection.entity_id, artifact.id);
     let digest = digest.filter(|d| !d.is_empty());
     let mut tx = db.write().await?;
-    db::artifacts::set_manifest(tx.conn(), artifact.id, &key, digest.as_deref()).await?;
+    db::artifacts::versions::set_manifest(tx.conn(), artifact.id, &key, digest.as_deref()).await?;
     tx.commit().await?;
     Ok(key)
 }

@@ -79,7 +79,7 @@ pub(crate) async fn announce_file(
     let entity = artifact.collection.entity_id;
     let key = blob::artifact_blob_key(entity, &hex);
     let mut tx = db.write().await?;
-    let known = db::artifacts::announce_blob(tx.conn(), entity, &hex, artifact.id).await?;
+    let known = db::artifacts::blobs::announce_blob(tx.conn(), entity, &hex, artifact.id).await?;
     let mut multipart = None;
     if !known.stored
         && let Some(parts) = parts.filter(|p| !p.is_empty())
@@ -88,20 +88,20 @@ pub(crate) async fn announce_file(
         // The same content started before (a failed or cut-off upload): go on with it, and
         // say which parts are already stored.
         let (upload_id, stored) =
-            match db::artifacts::upload_of(tx.conn(), entity, &hex, count).await? {
+            match db::artifacts::blobs::upload_of(tx.conn(), entity, &hex, count).await? {
                 Some(id) => {
-                    let stored = db::artifacts::stored_parts(tx.conn(), &id).await?;
+                    let stored = db::artifacts::blobs::stored_parts(tx.conn(), &id).await?;
                     (id, stored)
                 }
                 None => {
                     use rand::Rng as _;
                     let id = hex::encode(rand::rng().random::<[u8; 16]>());
-                    let row = db::artifacts::UploadRow {
+                    let row = db::artifacts::blobs::UploadRow {
                         entity_id: entity,
                         md5_hex: hex.clone(),
                         parts: count,
                     };
-                    db::artifacts::add_upload(tx.conn(), &id, &row).await?;
+                    db::artifacts::blobs::add_upload(tx.conn(), &id, &row).await?;
                     (id, HashMap::new())
                 }
             };
@@ -157,7 +157,7 @@ pub(crate) async fn finish_multipart(
 ) -> Result<Option<String>, ApiError> {
     let upload = {
         let mut conn = db.conn().await?;
-        let upload = db::artifacts::upload(&mut conn, upload_id)
+        let upload = db::artifacts::blobs::upload(&mut conn, upload_id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("multipart upload {upload_id} not found")))?;
         auth::check_entity_id(&mut conn, viewer, upload.entity_id).await?;
@@ -170,7 +170,7 @@ pub(crate) async fn finish_multipart(
         Finish::Abort => {
             delete_parts(blobs, &part_keys).await;
             let mut tx = db.write().await?;
-            db::artifacts::remove_upload(tx.conn(), upload_id).await?;
+            db::artifacts::blobs::remove_upload(tx.conn(), upload_id).await?;
             tx.commit().await?;
             return Ok(None);
         }
@@ -203,7 +203,7 @@ pub(crate) async fn finish_multipart(
     })
     .await?;
     let mut tx = db.write().await?;
-    db::artifacts::remove_upload(tx.conn(), upload_id).await?;
+    db::artifacts::blobs::remove_upload(tx.conn(), upload_id).await?;
     tx.commit().await?;
     delete_parts(blobs, &part_keys).await;
     Ok(Some(stored.md5))
@@ -269,7 +269,7 @@ async fn keep_as_blob(
     }
     blobs.rename(staging, key).await?;
     let mut tx = db.write().await?;
-    db::artifacts::blob_stored(tx.conn(), entity, md5_hex, stored.size as i64).await?;
+    db::artifacts::blobs::blob_stored(tx.conn(), entity, md5_hex, stored.size as i64).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -299,7 +299,7 @@ where
         )));
     }
     let mut tx = db.write().await?;
-    db::artifacts::part_stored(tx.conn(), upload, part, &stored.md5_hex()).await?;
+    db::artifacts::blobs::part_stored(tx.conn(), upload, part, &stored.md5_hex()).await?;
     tx.commit().await?;
     Ok(stored)
 }

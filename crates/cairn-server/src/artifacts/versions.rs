@@ -51,7 +51,7 @@ pub(crate) async fn readable(
     viewer: &UserRow,
     id: i64,
 ) -> Result<Option<ArtifactRow>, ApiError> {
-    let Some(artifact) = db::artifacts::artifact_by_id(conn, id).await? else {
+    let Some(artifact) = db::artifacts::versions::artifact_by_id(conn, id).await? else {
         return Ok(None);
     };
     auth::check_entity_id(conn, viewer, artifact.collection.entity_id).await?;
@@ -93,7 +93,7 @@ pub(crate) async fn create(
         .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
     checks::check_name("project", &project_name)?;
     let project = db::runs::ensure_project(tx.conn(), entity.id, &project_name).await?;
-    let collection = db::artifacts::ensure_collection(
+    let collection = db::artifacts::collections::ensure_collection(
         tx.conn(),
         project.id,
         &new.collection,
@@ -111,10 +111,11 @@ pub(crate) async fn create(
         Some(name) => db::runs::run_by_name(tx.conn(), project.id, name).await?,
         None => None,
     };
-    let latest = db::artifacts::latest_committed(tx.conn(), collection.id).await?;
+    let latest = db::artifacts::versions::latest_committed(tx.conn(), collection.id).await?;
     let id = match latest.filter(|l| l.digest == new.digest) {
         Some(same) => {
-            db::artifacts::set_aliases(tx.conn(), collection.id, same.id, &aliases).await?;
+            db::artifacts::aliases::set_aliases(tx.conn(), collection.id, same.id, &aliases)
+                .await?;
             same.id
         }
         None => {
@@ -129,10 +130,10 @@ pub(crate) async fn create(
                 run_id: run.map(|r| r.id),
                 aliases: json_list(&aliases),
             };
-            db::artifacts::create_artifact(tx.conn(), collection.id, &row).await?
+            db::artifacts::versions::create_artifact(tx.conn(), collection.id, &row).await?
         }
     };
-    let artifact = db::artifacts::artifact_by_id(tx.conn(), id)
+    let artifact = db::artifacts::versions::artifact_by_id(tx.conn(), id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("artifact {id} vanished")))?;
     tx.commit().await?;
@@ -179,7 +180,7 @@ pub(crate) async fn commit(
     for (mut entry, _) in entries {
         if let Some(md5) = &entry.md5 {
             let hex = blob::md5_hex(md5).unwrap_or_default();
-            let known = db::artifacts::blob(tx.conn(), entity, &hex).await?;
+            let known = db::artifacts::blobs::blob(tx.conn(), entity, &hex).await?;
             let Some(known) = known.filter(|b| b.stored) else {
                 return Err(ApiError::BadRequest(format!(
                     "artifact {path}: file {:?} was never uploaded",
@@ -198,8 +199,8 @@ pub(crate) async fn commit(
     }
     let aliases: Vec<String> =
         serde_json::from_str(&artifact.pending_aliases).unwrap_or_else(|_| vec![LATEST.to_owned()]);
-    db::artifacts::commit(tx.conn(), &artifact, &rows, &digest, &aliases).await?;
-    let committed = db::artifacts::artifact_by_id(tx.conn(), artifact.id)
+    db::artifacts::versions::commit(tx.conn(), &artifact, &rows, &digest, &aliases).await?;
+    let committed = db::artifacts::versions::artifact_by_id(tx.conn(), artifact.id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("artifact {path} vanished")))?;
     tx.commit().await?;
@@ -247,21 +248,22 @@ pub(crate) async fn update(
             Some(serde_json::to_string(&tags).map_err(|e| ApiError::BadRequest(e.to_string()))?)
         }
     };
-    let row = db::artifacts::ArtifactUpdate {
+    let row = db::artifacts::versions::ArtifactUpdate {
         description: update.description.as_deref(),
         metadata: metadata.as_deref(),
         tags: tags.as_deref(),
         ttl_seconds: update.ttl_seconds.map(|t| (t >= 0).then_some(t)),
     };
     let mut tx = db.write().await?;
-    db::artifacts::update_artifact(tx.conn(), artifact.id, &row).await?;
+    db::artifacts::versions::update_artifact(tx.conn(), artifact.id, &row).await?;
     if let Some(names) = update.aliases {
         for alias in &names {
             aliases::check(alias)?;
         }
-        db::artifacts::set_aliases(tx.conn(), artifact.collection.id, artifact.id, &names).await?;
+        db::artifacts::aliases::set_aliases(tx.conn(), artifact.collection.id, artifact.id, &names)
+            .await?;
     }
-    let updated = db::artifacts::artifact_by_id(tx.conn(), artifact.id).await?;
+    let updated = db::artifacts::versions::artifact_by_id(tx.conn(), artifact.id).await?;
     tx.commit().await?;
     Ok(updated)
 }
@@ -269,7 +271,7 @@ pub(crate) async fn update(
 /// Records that run `run` used `artifact` as an input.
 pub(crate) async fn record_use(db: &Db, run: i64, artifact: &ArtifactRow) -> Result<(), ApiError> {
     let mut tx = db.write().await?;
-    db::artifacts::record_use(tx.conn(), run, artifact.id).await?;
+    db::artifacts::lineage::record_use(tx.conn(), run, artifact.id).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -282,7 +284,7 @@ pub(crate) async fn delete(
     delete_aliases: bool,
 ) -> Result<(), ApiError> {
     let mut tx = db.write().await?;
-    let aliases = db::artifacts::aliases_of(tx.conn(), artifact.id).await?;
+    let aliases = db::artifacts::aliases::aliases_of(tx.conn(), artifact.id).await?;
     if !aliases.is_empty() && !delete_aliases {
         return Err(ApiError::BadRequest(format!(
             "cannot delete {}: it has aliases ({}); delete them first or pass \
@@ -291,7 +293,7 @@ pub(crate) async fn delete(
             aliases.join(", ")
         )));
     }
-    db::artifacts::delete_version(tx.conn(), artifact).await?;
+    db::artifacts::versions::delete_version(tx.conn(), artifact).await?;
     tx.commit().await?;
     Ok(())
 }

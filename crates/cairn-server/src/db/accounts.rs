@@ -1,8 +1,9 @@
 //! Users, entities (a user's own and teams), memberships and API keys.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, FromRow, Row};
 
-use super::{DbError, doing, now};
+use super::{DbError, doing, flag, now};
 
 /// A user of the server.
 #[derive(Clone, Debug)]
@@ -22,24 +23,32 @@ pub struct EntityRow {
     pub is_team: bool,
 }
 
-const USER_COLUMNS: &str = "users.id, users.name, users.email, users.admin, users.created_at";
+const USER_COLUMNS: &str = "users.id AS id, users.name AS name, users.email AS email, \
+     users.admin AS admin, users.created_at AS created_at";
 
-fn user_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
-    Ok(UserRow {
-        id: row.try_get(0)?,
-        name: row.try_get(1)?,
-        email: row.try_get(2)?,
-        admin: row.try_get::<i64, _>(3)? != 0,
-        created_at: row.try_get(4)?,
-    })
+impl FromRow<'_, AnyRow> for UserRow {
+    fn from_row(row: &AnyRow) -> Result<UserRow, sqlx::Error> {
+        Ok(UserRow {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            email: row.try_get("email")?,
+            admin: flag(row, "admin")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
 }
 
-fn entity_row(row: &sqlx::any::AnyRow) -> Result<EntityRow, sqlx::Error> {
-    Ok(EntityRow {
-        id: row.try_get(0)?,
-        name: row.try_get(1)?,
-        is_team: row.try_get::<i64, _>(2)? != 0,
-    })
+const ENTITY_COLUMNS: &str =
+    "entities.id AS id, entities.name AS name, entities.is_team AS is_team";
+
+impl FromRow<'_, AnyRow> for EntityRow {
+    fn from_row(row: &AnyRow) -> Result<EntityRow, sqlx::Error> {
+        Ok(EntityRow {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            is_team: flag(row, "is_team")?,
+        })
+    }
 }
 
 pub async fn count_users(conn: &mut AnyConnection) -> Result<i64, DbError> {
@@ -57,7 +66,7 @@ pub async fn create_user(
     admin: bool,
 ) -> Result<UserRow, DbError> {
     let created_at = now();
-    let row = sqlx::query(&format!(
+    let user: UserRow = sqlx::query_as(&format!(
         "INSERT INTO users (name, email, admin, created_at) VALUES ($1, $2, $3, $4) \
          RETURNING {USER_COLUMNS}"
     ))
@@ -68,7 +77,6 @@ pub async fn create_user(
     .fetch_one(&mut *conn)
     .await
     .map_err(doing("creating a user"))?;
-    let user = user_row(&row).map_err(doing("creating a user"))?;
     let entity = insert_entity(conn, name, false).await?;
     add_member(conn, entity.id, user.id).await?;
     Ok(user)
@@ -79,17 +87,16 @@ async fn insert_entity(
     name: &str,
     is_team: bool,
 ) -> Result<EntityRow, DbError> {
-    let row = sqlx::query(
+    sqlx::query_as(&format!(
         "INSERT INTO entities (name, is_team, created_at) VALUES ($1, $2, $3) \
-         RETURNING id, name, is_team",
-    )
+         RETURNING {ENTITY_COLUMNS}"
+    ))
     .bind(name)
     .bind(i64::from(is_team))
     .bind(now())
     .fetch_one(&mut *conn)
     .await
-    .map_err(doing("creating an entity"))?;
-    entity_row(&row).map_err(doing("creating an entity"))
+    .map_err(doing("creating an entity"))
 }
 
 /// Creates a team entity with `owner` as its first member.
@@ -143,25 +150,23 @@ pub async fn entity_by_name(
     if name.contains('\0') {
         return Ok(None);
     }
-    let row = sqlx::query("SELECT id, name, is_team FROM entities WHERE name = $1")
-        .bind(name)
-        .fetch_optional(conn)
-        .await
-        .map_err(doing("finding an entity"))?;
-    row.map(|r| entity_row(&r))
-        .transpose()
-        .map_err(doing("finding an entity"))
+    sqlx::query_as(&format!(
+        "SELECT {ENTITY_COLUMNS} FROM entities WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(conn)
+    .await
+    .map_err(doing("finding an entity"))
 }
 
 pub async fn entity_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<EntityRow>, DbError> {
-    let row = sqlx::query("SELECT id, name, is_team FROM entities WHERE id = $1")
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-        .map_err(doing("finding an entity"))?;
-    row.map(|r| entity_row(&r))
-        .transpose()
-        .map_err(doing("finding an entity"))
+    sqlx::query_as(&format!(
+        "SELECT {ENTITY_COLUMNS} FROM entities WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map_err(doing("finding an entity"))
 }
 
 pub async fn user_by_name(
@@ -171,24 +176,18 @@ pub async fn user_by_name(
     if name.contains('\0') {
         return Ok(None);
     }
-    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1"))
+    sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1"))
         .bind(name)
         .fetch_optional(conn)
         .await
-        .map_err(doing("finding a user"))?;
-    row.map(|r| user_row(&r))
-        .transpose()
         .map_err(doing("finding a user"))
 }
 
 pub async fn user_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<UserRow>, DbError> {
-    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+    sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
         .bind(id)
         .fetch_optional(conn)
         .await
-        .map_err(doing("finding a user"))?;
-    row.map(|r| user_row(&r))
-        .transpose()
         .map_err(doing("finding a user"))
 }
 
@@ -197,17 +196,14 @@ pub async fn user_by_key_hash(
     conn: &mut AnyConnection,
     hash: &str,
 ) -> Result<Option<UserRow>, DbError> {
-    let row = sqlx::query(&format!(
+    sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS} FROM users JOIN api_keys ON api_keys.user_id = users.id \
          WHERE api_keys.hash = $1"
     ))
     .bind(hash)
     .fetch_optional(conn)
     .await
-    .map_err(doing("checking an API key"))?;
-    row.map(|r| user_row(&r))
-        .transpose()
-        .map_err(doing("checking an API key"))
+    .map_err(doing("checking an API key"))
 }
 
 /// Stores a key (by its hash) for `user`; a hash already stored is left as it is.
@@ -233,14 +229,10 @@ pub async fn add_key(
 
 /// The names of `user`'s keys (never the keys: only hashes are stored).
 pub async fn key_names(conn: &mut AnyConnection, user: i64) -> Result<Vec<(i64, String)>, DbError> {
-    let rows = sqlx::query("SELECT id, name FROM api_keys WHERE user_id = $1 ORDER BY id")
+    sqlx::query_as("SELECT id, name FROM api_keys WHERE user_id = $1 ORDER BY id")
         .bind(user)
         .fetch_all(conn)
         .await
-        .map_err(doing("listing API keys"))?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, sqlx::Error>>()
         .map_err(doing("listing API keys"))
 }
 
@@ -268,20 +260,20 @@ pub async fn user_with_password(
         return Ok(None);
     }
     let sql = format!(
-        "SELECT {USER_COLUMNS}, users.password_hash FROM users \
+        "SELECT {USER_COLUMNS}, users.password_hash AS extra FROM users \
          WHERE name = $1 AND password_hash IS NOT NULL"
     );
     user_and_text(conn, sqlx::query(&sql).bind(name), "checking a password").await
 }
 
-/// The user of a query selecting [`USER_COLUMNS`] and one more text column, and that text.
+/// The user of a query selecting [`USER_COLUMNS`] and a column `extra`, and its text.
 async fn user_and_text<'q>(
     conn: &mut AnyConnection,
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     what: &'static str,
 ) -> Result<Option<(UserRow, String)>, DbError> {
     let row = query.fetch_optional(conn).await.map_err(doing(what))?;
-    row.map(|r| Ok((user_row(&r)?, r.try_get(5)?)))
+    row.map(|r| Ok((UserRow::from_row(&r)?, r.try_get("extra")?)))
         .transpose()
         .map_err(doing(what))
 }
@@ -321,7 +313,7 @@ pub async fn session_user(
     token_hash: &str,
 ) -> Result<Option<(UserRow, String)>, DbError> {
     let sql = format!(
-        "SELECT {USER_COLUMNS}, sessions.csrf FROM users \
+        "SELECT {USER_COLUMNS}, sessions.csrf AS extra FROM users \
          JOIN sessions ON sessions.user_id = users.id \
          WHERE sessions.token_hash = $1 AND sessions.expires_at > $2"
     );
@@ -340,29 +332,23 @@ pub async fn delete_session(conn: &mut AnyConnection, token_hash: &str) -> Resul
 
 /// The entities `user` is a member of, by name.
 pub async fn entities_of(conn: &mut AnyConnection, user: i64) -> Result<Vec<EntityRow>, DbError> {
-    let rows = sqlx::query(
-        "SELECT entities.id, entities.name, entities.is_team FROM entities \
+    sqlx::query_as(&format!(
+        "SELECT {ENTITY_COLUMNS} FROM entities \
          JOIN members ON members.entity_id = entities.id WHERE members.user_id = $1 \
-         ORDER BY entities.name",
-    )
+         ORDER BY entities.name"
+    ))
     .bind(user)
     .fetch_all(conn)
     .await
-    .map_err(doing("listing entities"))?;
-    rows.iter()
-        .map(entity_row)
-        .collect::<Result<_, _>>()
-        .map_err(doing("listing entities"))
+    .map_err(doing("listing entities"))
 }
 
 /// Every entity (what an admin reaches), by name.
 pub async fn all_entities(conn: &mut AnyConnection) -> Result<Vec<EntityRow>, DbError> {
-    let rows = sqlx::query("SELECT id, name, is_team FROM entities ORDER BY name")
-        .fetch_all(conn)
-        .await
-        .map_err(doing("listing entities"))?;
-    rows.iter()
-        .map(entity_row)
-        .collect::<Result<_, _>>()
-        .map_err(doing("listing entities"))
+    sqlx::query_as(&format!(
+        "SELECT {ENTITY_COLUMNS} FROM entities ORDER BY entities.name"
+    ))
+    .fetch_all(conn)
+    .await
+    .map_err(doing("listing entities"))
 }

@@ -5,9 +5,10 @@
 //! the same text), console lines take the latest copy (the client rewrites a line in
 //! place for `\r` progress bars). Each write also raises the run's line counter.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, FromRow, Row};
 
-use super::{DbError, doing, now};
+use super::{DbError, doing, flag, now};
 
 /// Rows per multi-row INSERT: 4 columns × 250 stays far below both engines' parameter caps.
 const ROWS_PER_INSERT: usize = 250;
@@ -125,7 +126,7 @@ pub async fn read_lines(
     from: i64,
     limit: i64,
 ) -> Result<Vec<(i64, String)>, DbError> {
-    let rows = sqlx::query(&format!(
+    let rows: Vec<(i64, String)> = sqlx::query_as(&format!(
         "SELECT line, content FROM {} WHERE run_id = $1 AND line >= $2 ORDER BY line LIMIT $3",
         kind.table()
     ))
@@ -135,7 +136,7 @@ pub async fn read_lines(
     .fetch_all(conn)
     .await
     .map_err(doing("reading lines"))?;
-    numbered(&rows).map_err(doing("reading lines"))
+    Ok(rows)
 }
 
 /// The lines of `run`'s `kind` file containing `needle` (case-insensitive): how many
@@ -166,7 +167,7 @@ pub async fn search_lines(
         .fetch_one(&mut *conn)
         .await
         .map_err(doing("searching lines"))?;
-    let rows = sqlx::query(&format!(
+    let rows: Vec<(i64, String)> = sqlx::query_as(&format!(
         "SELECT line, content {filter} ORDER BY line LIMIT $3 OFFSET $4"
     ))
     .bind(run)
@@ -176,7 +177,7 @@ pub async fn search_lines(
     .fetch_all(conn)
     .await
     .map_err(doing("searching lines"))?;
-    Ok((total, numbered(&rows).map_err(doing("searching lines"))?))
+    Ok((total, rows))
 }
 
 /// The lines of `run`'s `kind` file at offsets in `[from, to)` as one text (see
@@ -191,7 +192,7 @@ pub async fn joined_lines(
 ) -> Result<Option<Joined>, DbError> {
     // No ORDER BY inside the aggregate: it makes both engines sort, which costs more than
     // the read. Each line carries its offset instead, and `Joined::lines` restores order.
-    let row = sqlx::query(&format!(
+    let text: Option<String> = sqlx::query_scalar(&format!(
         "SELECT string_agg(CAST(line AS TEXT) || ' ' || content, $4) FROM {} \
          WHERE run_id = $1 AND line >= $2 AND line < $3",
         kind.table()
@@ -203,7 +204,6 @@ pub async fn joined_lines(
     .fetch_one(conn)
     .await
     .map_err(doing("reading lines"))?;
-    let text: Option<String> = row.try_get(0).map_err(doing("reading lines"))?;
     Ok(text.map(|text| Joined { text }))
 }
 
@@ -270,7 +270,7 @@ pub async fn tail_lines(
     kind: LineKind,
     n: i64,
 ) -> Result<Vec<(i64, String)>, DbError> {
-    let rows = sqlx::query(&format!(
+    let rows: Vec<(i64, String)> = sqlx::query_as(&format!(
         "SELECT line, content FROM {} WHERE run_id = $1 ORDER BY line DESC LIMIT $2",
         kind.table()
     ))
@@ -279,7 +279,7 @@ pub async fn tail_lines(
     .fetch_all(conn)
     .await
     .map_err(doing("reading lines"))?;
-    let mut lines = numbered(&rows).map_err(doing("reading lines"))?;
+    let mut lines = rows;
     lines.reverse();
     Ok(lines)
 }
@@ -299,7 +299,7 @@ pub async fn lines_at(
             kind.table(),
             placeholders.join(",")
         );
-        let mut query = sqlx::query(&sql).bind(run);
+        let mut query = sqlx::query_as::<_, (i64, String)>(&sql).bind(run);
         for line in chunk {
             query = query.bind(*line);
         }
@@ -307,15 +307,9 @@ pub async fn lines_at(
             .fetch_all(&mut *conn)
             .await
             .map_err(doing("reading lines"))?;
-        out.extend(numbered(&rows).map_err(doing("reading lines"))?);
+        out.extend(rows);
     }
     Ok(out)
-}
-
-fn numbered(rows: &[sqlx::any::AnyRow]) -> Result<Vec<(i64, String)>, sqlx::Error> {
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
 }
 
 /// History lines whose `_step` lies in `[min_step, max_step)`, by step, at most `limit`.
@@ -326,7 +320,7 @@ pub async fn history_steps(
     max_step: i64,
     limit: i64,
 ) -> Result<Vec<(i64, String)>, DbError> {
-    let rows = sqlx::query(
+    let rows: Vec<(i64, String)> = sqlx::query_as(
         "SELECT step, content FROM history WHERE run_id = $1 AND step >= $2 AND step < $3 \
          ORDER BY step, line LIMIT $4",
     )
@@ -337,7 +331,7 @@ pub async fn history_steps(
     .fetch_all(conn)
     .await
     .map_err(doing("reading history"))?;
-    numbered(&rows).map_err(doing("reading history"))
+    Ok(rows)
 }
 
 /// The smallest and largest `_step` of `run`'s history.
@@ -345,13 +339,12 @@ pub async fn step_bounds(
     conn: &mut AnyConnection,
     run: i64,
 ) -> Result<Option<(i64, i64)>, DbError> {
-    let row = sqlx::query("SELECT MIN(step), MAX(step) FROM history WHERE run_id = $1")
-        .bind(run)
-        .fetch_one(conn)
-        .await
-        .map_err(doing("reading history"))?;
-    let min: Option<i64> = row.try_get(0).map_err(doing("reading history"))?;
-    let max: Option<i64> = row.try_get(1).map_err(doing("reading history"))?;
+    let (min, max): (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT MIN(step), MAX(step) FROM history WHERE run_id = $1")
+            .bind(run)
+            .fetch_one(conn)
+            .await
+            .map_err(doing("reading history"))?;
     Ok(min.zip(max))
 }
 
@@ -363,6 +356,18 @@ pub struct FileRow {
     pub md5: Option<String>,
     pub uploaded: bool,
     pub updated_at: String,
+}
+
+impl FromRow<'_, AnyRow> for FileRow {
+    fn from_row(row: &AnyRow) -> Result<FileRow, sqlx::Error> {
+        Ok(FileRow {
+            name: row.try_get("name")?,
+            size: row.try_get("size")?,
+            md5: row.try_get("md5")?,
+            uploaded: flag(row, "uploaded")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
 }
 
 /// Records that `name` is about to be uploaded for `run` (no-op when known).
@@ -406,26 +411,14 @@ pub async fn file_stored(
 
 /// The files of `run`, by name.
 pub async fn files(conn: &mut AnyConnection, run: i64) -> Result<Vec<FileRow>, DbError> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT name, size, md5, uploaded, updated_at FROM run_files WHERE run_id = $1 \
          ORDER BY name",
     )
     .bind(run)
     .fetch_all(conn)
     .await
-    .map_err(doing("listing files"))?;
-    rows.iter()
-        .map(|r| {
-            Ok(FileRow {
-                name: r.try_get(0)?,
-                size: r.try_get(1)?,
-                md5: r.try_get(2)?,
-                uploaded: r.try_get::<i64, _>(3)? != 0,
-                updated_at: r.try_get(4)?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(doing("listing files"))
+    .map_err(doing("listing files"))
 }
 
 /// Records a run's exit code (the filestream's `complete` marker); a stop asked of the run

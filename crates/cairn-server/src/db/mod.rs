@@ -5,6 +5,12 @@
 //! both backends; the schema text in `schema.sql` differs only in its auto-numbered key.
 //! Migrations run when the database is opened ([`Db::connect`]).
 //!
+//! Rows are read by column name: each row type implements `sqlx::FromRow` for the `Any`
+//! row, and its module's `SELECT` lists name every column with `AS` (joins repeat names
+//! such as `id`). The derive is not used: it needs sqlx's macro crates, which build a
+//! second SQLite and PostgreSQL driver for the host, and it cannot read the schema's
+//! integer flags as `bool` ([`flag`]).
+//!
 //! Writes go through [`Db::write`], a transaction. On SQLite, writers also take an
 //! in-process lock first: SQLite allows one writer at a time, and a deferred transaction
 //! that finds the database busy when it upgrades to a write fails instead of waiting.
@@ -61,6 +67,13 @@ pub enum DbError {
 /// Tags a `sqlx` error with what was being done (`.map_err(doing("..."))`).
 pub(crate) fn doing(doing: &'static str) -> impl FnOnce(sqlx::Error) -> DbError {
     move |source| DbError::Query { doing, source }
+}
+
+/// A 0/1 `INTEGER` column as a `bool`. The schema stores flags as integers (SQLite has no
+/// boolean type), and the `Any` driver decodes `bool` only from a boolean column.
+pub(crate) fn flag(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    use sqlx::Row as _;
+    Ok(row.try_get::<i64, _>(column)? != 0)
 }
 
 /// Which SQL engine is behind the pool.

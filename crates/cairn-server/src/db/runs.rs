@@ -1,9 +1,10 @@
 //! Projects and runs: lookup, upsert with W&B's "null means unchanged", stop requests and
 //! deletion.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, FromRow, Row};
 
-use super::{DbError, doing, now};
+use super::{DbError, doing, flag, now};
 
 /// A project, with its entity's name.
 #[derive(Clone, Debug)]
@@ -122,61 +123,71 @@ impl RunFields {
     }
 }
 
-const PROJECT_SELECT: &str = "SELECT projects.id, projects.entity_id, entities.name, projects.name, \
-     projects.description, projects.created_at \
+const PROJECT_SELECT: &str = "SELECT projects.id AS id, projects.entity_id AS entity_id, \
+     entities.name AS entity_name, projects.name AS name, projects.description AS description, \
+     projects.created_at AS created_at \
      FROM projects JOIN entities ON entities.id = projects.entity_id";
 
-pub(crate) const RUN_SELECT: &str = "SELECT runs.id, runs.project_id, projects.name, entities.name, \
-     runs.name, runs.user_id, runs.display_name, runs.description, runs.notes, runs.group_name, \
-     runs.job_type, runs.tags, runs.config, runs.summary, runs.host, runs.program, \
-     runs.git_commit, runs.git_repo, runs.sweep, runs.state, runs.exitcode, runs.stop_requested, \
-     runs.history_lines, runs.events_lines, runs.log_lines, runs.created_at, runs.updated_at, \
-     runs.heartbeat_at \
+impl FromRow<'_, AnyRow> for ProjectRow {
+    fn from_row(row: &AnyRow) -> Result<ProjectRow, sqlx::Error> {
+        Ok(ProjectRow {
+            id: row.try_get("id")?,
+            entity_id: row.try_get("entity_id")?,
+            entity_name: row.try_get("entity_name")?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}
+
+const RUN_SELECT: &str = "SELECT runs.id AS id, runs.project_id AS project_id, \
+     projects.name AS project_name, entities.name AS entity_name, runs.name AS name, \
+     runs.user_id AS user_id, runs.display_name AS display_name, \
+     runs.description AS description, runs.notes AS notes, runs.group_name AS group_name, \
+     runs.job_type AS job_type, runs.tags AS tags, runs.config AS config, \
+     runs.summary AS summary, runs.host AS host, runs.program AS program, \
+     runs.git_commit AS git_commit, runs.git_repo AS git_repo, runs.sweep AS sweep, \
+     runs.state AS state, runs.exitcode AS exitcode, runs.stop_requested AS stop_requested, \
+     runs.history_lines AS history_lines, runs.events_lines AS events_lines, \
+     runs.log_lines AS log_lines, runs.created_at AS created_at, \
+     runs.updated_at AS updated_at, runs.heartbeat_at AS heartbeat_at \
      FROM runs JOIN projects ON projects.id = runs.project_id \
      JOIN entities ON entities.id = projects.entity_id";
 
-fn project_row(row: &sqlx::any::AnyRow) -> Result<ProjectRow, sqlx::Error> {
-    Ok(ProjectRow {
-        id: row.try_get(0)?,
-        entity_id: row.try_get(1)?,
-        entity_name: row.try_get(2)?,
-        name: row.try_get(3)?,
-        description: row.try_get(4)?,
-        created_at: row.try_get(5)?,
-    })
-}
-
-pub(crate) fn run_row(row: &sqlx::any::AnyRow) -> Result<RunRow, sqlx::Error> {
-    Ok(RunRow {
-        id: row.try_get(0)?,
-        project_id: row.try_get(1)?,
-        project_name: row.try_get(2)?,
-        entity_name: row.try_get(3)?,
-        name: row.try_get(4)?,
-        user_id: row.try_get(5)?,
-        display_name: row.try_get(6)?,
-        description: row.try_get(7)?,
-        notes: row.try_get(8)?,
-        group_name: row.try_get(9)?,
-        job_type: row.try_get(10)?,
-        tags: row.try_get(11)?,
-        config: row.try_get(12)?,
-        summary: row.try_get(13)?,
-        host: row.try_get(14)?,
-        program: row.try_get(15)?,
-        git_commit: row.try_get(16)?,
-        git_repo: row.try_get(17)?,
-        sweep: row.try_get(18)?,
-        state: row.try_get(19)?,
-        exitcode: row.try_get(20)?,
-        stop_requested: row.try_get::<i64, _>(21)? != 0,
-        history_lines: row.try_get(22)?,
-        events_lines: row.try_get(23)?,
-        log_lines: row.try_get(24)?,
-        created_at: row.try_get(25)?,
-        updated_at: row.try_get(26)?,
-        heartbeat_at: row.try_get(27)?,
-    })
+impl FromRow<'_, AnyRow> for RunRow {
+    fn from_row(row: &AnyRow) -> Result<RunRow, sqlx::Error> {
+        Ok(RunRow {
+            id: row.try_get("id")?,
+            project_id: row.try_get("project_id")?,
+            project_name: row.try_get("project_name")?,
+            entity_name: row.try_get("entity_name")?,
+            name: row.try_get("name")?,
+            user_id: row.try_get("user_id")?,
+            display_name: row.try_get("display_name")?,
+            description: row.try_get("description")?,
+            notes: row.try_get("notes")?,
+            group_name: row.try_get("group_name")?,
+            job_type: row.try_get("job_type")?,
+            tags: row.try_get("tags")?,
+            config: row.try_get("config")?,
+            summary: row.try_get("summary")?,
+            host: row.try_get("host")?,
+            program: row.try_get("program")?,
+            git_commit: row.try_get("git_commit")?,
+            git_repo: row.try_get("git_repo")?,
+            sweep: row.try_get("sweep")?,
+            state: row.try_get("state")?,
+            exitcode: row.try_get("exitcode")?,
+            stop_requested: flag(row, "stop_requested")?,
+            history_lines: row.try_get("history_lines")?,
+            events_lines: row.try_get("events_lines")?,
+            log_lines: row.try_get("log_lines")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            heartbeat_at: row.try_get("heartbeat_at")?,
+        })
+    }
 }
 
 pub async fn project(
@@ -187,30 +198,24 @@ pub async fn project(
     if name.contains('\0') {
         return Ok(None);
     }
-    let row = sqlx::query(&format!(
+    sqlx::query_as(&format!(
         "{PROJECT_SELECT} WHERE projects.entity_id = $1 AND projects.name = $2"
     ))
     .bind(entity)
     .bind(name)
     .fetch_optional(conn)
     .await
-    .map_err(doing("finding a project"))?;
-    row.map(|r| project_row(&r))
-        .transpose()
-        .map_err(doing("finding a project"))
+    .map_err(doing("finding a project"))
 }
 
 pub async fn project_by_id(
     conn: &mut AnyConnection,
     id: i64,
 ) -> Result<Option<ProjectRow>, DbError> {
-    let row = sqlx::query(&format!("{PROJECT_SELECT} WHERE projects.id = $1"))
+    sqlx::query_as(&format!("{PROJECT_SELECT} WHERE projects.id = $1"))
         .bind(id)
         .fetch_optional(conn)
         .await
-        .map_err(doing("finding a project"))?;
-    row.map(|r| project_row(&r))
-        .transpose()
         .map_err(doing("finding a project"))
 }
 
@@ -241,32 +246,24 @@ pub async fn projects_of(
     conn: &mut AnyConnection,
     entity: i64,
 ) -> Result<Vec<ProjectRow>, DbError> {
-    let rows = sqlx::query(&format!(
+    sqlx::query_as(&format!(
         "{PROJECT_SELECT} WHERE projects.entity_id = $1 ORDER BY projects.id"
     ))
     .bind(entity)
     .fetch_all(conn)
     .await
-    .map_err(doing("listing projects"))?;
-    rows.iter()
-        .map(project_row)
-        .collect::<Result<_, _>>()
-        .map_err(doing("listing projects"))
+    .map_err(doing("listing projects"))
 }
 
 /// Every run of `project`, oldest first.
 pub async fn runs_of(conn: &mut AnyConnection, project: i64) -> Result<Vec<RunRow>, DbError> {
-    let rows = sqlx::query(&format!(
+    sqlx::query_as(&format!(
         "{RUN_SELECT} WHERE runs.project_id = $1 ORDER BY runs.id"
     ))
     .bind(project)
     .fetch_all(conn)
     .await
-    .map_err(doing("listing runs"))?;
-    rows.iter()
-        .map(run_row)
-        .collect::<Result<_, _>>()
-        .map_err(doing("listing runs"))
+    .map_err(doing("listing runs"))
 }
 
 /// How many runs `project` has, and when the newest was created.
@@ -274,15 +271,11 @@ pub async fn run_stats(
     conn: &mut AnyConnection,
     project: i64,
 ) -> Result<(i64, Option<String>), DbError> {
-    let row = sqlx::query("SELECT COUNT(*), MAX(created_at) FROM runs WHERE project_id = $1")
+    sqlx::query_as("SELECT COUNT(*), MAX(created_at) FROM runs WHERE project_id = $1")
         .bind(project)
         .fetch_one(conn)
         .await
-        .map_err(doing("counting runs"))?;
-    Ok((
-        row.try_get(0).map_err(doing("counting runs"))?,
-        row.try_get(1).map_err(doing("counting runs"))?,
-    ))
+        .map_err(doing("counting runs"))
 }
 
 pub async fn run_by_name(
@@ -293,27 +286,21 @@ pub async fn run_by_name(
     if name.contains('\0') {
         return Ok(None);
     }
-    let row = sqlx::query(&format!(
+    sqlx::query_as(&format!(
         "{RUN_SELECT} WHERE runs.project_id = $1 AND runs.name = $2"
     ))
     .bind(project)
     .bind(name)
     .fetch_optional(conn)
     .await
-    .map_err(doing("finding a run"))?;
-    row.map(|r| run_row(&r))
-        .transpose()
-        .map_err(doing("finding a run"))
+    .map_err(doing("finding a run"))
 }
 
 pub async fn run_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<RunRow>, DbError> {
-    let row = sqlx::query(&format!("{RUN_SELECT} WHERE runs.id = $1"))
+    sqlx::query_as(&format!("{RUN_SELECT} WHERE runs.id = $1"))
         .bind(id)
         .fetch_optional(conn)
         .await
-        .map_err(doing("finding a run"))?;
-    row.map(|r| run_row(&r))
-        .transpose()
         .map_err(doing("finding a run"))
 }
 

@@ -154,13 +154,16 @@ pub(super) async fn project_artifact(
 ) -> Result<Option<ArtifactRow>, ApiError> {
     let mut conn = session(ctx).app.db.conn().await?;
     let (collection, alias) = split_name(name);
-    let Some(collection) = db::artifacts::collection(&mut conn, project.id, collection).await?
+    let Some(collection) =
+        db::artifacts::collections::collection(&mut conn, project.id, collection).await?
     else {
         return Ok(None);
     };
-    Ok(db::artifacts::resolve(&mut conn, collection.id, alias)
-        .await?
-        .filter(|a| a.state == "COMMITTED"))
+    Ok(
+        db::artifacts::versions::resolve(&mut conn, collection.id, alias)
+            .await?
+            .filter(|a| a.state == "COMMITTED"),
+    )
 }
 
 /// The collection `name` of `project` (whose entity the caller has checked).
@@ -170,7 +173,7 @@ pub(super) async fn project_collection(
     name: &str,
 ) -> Result<Option<CollectionRow>, ApiError> {
     let mut conn = session(ctx).app.db.conn().await?;
-    Ok(db::artifacts::collection(&mut conn, project.id, name).await?)
+    Ok(db::artifacts::collections::collection(&mut conn, project.id, name).await?)
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ impl Artifact {
     async fn used_by(&self, ctx: &Context<'_>) -> Result<RunUsageConnection> {
         let mut conn = session(ctx).app.db.conn().await?;
         let mut edges = Vec::new();
-        for id in db::artifacts::users_of(&mut conn, self.0.id).await? {
+        for id in db::artifacts::lineage::users_of(&mut conn, self.0.id).await? {
             if let Some(run) = db::runs::run_by_id(&mut conn, id).await? {
                 edges.push(RunUsageEdge { node: Run(run) });
             }
@@ -263,9 +263,11 @@ impl ArtifactSequence {
     /// The newest committed version.
     async fn latest_artifact(&self, ctx: &Context<'_>) -> Result<Option<Artifact>> {
         let mut conn = session(ctx).app.db.conn().await?;
-        Ok(db::artifacts::latest_committed(&mut conn, self.0.id)
-            .await?
-            .map(Artifact))
+        Ok(
+            db::artifacts::versions::latest_committed(&mut conn, self.0.id)
+                .await?
+                .map(Artifact),
+        )
     }
     /// The version an alias or `vN` names.
     async fn artifact_membership(
@@ -275,9 +277,11 @@ impl ArtifactSequence {
     ) -> Result<Option<Membership>> {
         let mut conn = session(ctx).app.db.conn().await?;
         let alias = alias_name.unwrap_or_else(|| "latest".to_owned());
-        Ok(db::artifacts::resolve(&mut conn, self.0.id, &alias)
-            .await?
-            .map(Membership))
+        Ok(
+            db::artifacts::versions::resolve(&mut conn, self.0.id, &alias)
+                .await?
+                .map(Membership),
+        )
     }
     /// The committed versions, oldest first (`filters`/`order` are accepted; only committed
     /// versions are ever listed).
@@ -291,7 +295,7 @@ impl ArtifactSequence {
     ) -> Result<VersionConnection> {
         let _ = (order, filters);
         let mut conn = session(ctx).app.db.conn().await?;
-        let versions = db::artifacts::versions(&mut conn, self.0.id).await?;
+        let versions = db::artifacts::versions::committed(&mut conn, self.0.id).await?;
         Ok(version_page(versions, after.as_deref(), first))
     }
     async fn aliases(
@@ -301,10 +305,10 @@ impl ArtifactSequence {
         first: Option<i32>,
     ) -> Result<AliasConnection> {
         let mut conn = session(ctx).app.db.conn().await?;
-        let versions = db::artifacts::versions(&mut conn, self.0.id).await?;
+        let versions = db::artifacts::versions::committed(&mut conn, self.0.id).await?;
         let mut all = Vec::new();
         for version in &versions {
-            for alias in db::artifacts::aliases_of(&mut conn, version.id).await? {
+            for alias in db::artifacts::aliases::aliases_of(&mut conn, version.id).await? {
                 all.push(ArtifactAlias::new(&self.0, version.id, alias));
             }
         }
@@ -392,7 +396,7 @@ pub(super) struct AliasConnection {
 
 async fn aliases(ctx: &Context<'_>, artifact: &ArtifactRow) -> Result<Vec<ArtifactAlias>> {
     let mut conn = session(ctx).app.db.conn().await?;
-    Ok(db::artifacts::aliases_of(&mut conn, artifact.id)
+    Ok(db::artifacts::aliases::aliases_of(&mut conn, artifact.id)
         .await?
         .into_iter()
         .map(|alias| ArtifactAlias::new(&artifact.collection, artifact.id, alias))
@@ -422,7 +426,7 @@ impl ArtifactType {
         project: i64,
     ) -> Result<Vec<ArtifactType>, ApiError> {
         let mut types: Vec<ArtifactType> = Vec::new();
-        for collection in db::artifacts::collections_of(conn, project).await? {
+        for collection in db::artifacts::collections::collections_of(conn, project).await? {
             if !types.iter().any(|t| t.name == collection.type_name) {
                 types.push(ArtifactType::of(&collection));
             }
@@ -436,7 +440,7 @@ impl ArtifactType {
 
     async fn collections(&self, ctx: &Context<'_>) -> Result<Vec<CollectionRow>, ApiError> {
         let mut conn = session(ctx).app.db.conn().await?;
-        let mut all = db::artifacts::collections_of(&mut conn, self.project).await?;
+        let mut all = db::artifacts::collections::collections_of(&mut conn, self.project).await?;
         all.retain(|c| c.type_name == self.name);
         Ok(all)
     }
@@ -595,7 +599,8 @@ async fn file_page(
                 ))
                 .into());
             }
-            let named = db::artifacts::entries_named(&mut conn, artifact.id, &names).await?;
+            let named =
+                db::artifacts::entries::entries_named(&mut conn, artifact.id, &names).await?;
             let total = i64::try_from(named.len()).unwrap_or(i64::MAX);
             let page = named
                 .into_iter()
@@ -605,8 +610,8 @@ async fn file_page(
             (page, total)
         }
         None => (
-            db::artifacts::entries(&mut conn, artifact.id, start, size).await?,
-            db::artifacts::entry_count(&mut conn, artifact.id).await?,
+            db::artifacts::entries::entries(&mut conn, artifact.id, start, size).await?,
+            db::artifacts::entries::entry_count(&mut conn, artifact.id).await?,
         ),
     };
     let edges: Vec<FileEdge> = rows

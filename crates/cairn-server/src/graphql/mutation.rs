@@ -224,7 +224,7 @@ impl RunMutation {
         let mut tx = s.app.db.write().await?;
         let run = run_by_storage_id(tx.conn(), &s.viewer, &input.id).await?;
         if input.delete_artifacts == Some(true) {
-            db::artifacts::delete_outputs_of(tx.conn(), run.id).await?;
+            db::artifacts::lineage::delete_outputs_of(tx.conn(), run.id).await?;
         }
         db::runs::delete_run(tx.conn(), run.id).await?;
         tx.commit().await?;

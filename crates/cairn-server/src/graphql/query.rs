@@ -83,7 +83,8 @@ impl Query {
             return Ok(None);
         };
         let mut conn = session(ctx).app.db.conn().await?;
-        let Some(collection) = db::artifacts::collection_by_id(&mut conn, id).await? else {
+        let Some(collection) = db::artifacts::collections::collection_by_id(&mut conn, id).await?
+        else {
             return Ok(None);
         };
         args::check_entity(ctx, &mut conn, collection.entity_id).await?;
@@ -99,15 +100,18 @@ impl Query {
         #[graphql(name = "clientID")] client_id: ID,
     ) -> Result<Option<ClientIdMapping>> {
         let mut conn = session(ctx).app.db.conn().await?;
-        let (entity, server_id) = match db::artifacts::artifact_by_client_id(&mut conn, &client_id)
-            .await?
-        {
-            Some(a) => (a.collection.entity_id, encode_id("Artifact", a.id)),
-            None => match db::artifacts::collection_by_client_id(&mut conn, &client_id).await? {
-                Some(c) => (c.entity_id, encode_id("ArtifactSequence", c.id)),
-                None => return Ok(None),
-            },
-        };
+        let (entity, server_id) =
+            match db::artifacts::versions::artifact_by_client_id(&mut conn, &client_id).await? {
+                Some(a) => (a.collection.entity_id, encode_id("Artifact", a.id)),
+                None => {
+                    match db::artifacts::collections::collection_by_client_id(&mut conn, &client_id)
+                        .await?
+                    {
+                        Some(c) => (c.entity_id, encode_id("ArtifactSequence", c.id)),
+                        None => return Ok(None),
+                    }
+                }
+            };
         args::check_entity(ctx, &mut conn, entity).await?;
         Ok(Some(ClientIdMapping { server_id }))
     }

@@ -315,7 +315,7 @@ impl Run {
         first: Option<i32>,
     ) -> Result<artifacts::VersionConnection> {
         let mut conn = session(ctx).app.db.conn().await?;
-        let versions = db::artifacts::outputs_of(&mut conn, self.0.id).await?;
+        let versions = db::artifacts::lineage::outputs_of(&mut conn, self.0.id).await?;
         Ok(artifacts::version_page(versions, after.as_deref(), first))
     }
     /// The artifact versions this run used.
@@ -326,7 +326,7 @@ impl Run {
         first: Option<i32>,
     ) -> Result<artifacts::VersionConnection> {
         let mut conn = session(ctx).app.db.conn().await?;
-        let versions = db::artifacts::inputs_of(&mut conn, self.0.id).await?;
+        let versions = db::artifacts::lineage::inputs_of(&mut conn, self.0.id).await?;
         Ok(artifacts::version_page(versions, after.as_deref(), first))
     }
 }

@@ -297,7 +297,7 @@ impl Project {
     ) -> Result<artifacts::CollectionConnection> {
         let _ = (filters, order);
         let mut conn = session(ctx).app.db.conn().await?;
-        let all = db::artifacts::collections_of(&mut conn, self.0.id).await?;
+        let all = db::artifacts::collections::collections_of(&mut conn, self.0.id).await?;
         Ok(artifacts::collection_page(all, after.as_deref(), first))
     }
     async fn artifact_type(

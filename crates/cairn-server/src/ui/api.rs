@@ -207,8 +207,8 @@ pub(super) async fn run(
     let users = user_names(&mut conn, std::slice::from_ref(&row)).await?;
     let mut out = run_json(&row, &users);
     let files = db::lines::files(&mut conn, row.id).await?;
-    let outputs = db::artifacts::outputs_of(&mut conn, row.id).await?;
-    let inputs = db::artifacts::inputs_of(&mut conn, row.id).await?;
+    let outputs = db::artifacts::lineage::outputs_of(&mut conn, row.id).await?;
+    let inputs = db::artifacts::lineage::inputs_of(&mut conn, row.id).await?;
     let mut output_refs = Vec::new();
     for a in &outputs {
         output_refs.push(artifact_ref(&mut conn, a).await?);
@@ -288,7 +288,7 @@ pub(super) async fn run(
 }
 
 async fn artifact_ref(conn: &mut Conn, a: &ArtifactRow) -> UiResult<Value> {
-    let aliases = db::artifacts::aliases_of(conn, a.id).await?;
+    let aliases = db::artifacts::aliases::aliases_of(conn, a.id).await?;
     let version = a.version_index.map(|v| format!("v{v}"));
     Ok(json!({
         "id": a.id.to_string(),
@@ -543,9 +543,9 @@ pub(super) async fn artifacts(
     let mut conn = app.db.conn().await?;
     let project = project_of(&mut conn, &viewer, &entity, &project).await?;
     let mut out = Vec::new();
-    for collection in db::artifacts::collections_of(&mut conn, project.id).await? {
+    for collection in db::artifacts::collections::collections_of(&mut conn, project.id).await? {
         let mut versions = Vec::new();
-        for a in db::artifacts::versions(&mut conn, collection.id).await? {
+        for a in db::artifacts::versions::committed(&mut conn, collection.id).await? {
             if a.state != "COMMITTED" {
                 continue;
             }
@@ -565,13 +565,13 @@ pub(super) async fn artifacts(
 }
 
 async fn version_json(conn: &mut Conn, a: &ArtifactRow) -> UiResult<Value> {
-    let aliases = db::artifacts::aliases_of(conn, a.id).await?;
+    let aliases = db::artifacts::aliases::aliases_of(conn, a.id).await?;
     let created_by = match a.run_id {
         Some(run) => db::runs::run_by_id(conn, run).await?.map(|r| r.name),
         None => None,
     };
     let mut used_by = Vec::new();
-    for run in db::artifacts::users_of(conn, a.id).await? {
+    for run in db::artifacts::lineage::users_of(conn, a.id).await? {
         if let Some(r) = db::runs::run_by_id(conn, run).await? {
             used_by.push(r.name);
         }
@@ -600,7 +600,7 @@ pub(super) async fn artifact(
     let not_found = || not_found(format!("artifact {id}"));
     let id_num: i64 = id.parse().map_err(|_| not_found())?;
     let mut conn = app.db.conn().await?;
-    let a = db::artifacts::artifact_by_id(&mut conn, id_num)
+    let a = db::artifacts::versions::artifact_by_id(&mut conn, id_num)
         .await?
         .filter(|a| a.state == "COMMITTED")
         .ok_or_else(not_found)?;
@@ -611,7 +611,7 @@ pub(super) async fn artifact(
         return Err(UiError(auth::forbidden(&entity.name)));
     }
     let mut out = version_json(&mut conn, &a).await?;
-    let entries = db::artifacts::entries(&mut conn, a.id, 0, 10_000).await?;
+    let entries = db::artifacts::entries::entries(&mut conn, a.id, 0, 10_000).await?;
     let base = app.base_url(&headers);
     let files: Vec<Value> = entries
         .iter()

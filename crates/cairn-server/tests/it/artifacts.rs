@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::support::artifacts::{Save, b64_md5, resolve, version, versions};
 use crate::support::sdk::document;
-use crate::support::{ADMIN_KEY, TestApp, error_message};
+use crate::support::{ADMIN_KEY, TestApp};
 
 /// Versions are numbered v0, v1, … in commit order, and `latest` moves to the newest.
 #[tokio::test]
@@ -50,13 +50,13 @@ async fn same_content_is_the_same_version() {
     assert_eq!(versions(&app, &save).await.len(), 1);
 
     // Committed versions take no more files.
-    let answer = app
-        .graphql(
+    let message = app
+        .graphql_error(
             document("CreateArtifactFiles"),
             save.files_input(&first.id, ""),
         )
         .await;
-    assert!(error_message(&answer).contains("COMMITTED"), "{answer}");
+    assert!(message.contains("COMMITTED"), "{message}");
 
     // Bytes the entity stores already are not uploaded again: a new version naming them
     // gets no upload URL, and learns which version first stored them.
@@ -146,13 +146,13 @@ async fn latest_cannot_be_removed_by_hand() {
     let app = TestApp::new().await;
     let v0 = Save::new("ds").file("a.txt", b"one").save(&app).await;
     let save = Save::new("ds");
-    let answer = app
-        .graphql(
+    let message = app
+        .graphql_error(
             document("DeleteAliases"),
             json!({ "input": { "artifactID": v0.id, "aliases": save.alias_inputs(&["latest"]) } }),
         )
         .await;
-    assert!(error_message(&answer).contains("latest"), "{answer}");
+    assert!(message.contains("latest"), "{message}");
     assert_eq!(
         version(&app, ADMIN_KEY, &v0.id).await["aliases"][0]["alias"],
         "latest"
@@ -171,10 +171,9 @@ async fn deletion_keeps_latest_and_numbers() {
     let delete = |id: &str, delete_aliases: bool| json!({ "input": { "artifactID": id, "deleteAliases": delete_aliases } });
 
     // v2 holds `latest`: refused without deleteAliases, and nothing changes.
-    let answer = app
-        .graphql(document("DeleteArtifact"), delete(&v2.id, false))
+    let message = app
+        .graphql_error(document("DeleteArtifact"), delete(&v2.id, false))
         .await;
-    let message = error_message(&answer);
     assert!(message.contains("alias"), "{message}");
     assert_eq!(versions(&app, &save).await.len(), 3);
 
@@ -231,14 +230,8 @@ async fn multipart_uploads_resume_and_join() {
         .to_owned();
     let parts = node["uploadMultipartUrls"]["uploadUrlParts"].clone();
     assert_eq!(parts[0]["storedHexMD5"], Value::Null);
-    let put = app
-        .request_url(
-            Method::PUT,
-            parts[0]["uploadUrl"].as_str().unwrap(),
-            one.to_vec(),
-        )
+    app.upload(parts[0]["uploadUrl"].as_str().unwrap(), one.to_vec())
         .await;
-    assert_eq!(put.status, StatusCode::OK);
 
     // Cut off; announced again: the same upload, part 1 already stored.
     let again = app.graphql_ok(query, announce).await;
@@ -255,32 +248,23 @@ async fn multipart_uploads_resume_and_join() {
     };
     let both =
         json!([{ "partNumber": 1, "hexMD5": hex(one) }, { "partNumber": 2, "hexMD5": hex(two) }]);
-    let answer = app
-        .graphql(
+    let message = app
+        .graphql_error(
             document("CompleteMultipartUploadArtifact"),
             complete(both.clone()),
         )
         .await;
-    assert!(
-        error_message(&answer).contains("never uploaded"),
-        "{answer}"
-    );
+    assert!(message.contains("never uploaded"), "{message}");
 
-    let put = app
-        .request_url(
-            Method::PUT,
-            parts[1]["uploadUrl"].as_str().unwrap(),
-            two.to_vec(),
-        )
+    app.upload(parts[1]["uploadUrl"].as_str().unwrap(), two.to_vec())
         .await;
-    assert_eq!(put.status, StatusCode::OK);
-    let answer = app
-        .graphql(
+    let message = app
+        .graphql_error(
             document("CompleteMultipartUploadArtifact"),
             complete(json!([{ "partNumber": 1, "hexMD5": hex(one) }])),
         )
         .await;
-    assert!(error_message(&answer).contains("parts 1..=2"), "{answer}");
+    assert!(message.contains("parts 1..=2"), "{message}");
     let data = app
         .graphql_ok(
             document("CompleteMultipartUploadArtifact"),
@@ -292,10 +276,10 @@ async fn multipart_uploads_resume_and_join() {
         b64_md5(&whole).as_str()
     );
     // The upload is over.
-    let answer = app
-        .graphql(document("CompleteMultipartUploadArtifact"), complete(both))
+    let message = app
+        .graphql_error(document("CompleteMultipartUploadArtifact"), complete(both))
         .await;
-    assert!(error_message(&answer).contains("not found"), "{answer}");
+    assert!(message.contains("not found"), "{message}");
 
     let saved = save.commit(&app, id).await;
     assert_eq!(saved.version_index, 0);
@@ -323,24 +307,14 @@ async fn uploads_must_match_their_announced_md5() {
     let manifest_url = manifest["file"]["uploadUrl"].as_str().unwrap();
     let body = json!({ "version": 1, "contents": {
         "a.txt": { "digest": b64_md5(b"one"), "size": 3 } } });
-    let put = app
-        .request_url(
-            Method::PUT,
-            manifest_url,
-            serde_json::to_vec(&body).unwrap(),
-        )
+    app.upload(manifest_url, serde_json::to_vec(&body).unwrap())
         .await;
-    assert_eq!(put.status, StatusCode::OK);
-    let answer = app
-        .graphql(document("CommitArtifact"), json!({ "artifactID": id }))
+    let message = app
+        .graphql_error(document("CommitArtifact"), json!({ "artifactID": id }))
         .await;
-    assert!(
-        error_message(&answer).contains("never uploaded"),
-        "{answer}"
-    );
+    assert!(message.contains("never uploaded"), "{message}");
     assert_eq!(version(&app, ADMIN_KEY, &id).await["state"], "PENDING");
 
-    let put = app.request_url(Method::PUT, &url, b"one".to_vec()).await;
-    assert_eq!(put.status, StatusCode::OK);
+    app.upload(&url, b"one".to_vec()).await;
     assert_eq!(save.commit(&app, id).await.version_index, 0);
 }

@@ -7,9 +7,22 @@ use serde_json::json;
 
 use crate::support::artifacts::Save;
 use crate::support::sdk::{chunk, document, file_stream, upsert_run};
-use crate::support::{BASE_URL, TestApp, error_message};
+use crate::support::{BASE_URL, TestApp};
 
 const WRONG_KEY: &str = "local-wrongwrongwrongwrongwrongwrongwrongwrong";
+
+/// How many history lines admin's run `admin/proj/r1` holds.
+async fn admin_history_lines(app: &TestApp) -> i64 {
+    let data = app
+        .graphql_ok(
+            "{ project(name: \"proj\", entityName: \"admin\") { run(name: \"r1\") { historyLineCount } } }",
+            json!({}),
+        )
+        .await;
+    data["project"]["run"]["historyLineCount"]
+        .as_i64()
+        .expect("a count")
+}
 
 /// No key, or a key the server does not know: 401 on GraphQL, the filestream and the UI's
 /// API, and nothing is written.
@@ -44,13 +57,7 @@ async fn requests_without_a_valid_key_are_401() {
             );
         }
     }
-    let data = app
-        .graphql_ok(
-            "{ project(name: \"proj\", entityName: \"admin\") { run(name: \"r1\") { historyLineCount } } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(data["project"]["run"]["historyLineCount"], 0);
+    assert_eq!(admin_history_lines(&app).await, 0);
 }
 
 /// A user reaches their own entity, not another user's: reads and writes through GraphQL,
@@ -72,7 +79,10 @@ async fn another_users_project_is_out_of_reach() {
         .await;
     assert_eq!(data["upsertBucket"]["inserted"], true);
 
-    // Reads of admin's project, run and artifact.
+    // Reads of admin's project, entity and artifact; writes of a run, an artifact and
+    // aliases there.
+    let mut as_bob = Save::new("ds").file("a.txt", b"bob's");
+    as_bob.key = bob.clone();
     for (query, variables) in [
         (
             "query Q($p: String, $e: String) { project(name: $p, entityName: $e) { id } }",
@@ -83,53 +93,24 @@ async fn another_users_project_is_out_of_reach() {
             json!({ "e": "admin" }),
         ),
         (document("ArtifactByID"), json!({ "id": saved.id })),
-    ] {
-        let answer = app.graphql_as(&bob, query, variables).await;
-        assert!(
-            error_message(&answer).contains("permission denied"),
-            "{query}: {answer}"
-        );
-    }
-
-    // Writes: a run in admin's entity, an artifact there, aliases on admin's version.
-    let answer = app
-        .graphql_as(
-            &bob,
+        (
             document("UpsertBucket"),
             json!({ "name": "intruder", "project": "proj", "entity": "admin" }),
-        )
-        .await;
-    assert!(
-        error_message(&answer).contains("permission denied"),
-        "{answer}"
-    );
-    let mut as_bob = Save::new("ds").file("a.txt", b"bob's");
-    as_bob.key = bob.clone();
-    as_bob.run = "b1".to_owned();
-    let answer = app
-        .graphql_as(
-            &bob,
+        ),
+        (
             document("CreateArtifact"),
             json!({ "input": { "artifactCollectionName": "ds", "artifactTypeName": "dataset",
                     "digest": as_bob.digest(), "entityName": "admin", "projectName": "proj" } }),
-        )
-        .await;
-    assert!(
-        error_message(&answer).contains("permission denied"),
-        "{answer}"
-    );
-    let answer = app
-        .graphql_as(
-            &bob,
+        ),
+        (
             document("AddAliases"),
             json!({ "input": { "artifactID": saved.id,
                     "aliases": Save::new("ds").alias_inputs(&["mine"]) } }),
-        )
-        .await;
-    assert!(
-        error_message(&answer).contains("permission denied"),
-        "{answer}"
-    );
+        ),
+    ] {
+        let message = app.graphql_error_as(&bob, query, variables).await;
+        assert!(message.contains("permission denied"), "{query}: {message}");
+    }
 
     let answer = file_stream(
         &app,
@@ -163,13 +144,7 @@ async fn another_users_project_is_out_of_reach() {
     assert_eq!(entities, ["bob"], "{projects}");
 
     // Nothing of bob's reached admin's run.
-    let data = app
-        .graphql_ok(
-            "{ project(name: \"proj\", entityName: \"admin\") { run(name: \"r1\") { historyLineCount } } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(data["project"]["run"]["historyLineCount"], 0);
+    assert_eq!(admin_history_lines(&app).await, 0);
     // The admin reaches bob's entity.
     let data = app
         .graphql_ok(
@@ -231,8 +206,7 @@ async fn signed_urls_refuse_bad_signatures_and_expired_times() {
         .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
 
-    let answer = app.request_url(Method::PUT, &url, b"hello".to_vec()).await;
-    assert_eq!(answer.status, StatusCode::OK);
+    app.upload(&url, b"hello".to_vec()).await;
     // A signed GET of the same key reads it back.
     let far = i64::MAX / 2;
     let get = format!(

@@ -3,7 +3,6 @@
 //! its signed URL → `CreateArtifactManifest` again for the manifest's own URL → PUT the
 //! manifest → `CommitArtifact`, with the SDK's own documents.
 
-use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use md5::{Digest as _, Md5};
 use serde_json::{Value, json};
@@ -158,11 +157,10 @@ impl Save {
             .expect("file edges")
             .clone();
         assert_eq!(edges.len(), self.files.len(), "{answer}");
-        for ((name, body), edge) in self.files.iter().zip(&edges) {
+        for ((_, body), edge) in self.files.iter().zip(&edges) {
             // Null: the entity already stores these bytes.
             if let Some(url) = edge["node"]["uploadUrl"].as_str() {
-                let put = app.request_url(Method::PUT, url, body.clone()).await;
-                assert_eq!(put.status, StatusCode::OK, "PUT {name}");
+                app.upload(url, body.clone()).await;
             }
         }
 
@@ -177,8 +175,7 @@ impl Save {
         let url = manifest["file"]["uploadUrl"]
             .as_str()
             .expect("a manifest upload URL");
-        let put = app.request_url(Method::PUT, url, bytes).await;
-        assert_eq!(put.status, StatusCode::OK, "PUT wandb_manifest.json");
+        app.upload(url, bytes).await;
 
         let committed = app
             .graphql_ok_as(

@@ -1,6 +1,8 @@
 //! An in-process cairn server for router-level tests: a fresh SQLite database and storage
 //! folder in a temporary directory, the admin's key known, requests sent straight into
-//! the router (no socket). [`sdk`] holds the documents and bodies W&B's SDK sends;
+//! the router (no socket). With `CAIRN_TEST_POSTGRES` set to a server URL without a
+//! database (what `scripts/postgres-env` prints), each app gets a fresh PostgreSQL
+//! database instead, dropped with the app. [`sdk`] holds the documents and bodies W&B's SDK sends;
 //! [`artifacts`] saves artifact versions through them.
 
 #![allow(dead_code)]
@@ -24,6 +26,64 @@ pub(crate) const BASE_URL: &str = "http://cairn.test";
 pub(crate) struct TestApp {
     pub(crate) app: cairn_server::App,
     _dir: tempfile::TempDir,
+    /// The PostgreSQL database made for this app: (server URL, database name).
+    postgres: Option<(String, String)>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop is not async, and the test's runtime may be ending: drop the database
+        // from a runtime of its own (FORCE ends the app's connections).
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let mut admin = postgres_admin(&server).await;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) && !std::thread::panicking() {
+            panic!("test database was not dropped: {dropped:?}");
+        }
+    }
+}
+
+/// A connection to the `postgres` database of the server at `server`.
+async fn postgres_admin(server: &str) -> sqlx::AnyConnection {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(&format!("{server}/postgres"))
+        .await
+        .expect("CAIRN_TEST_POSTGRES answers")
+}
+
+/// A fresh database on the PostgreSQL server `CAIRN_TEST_POSTGRES` names, if it names one:
+/// (server URL, database name).
+async fn postgres_database() -> Option<(String, String)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let server = std::env::var("CAIRN_TEST_POSTGRES").ok()?;
+    let server = server.trim_end_matches('/').to_owned();
+    let name = format!(
+        "cairn_it_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin = postgres_admin(&server).await;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("a test database");
+    Some((server, name))
 }
 
 /// An answer: its status, headers and whole body.
@@ -56,9 +116,12 @@ impl Answer {
 impl TestApp {
     pub(crate) async fn new() -> TestApp {
         let dir = tempfile::tempdir().expect("temporary folder");
+        let postgres = postgres_database().await;
         let config = cairn_server::ServerConfig {
             data_dir: dir.path().to_path_buf(),
-            database: None,
+            database: postgres
+                .as_ref()
+                .map(|(server, name)| format!("{server}/{name}")),
             storage: None,
             public_url: Some(BASE_URL.to_owned()),
             admin_key: Some(ADMIN_KEY.to_owned()),
@@ -67,6 +130,7 @@ impl TestApp {
         TestApp {
             app: opened.app,
             _dir: dir,
+            postgres,
         }
     }
 
@@ -162,6 +226,39 @@ impl TestApp {
         answer.json()
     }
 
+    /// Like [`TestApp::graphql`], but fails the test unless GraphQL answers an error; the
+    /// first error's message.
+    pub(crate) async fn graphql_error(&self, query: &str, variables: serde_json::Value) -> String {
+        self.graphql_error_as(ADMIN_KEY, query, variables).await
+    }
+
+    /// Like [`TestApp::graphql_as`], but fails the test unless GraphQL answers an error;
+    /// the first error's message.
+    pub(crate) async fn graphql_error_as(
+        &self,
+        key: &str,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> String {
+        let answer = self.graphql_as(key, query, variables).await;
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected a GraphQL error for {query}: {answer}"))
+            .to_owned()
+    }
+
+    /// PUTs `body` to a signed upload URL the server handed out; fails the test unless it
+    /// is taken.
+    pub(crate) async fn upload(&self, url: &str, body: Vec<u8>) {
+        let answer = self.request_url(Method::PUT, url, body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "PUT {url}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+
     /// Like [`TestApp::graphql`], but fails the test on any GraphQL error; the `data`.
     pub(crate) async fn graphql_ok(
         &self,
@@ -191,12 +288,4 @@ impl TestApp {
 pub(crate) fn basic(key: &str) -> String {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
     format!("Basic {token}")
-}
-
-/// The first GraphQL error's message of an answer; fails the test when there is none.
-pub(crate) fn error_message(answer: &serde_json::Value) -> String {
-    answer["errors"][0]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected a GraphQL error: {answer}"))
-        .to_owned()
 }
