@@ -1,7 +1,7 @@
 // Bundles the UI into dist/: app.js (src/main.js and its imports), app.css (uPlot's CSS and
 // src/app.css) and index.html. Deterministic: the same sources give byte-identical files.
 import { build } from 'esbuild';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -57,9 +57,14 @@ const html = `<!doctype html>
 </html>
 `;
 
+// A file is written only when its bytes change: the server embeds dist/ (include_bytes!),
+// and a rewrite with the same bytes would still make cargo rebuild the server and the
+// binary (`npm run check` in scripts/test runs after the one build every step reuses).
 const out = (name, text) => {
-  writeFileSync(join(dist, name), text);
-  console.log(`dist/${name} ${Buffer.byteLength(text)} bytes`);
+  const path = join(dist, name);
+  const same = existsSync(path) && readFileSync(path, 'utf8') === text;
+  if (!same) writeFileSync(path, text);
+  console.log(`dist/${name} ${Buffer.byteLength(text)} bytes${same ? ' (unchanged)' : ''}`);
 };
 out('app.js', js.outputFiles[0].text);
 out('app.css', css.outputFiles[0].text);
