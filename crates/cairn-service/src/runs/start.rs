@@ -8,19 +8,20 @@
 //! what failed, with the code the SDK maps to its exception (0: the run's own files or
 //! settings, 1: the server, 3: a `resume` setting the server's state forbids).
 //!
-//! Online (any mode but `offline`, `dryrun`, `disabled`), before the pipeline starts: the
-//! `resume` setting is checked against the server, and the run is created there (the
-//! SDK's own GraphQL right after init expects it); cairn-core's uploader then follows the
-//! log to the server. The run's lock is held throughout, so records the SDK sends
+//! The start itself is cairn-core's [`launch`], the one the Rust SDK uses: the SDK's
+//! settings become a [`RunSettings`] ([`run_settings`]: mode, server and key, resume, the
+//! exact log and `files/` folder the SDK chose, system metrics), [`launch::prepare`]
+//! checks the `resume` setting against the server with W&B's semantics (stored config
+//! merged, summary restored, steps and runtime continued), and [`launch::Prepared::start`]
+//! starts the pipeline and queues the run record and the restored summary. Between the two
+//! steps, online (any mode but `offline`, `dryrun`, `disabled`), the run is created on the
+//! server (the SDK's own GraphQL right after init expects it); cairn-core's uploader then
+//! follows the log to the server. What only the service does: that registration, the saved
+//! script, and the answer. The run's lock is held throughout, so records the SDK sends
 //! meanwhile wait and then go to the started pipeline.
 //!
 //! Threads: one `cairn-run-events` thread per run passes the pipeline's warnings to the
 //! `internal_messages` poll; it ends when the pipeline's events end.
-//!
-//! Self-contained on purpose: [`start_pipeline`] and what it calls need only the settings,
-//! the run record, cairn-core, [`crate::remote`] and `files::save_code`, so the start can
-//! move into cairn-core and be shared with the Rust SDK; only [`start`] and [`update`]
-//! know the run's phases and the connection they answer on.
 
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
@@ -28,25 +29,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_core::artifact::ArtifactBoard;
+use cairn_core::client::Connection;
 use cairn_core::client::operations::Operations;
-use cairn_core::client::{Connection, ConnectionConfig, Policies, Until};
-use cairn_core::handler::HandlerConfig;
-use cairn_core::input::{Input, SummaryChange};
-use cairn_core::pipeline::{DEFAULT_QUEUE_CAPACITY, Event, Pipeline, PipelineConfig};
-use cairn_core::upload::{ResumeStatus, UploadSettings};
-use cairn_core::value::Value;
+use cairn_core::input::Input;
+use cairn_core::launch::{self, Explicit, LaunchError, RunFolder, RunSettings};
+use cairn_core::pipeline::{Event, Pipeline};
 use cairn_proto::record::RecordType;
 use cairn_proto::{Record, RunRecord, Settings};
-use cairn_store::SyncPolicy;
 
 use super::answers::{run_error, run_error_code, run_result};
 use super::files::save_code;
 use super::run::{Phase, Run, feed, lock};
 use crate::remote::{connection_config, until};
 use crate::responder::Responder;
-
-/// How long the server may take to say whether a run to resume exists.
-const RESUME_CHECK_WAIT: Duration = Duration::from_secs(30);
 
 /// The `run` record: starts the pipeline and answers the run as the SDK reads it.
 pub(super) fn start<S>(
@@ -133,8 +128,8 @@ struct Started {
     record: RunRecord,
     /// Where the run's files are written.
     files_dir: PathBuf,
-    /// What the pipeline gets first, in order: the run record, a resumed run's stored
-    /// summary, the saved script.
+    /// What the pipeline gets after the run record and a resumed run's stored summary
+    /// (which the launch queued): the saved script.
     opening: Vec<Input>,
 }
 
@@ -147,70 +142,117 @@ struct StartFailure {
     record: Box<RunRecord>,
 }
 
-/// Starts the pipeline `settings` and `record` describe (see the module doc); online, the
-/// upload publishes to `artifacts` and reports to `operations`.
+impl StartFailure {
+    fn new(message: impl ToString, code: i32, record: RunRecord) -> StartFailure {
+        StartFailure {
+            message: message.to_string(),
+            code,
+            record: Box::new(record),
+        }
+    }
+}
+
+/// Starts the pipeline `settings` and `record` describe with cairn-core's launch (see the
+/// module doc); online, the upload publishes to `artifacts` and reports to `operations`.
 fn start_pipeline(
     settings: &Settings,
-    mut record: RunRecord,
+    record: RunRecord,
     artifacts: &Arc<ArtifactBoard>,
     operations: &Arc<Operations>,
 ) -> Result<Started, StartFailure> {
+    let run_settings = match run_settings(settings, &record) {
+        Ok(run_settings) => run_settings,
+        Err(err) => return Err(StartFailure::new(err, 0, record)),
+    };
+    let mut prepared = match launch::prepare(run_settings, record.clone()) {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            let code = if err.is_usage() {
+                3
+            } else if matches!(err, LaunchError::Resume { .. }) {
+                1
+            } else {
+                0
+            };
+            return Err(StartFailure::new(err, code, record));
+        }
+    };
+    prepared.artifacts = artifacts.clone();
+    prepared.operations = operations.clone();
+    if prepared.settings.online() {
+        // The run exists on the server before `wandb.init` returns (the SDK's own GraphQL
+        // right after init expects it); its entity is the viewer's when none is named. An
+        // unreachable server or a bad key fails `wandb.init` here.
+        let probe = Connection::new(prepared.settings.connection.clone());
+        match register_run(&probe, &prepared.run) {
+            Ok(remote) => {
+                let run = &mut prepared.run;
+                run.entity = remote.entity;
+                run.project = remote.project;
+                if run.display_name.is_empty() {
+                    run.display_name = remote.display_name;
+                }
+            }
+            Err(err) => {
+                let message = format!("cannot create the run on the server: {err}");
+                return Err(StartFailure::new(message, 1, prepared.run));
+            }
+        }
+    }
+    let code = save_code(settings, &prepared.layout.files_dir);
+    let id = prepared.run.run_id.clone();
+    let failed = prepared.run.clone();
+    let launched = match prepared.start() {
+        Ok(launched) => launched,
+        Err(err) => {
+            let message = format!("cannot start run {id}: {err}");
+            return Err(StartFailure::new(message, 0, failed));
+        }
+    };
+    Ok(Started {
+        pipeline: launched.pipeline,
+        events: launched.events,
+        record: launched.run,
+        files_dir: launched.layout.files_dir,
+        opening: code
+            .into_iter()
+            .map(|files| Input::Record(Box::new(files)))
+            .collect(),
+    })
+}
+
+/// The Python SDK's settings for one run as cairn-core's [`RunSettings`]: already
+/// resolved by the SDK, so nothing is read from the environment or W&B's files here. The
+/// log and `files/` folder are exactly the SDK's `sync_file` and `files_dir` (the SDK
+/// keeps `latest-run` and the resume file itself).
+fn run_settings(settings: &Settings, record: &RunRecord) -> Result<RunSettings, String> {
     let online = settings
         .mode
         .as_deref()
         .is_some_and(|m| !matches!(m, "offline" | "dryrun" | "disabled"));
-    let mut resumed = None;
-    let upload = if online {
-        let connection = connection_config(settings);
-        match resume_check(&connection, settings, &record) {
-            Ok(status) => resumed = status,
-            Err((message, code)) => {
-                return Err(StartFailure {
-                    message,
-                    code,
-                    record: Box::new(record),
-                });
-            }
-        }
-        // The run exists on the server before `wandb.init` returns (the SDK's own GraphQL
-        // right after init expects it); its entity is the viewer's when none is named. An
-        // unreachable server or a bad key fails `wandb.init` here.
-        let probe = Connection::new(connection.clone());
-        match register_run(&probe, &record) {
-            Ok(remote) => {
-                record.entity = remote.entity;
-                record.project = remote.project;
-                if record.display_name.is_empty() {
-                    record.display_name = remote.display_name;
-                }
-            }
-            Err(err) => {
-                return Err(StartFailure {
-                    message: format!("cannot create the run on the server: {err}"),
-                    code: 1,
-                    record: Box::new(record),
-                });
-            }
-        }
-        let mut upload = UploadSettings::new(connection, Default::default()).with_retry_env();
-        upload.artifacts = artifacts.clone();
-        upload.operations = operations.clone();
-        if let Some(secs) = settings
+    let connection = connection_config(settings);
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let mut run = RunSettings::from_explicit(Explicit {
+        mode: Some(if online { "online" } else { "offline" }.to_owned()),
+        base_url: Some(connection.base_url.clone()),
+        api_key: text(&connection.api_key),
+        entity: text(&record.entity),
+        project: text(&record.project),
+        run_id: text(&record.run_id),
+        resume: settings.resume.clone(),
+        transmit_interval: settings
             .x_file_stream_transmit_interval
             .filter(|s| s.is_finite() && *s >= 0.0)
-        {
-            upload.transmit_interval = Duration::from_secs_f64(secs);
-        }
-        Some(upload)
-    } else {
-        None
-    };
-    let Some(log_path) = settings.sync_file.clone() else {
-        return Err(StartFailure {
-            message: "the settings name no sync_file".to_owned(),
-            code: 0,
-            record: Box::new(record),
-        });
+            .map(Duration::from_secs_f64),
+        ..Explicit::default()
+    })
+    .map_err(|err| format!("run {}: {err}", record.run_id))?;
+    if online {
+        // The SDK's user agent and anything else the service's connection carries.
+        run.connection = connection;
+    }
+    let Some(log_path) = settings.sync_file.clone().filter(|f| !f.is_empty()) else {
+        return Err("the settings name no sync_file".to_owned());
     };
     let log_path = PathBuf::from(log_path);
     let files_dir = settings
@@ -220,140 +262,16 @@ fn start_pipeline(
         .or_else(|| log_path.parent().map(std::path::Path::to_path_buf))
         .unwrap_or_default()
         .join("files");
-    let upload = upload.map(|mut upload| {
-        upload.files_dir = files_dir.clone();
-        upload
-    });
-    let code = save_code(settings, &files_dir);
-    if let Some(status) = &resumed {
-        resume_into(&mut record, status);
-    }
-    let config = PipelineConfig {
+    run.folder = RunFolder::Exact {
         log_path,
-        files_dir: files_dir.clone(),
-        handler: HandlerConfig {
-            stream_id: record.run_id.clone(),
-            starting_step: record.starting_step,
-            runtime_offset: Duration::from_secs(u64::try_from(record.runtime).unwrap_or(0)),
-            stats_buffer: settings
-                .x_stats_buffer_size
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(0),
-            ..HandlerConfig::default()
-        },
-        sync: SyncPolicy::default(),
-        queue_capacity: DEFAULT_QUEUE_CAPACITY,
-        system: system_config(settings),
-        upload,
-    };
-    let (pipeline, events) = match Pipeline::start(config) {
-        Ok(started) => started,
-        Err(err) => {
-            return Err(StartFailure {
-                message: format!("cannot start run {}: {err}", record.run_id),
-                code: 0,
-                record: Box::new(record),
-            });
-        }
-    };
-    let mut opening = vec![Input::Record(Box::new(Record {
-        record_type: Some(RecordType::Run(record.clone())),
-        ..Default::default()
-    }))];
-    if let Some(status) = resumed {
-        // The stored summary carries on (keys this session logs replace it).
-        opening.push(Input::Summary(SummaryChange {
-            update: status
-                .summary
-                .into_iter()
-                .filter_map(|(key, value)| Some((vec![key], Value::from_json(&value.to_string())?)))
-                .collect(),
-            remove: Vec::new(),
-        }));
-    }
-    if let Some(files) = code {
-        opening.push(Input::Record(Box::new(files)));
-    }
-    Ok(Started {
-        pipeline,
-        events,
-        record,
         files_dir,
-        opening,
-    })
-}
-
-/// `resume` in the settings (`allow`, `must`, `never`, `auto`): asks the server whether
-/// the run exists, as W&B's core does before creating it. `Ok(Some)` to resume it;
-/// `Err((message, code))` when the setting forbids what the server holds (code 3: the
-/// SDK's `UsageError`) or the server cannot be asked (code 1).
-fn resume_check(
-    connection: &ConnectionConfig,
-    settings: &Settings,
-    record: &RunRecord,
-) -> Result<Option<ResumeStatus>, (String, i32)> {
-    let Some(resume) = settings
-        .resume
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .filter(|r| matches!(r.as_str(), "allow" | "must" | "never" | "auto"))
-    else {
-        return Ok(None);
     };
-    let id = &record.run_id;
-    let until = Until::deadline(std::time::Instant::now() + RESUME_CHECK_WAIT);
-    let project = if record.project.is_empty() {
-        "uncategorized"
-    } else {
-        record.project.as_str()
-    };
-    let entity = (!record.entity.is_empty()).then_some(record.entity.as_str());
-    let status = cairn_core::upload::resume_status(
-        connection,
-        Policies::default(),
-        entity,
-        project,
-        id,
-        &until,
-    )
-    .map_err(|err| (format!("cannot ask the server about run {id}: {err}"), 1))?;
-    match (resume.as_str(), status) {
-        ("must", None) => Err((
-            format!(
-                "run {id} does not exist on the server, and resume=\"must\" requires an \
-                 existing run (use resume=\"allow\" to create it)"
-            ),
-            3,
-        )),
-        ("never", Some(_)) => Err((
-            format!(
-                "run {id} already exists on the server, and resume=\"never\" does not allow \
-                 resuming it (use a new id, or resume=\"allow\")"
-            ),
-            3,
-        )),
-        (_, status) => Ok(status),
-    }
-}
-
-/// The run record of a resumed run: marked resumed, its steps and runtime continuing,
-/// the stored config under the keys this init does not set.
-fn resume_into(record: &mut RunRecord, status: &ResumeStatus) {
-    record.resumed = true;
-    record.starting_step = status.last_step.map_or(0, |s| s.saturating_add(1));
-    record.runtime = status.runtime.max(0.0).min(f64::from(i32::MAX)) as i32;
-    let config = record.config.get_or_insert_with(Default::default);
-    let set: std::collections::HashSet<String> =
-        config.update.iter().map(|i| i.key.clone()).collect();
-    for (key, value) in &status.config {
-        if !set.contains(key) {
-            config.update.push(cairn_proto::ConfigItem {
-                key: key.clone(),
-                value_json: value.to_string(),
-                ..Default::default()
-            });
-        }
-    }
+    run.system = system_config(settings);
+    run.stats_buffer = settings
+        .x_stats_buffer_size
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    Ok(run)
 }
 
 /// Where the server put a run: its entity, project and display name.
