@@ -23,7 +23,7 @@ use cairn_core::artifact::manifest::{Entry, Manifest};
 use cairn_core::artifact::{
     self as remote, ArtifactBoard, ArtifactOutcome, DownloadReport, RemoteArtifact,
 };
-use cairn_core::client::{Connection, ConnectionConfig, HttpError, Until};
+use cairn_core::client::{Connection, ConnectionConfig, HttpError, Until, documents};
 use cairn_core::input::Input;
 use cairn_core::pipeline::RunInput;
 use cairn_proto::record::RecordType;
@@ -482,12 +482,7 @@ fn split_path(path: &str) -> (Option<&str>, Option<&str>, &str) {
 
 /// The viewer's default entity.
 fn viewer_entity(conn: &Connection, until: &Until) -> Result<String, HttpError> {
-    let data = conn.graphql(
-        "Viewer",
-        "query Viewer { viewer { entity } }",
-        serde_json::json!({}),
-        until,
-    )?;
+    let data = conn.graphql("Viewer", documents::VIEWER, serde_json::json!({}), until)?;
     Ok(data["viewer"]["entity"]
         .as_str()
         .unwrap_or_default()

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cairn_core::client::Connection;
+use cairn_core::client::{Connection, documents};
 use cairn_proto::server_response::ServerResponseType;
 use cairn_proto::{
     ApiErrorResponse, ApiRequest, ApiResponse, AuthResponse, AuthenticateResponse,
@@ -79,12 +79,7 @@ fn api_error(request_id: &str, failure: ApiFailure) -> ServerResponse {
 fn viewer(connection: &Connection) -> Result<AuthenticateResponse, String> {
     let until = until();
     let data = connection
-        .graphql(
-            "Viewer",
-            "query Viewer { viewer { id entity username email } }",
-            serde_json::json!({}),
-            &until,
-        )
+        .graphql("Viewer", documents::VIEWER, serde_json::json!({}), &until)
         .map_err(|e| e.to_string())?;
     let viewer = &data["viewer"];
     if viewer.is_null() {

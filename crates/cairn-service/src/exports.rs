@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cairn_core::client::Connection;
+use cairn_core::client::{Connection, documents};
 use cairn_proto::{
     DownloadRunHistoryInit, DownloadRunHistoryInitResponse, DownloadRunHistoryResponse,
     DownloadRunHistoryStatusResponse, ErrorType, Operation, OperationStats,
@@ -32,11 +32,6 @@ use cairn_proto::{
 use serde_json::{Value, json};
 
 use crate::remote::{ApiFailure, run_query, until};
-
-const RUN_PARQUET_HISTORY: &str = "query RunParquetHistory($entity: String!, \
-$project: String!, $runName: String!, $liveKeys: [String!]!) {
-  project(name: $project, entityName: $entity) { run(name: $runName) {
-    parquetHistory(liveKeys: $liveKeys) { parquetUrls liveData } } } }";
 
 /// A download announced by `download_run_history_init`.
 #[derive(Debug)]
@@ -71,7 +66,7 @@ impl Exports {
         let run = run_query(
             connection,
             "RunParquetHistory",
-            RUN_PARQUET_HISTORY,
+            documents::RUN_PARQUET_HISTORY,
             json!({
                 "entity": request.entity, "project": request.project,
                 "runName": request.run_id, "liveKeys": ["_step"],

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use cairn_core::client::Connection;
+use cairn_core::client::{Connection, documents};
 use cairn_proto::value::{Value, members};
 use cairn_proto::{
     HistoryRow, ParquetHistoryItem, ReadRunHistoryRequest, ReadRunHistoryResponse,
@@ -23,16 +23,6 @@ use cairn_proto::{
 };
 
 use crate::remote::{run_query, until};
-
-const HISTORY_PAGE: &str = "query HistoryPage($entity: String!, $project: String!, \
-$run: String!, $minStep: Int64!, $maxStep: Int64!, $pageSize: Int!) {
-  project(name: $project, entityName: $entity) { run(name: $run) {
-    history(minStep: $minStep, maxStep: $maxStep, samples: $pageSize) } } }";
-
-const SAMPLED_HISTORY_PAGE: &str = "query SampledHistoryPage($entity: String!, \
-$project: String!, $run: String!, $spec: JSONString!) {
-  project(name: $project, entityName: $entity) { run(name: $run) {
-    sampledHistory(specs: [$spec]) } } }";
 
 /// A scan the SDK opened: which run, which keys (none: all).
 #[derive(Debug, Clone)]
@@ -135,7 +125,7 @@ fn read_page(
     let (name, query, variables) = if scan.keys.is_empty() {
         (
             "HistoryPage",
-            HISTORY_PAGE,
+            documents::HISTORY_PAGE,
             serde_json::json!({
                 "entity": scan.entity, "project": scan.project, "run": scan.run,
                 "minStep": page.min_step, "maxStep": page.max_step,
@@ -151,7 +141,7 @@ fn read_page(
         });
         (
             "SampledHistoryPage",
-            SAMPLED_HISTORY_PAGE,
+            documents::SAMPLED_HISTORY_PAGE,
             serde_json::json!({
                 "entity": scan.entity, "project": scan.project, "run": scan.run,
                 "spec": spec.to_string(),

@@ -23,7 +23,7 @@ use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cairn_core::client::{Connection, Until};
+use cairn_core::client::{Connection, Until, documents};
 use cairn_proto::{
     DownloadFileRequest, DownloadFileResponse, ReadRunConsoleLogsRequest,
     ReadRunConsoleLogsResponse, RunConsoleLogLine,
@@ -31,19 +31,6 @@ use cairn_proto::{
 use serde_json::Value;
 
 use crate::remote::{is_http_url, run_query, shown_url, until};
-
-const CONSOLE_PAGE: &str = "query RunConsoleLogPage($entity: String!, $project: String!, \
-$runName: String!, $first: Int, $after: String) {
-  project(name: $project, entityName: $entity) { run(name: $runName) { logLineCount
-    logLines(first: $first, after: $after, useImprovedPagination: true) {
-      edges { node { number timestamp level label line } }
-      pageInfo { endCursor hasNextPage } } } } }";
-
-const CONSOLE_TAIL: &str = "query RunConsoleLogTail($entity: String!, $project: String!, \
-$runName: String!, $last: Int) {
-  project(name: $project, entityName: $entity) { run(name: $runName) { logLineCount
-    logLines(last: $last, useImprovedPagination: true) {
-      edges { node { number timestamp level label line } } } } } }";
 
 /// Tells apart the temporary files of concurrent downloads in one process.
 static STAGED: AtomicU64 = AtomicU64::new(0);
@@ -143,7 +130,7 @@ pub(crate) fn read_console_logs(
     let (name, query, variables) = match request.last {
         Some(last) => (
             "RunConsoleLogTail",
-            CONSOLE_TAIL,
+            documents::RUN_CONSOLE_LOG_TAIL,
             serde_json::json!({
                 "entity": request.entity, "project": request.project,
                 "runName": request.run_id, "last": last,
@@ -151,7 +138,7 @@ pub(crate) fn read_console_logs(
         ),
         None => (
             "RunConsoleLogPage",
-            CONSOLE_PAGE,
+            documents::RUN_CONSOLE_LOG_PAGE,
             serde_json::json!({
                 "entity": request.entity, "project": request.project,
                 "runName": request.run_id, "first": request.first,

@@ -545,9 +545,7 @@ fn display_name(connection: &ConnectionConfig, info: &RunInfo, path: &str) -> St
     Connection::new(connection.clone())
         .graphql(
             "RunDisplayName",
-            "query RunDisplayName($entity: String, $project: String, $name: String!) {
-  project(name: $project, entityName: $entity) { run(name: $name) { displayName } }
-}",
+            client::documents::RUN_DISPLAY_NAME,
             serde_json::json!({"entity": entity, "project": project, "name": run}),
             &until,
         )

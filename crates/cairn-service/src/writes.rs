@@ -20,7 +20,7 @@
 
 use std::path::Path;
 
-use cairn_core::client::{Connection, Until};
+use cairn_core::client::{Connection, Until, documents};
 use cairn_proto::{
     CreateCustomChartRequest, CreateCustomChartResponse, MarkRunFilesUploadedRequest,
     MarkRunFilesUploadedResponse, StopRunRequest, StopRunResponse, UploadFileRequest,
@@ -29,20 +29,6 @@ use cairn_proto::{
 use serde_json::{Value, json};
 
 use crate::remote::{is_http_url, shown_url, until};
-
-const MARK_RUN_FILES_UPLOADED: &str = "mutation MarkRunFilesUploaded($entity: String!, \
-$project: String!, $run: String!, $files: [String!]!) {
-  markRunFilesUploaded(input: {entityName: $entity, projectName: $project, runName: $run, \
-files: $files}) { success } }";
-
-const STOP_RUN: &str = "mutation StopRun($id: ID!) {
-  stopRun(input: {id: $id}) { success } }";
-
-const CREATE_CUSTOM_CHART: &str = "mutation CreateCustomChart($entity: String!, \
-$chartName: String!, $displayName: String!, $chartType: String!, $access: String!, \
-$spec: JSONString!) {
-  createCustomChart(input: {entity: $entity, name: $chartName, displayName: $displayName, \
-type: $chartType, access: $access, spec: $spec}) { chart { id } } }";
 
 /// Runs a mutation whose answer is `{field: {success}}`; `what` names its subject in
 /// errors. A missing `success` is taken as done (the server said nothing against it).
@@ -104,7 +90,7 @@ pub(crate) fn mark_run_files_uploaded(
     succeed(
         connection,
         "MarkRunFilesUploaded",
-        MARK_RUN_FILES_UPLOADED,
+        documents::MARK_RUN_FILES_UPLOADED,
         json!({
             "entity": request.entity, "project": request.project,
             "run": request.run_id, "files": request.files,
@@ -129,7 +115,7 @@ pub(crate) fn stop_run(
     succeed(
         connection,
         "StopRun",
-        STOP_RUN,
+        documents::STOP_RUN,
         json!({ "id": request.storage_id }),
         "stopRun",
         &format!("cannot stop run {}", request.storage_id),
@@ -149,7 +135,7 @@ pub(crate) fn create_custom_chart(
     let data = connection
         .graphql(
             "CreateCustomChart",
-            CREATE_CUSTOM_CHART,
+            documents::CREATE_CUSTOM_CHART,
             json!({
                 "entity": request.entity, "chartName": request.name,
                 "displayName": request.display_name, "chartType": request.spec_type,

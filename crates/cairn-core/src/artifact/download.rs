@@ -15,31 +15,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::client::{Connection, HttpError, Until, in_parallel};
+use crate::client::{Connection, HttpError, Until, documents, in_parallel};
 
 use super::PARALLEL_TRANSFERS;
 use super::error::ArtifactError;
 use super::hash::{self, Md5};
 use super::manifest::Manifest;
 use super::resolve::RemoteArtifact;
-
-const FETCH_MANIFEST: &str = "query FetchArtifactManifest($id: ID!) {
-  artifact(id: $id) { currentManifest { file { directUrl } } }
-}";
-
-const FILE_URLS: &str = "query GetArtifactMembershipFileUrls($entity: String!, $project: String!, \
-$collection: String!, $alias: String!, $cursor: String, $perPage: Int) {
-  project(name: $project, entityName: $entity) {
-    artifactCollection(name: $collection) {
-      artifactMembership(aliasName: $alias) {
-        files(after: $cursor, first: $perPage) {
-          pageInfo { endCursor hasNextPage }
-          edges { node { name directUrl } }
-        }
-      }
-    }
-  }
-}";
 
 /// What a download did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -85,7 +67,7 @@ pub fn download(
     let data = conn
         .graphql(
             "FetchArtifactManifest",
-            FETCH_MANIFEST,
+            documents::FETCH_ARTIFACT_MANIFEST,
             json!({"id": artifact.id}),
             until,
         )
@@ -250,7 +232,7 @@ fn file_urls(
     loop {
         let data = conn.graphql(
             "GetArtifactMembershipFileUrls",
-            FILE_URLS,
+            documents::GET_ARTIFACT_MEMBERSHIP_FILE_URLS,
             json!({"entity": artifact.entity, "project": artifact.project,
                 "collection": artifact.collection, "alias": format!("v{}", artifact.version),
                 "cursor": cursor, "perPage": 5000}),

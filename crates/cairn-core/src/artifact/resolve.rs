@@ -6,25 +6,10 @@
 
 use serde_json::{Value as Json, json};
 
-use crate::client::{Connection, Until};
+use crate::client::{Connection, Until, documents};
 
 use super::error::ArtifactError;
 use super::save::Target;
-
-const MEMBERSHIP_BY_NAME: &str = "query ArtifactMembershipByName($entity: String!, \
-$project: String!, $name: String!) {
-  project(name: $project, entityName: $entity) {
-    artifactCollectionMembership(name: $name) {
-      versionIndex
-      artifactCollection { name project { name entity { name } } }
-      artifact { id digest state size fileCount artifactType { name } }
-    }
-  }
-}";
-
-const USE_ARTIFACT: &str = "mutation UseArtifact($input: UseArtifactInput!) {
-  useArtifact(input: $input) { artifact { id } }
-}";
 
 /// A committed version found on the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,7 +58,7 @@ pub fn resolve(
     let data = conn
         .graphql(
             "ArtifactMembershipByName",
-            MEMBERSHIP_BY_NAME,
+            documents::ARTIFACT_MEMBERSHIP_BY_NAME,
             json!({"entity": entity, "project": project, "name": full}),
             until,
         )
@@ -108,7 +93,7 @@ pub fn record_use(
 ) -> Result<(), ArtifactError> {
     conn.graphql(
         "UseArtifact",
-        USE_ARTIFACT,
+        documents::USE_ARTIFACT,
         json!({"input": {"entityName": target.entity, "projectName": target.project,
             "runName": target.run, "artifactID": artifact_id}}),
         until,

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use cairn_proto::ArtifactRecord;
 use serde_json::{Value as Json, json};
 
-use crate::client::{Connection, HttpError, Until, in_parallel, upload_headers};
+use crate::client::{Connection, HttpError, Until, documents, in_parallel, upload_headers};
 
 use super::PARALLEL_TRANSFERS;
 use super::error::ArtifactError;
@@ -53,49 +53,6 @@ pub struct Target {
     /// The run's id.
     pub run: String,
 }
-
-const CREATE_ARTIFACT: &str = "mutation CreateArtifact($input: CreateArtifactInput!) {
-  createArtifact(input: $input) {
-    artifact { id state versionIndex digest artifactSequence { latestArtifact { id } } }
-  }
-}";
-
-const CREATE_ARTIFACT_MANIFEST: &str = "mutation CreateArtifactManifest($artifactID: ID!, \
-$baseArtifactID: ID, $name: String!, $digest: String!, $entityName: String!, $projectName: String!, \
-$runName: String!, $manifestType: ArtifactManifestType!, $includeUpload: Boolean!) {
-  createArtifactManifest(input: {artifactID: $artifactID, baseArtifactID: $baseArtifactID, \
-name: $name, digest: $digest, entityName: $entityName, projectName: $projectName, \
-runName: $runName, type: $manifestType}) {
-    artifactManifest { id file { id uploadUrl @include(if: $includeUpload) uploadHeaders @include(if: $includeUpload) } }
-  }
-}";
-
-const CREATE_ARTIFACT_FILES: &str =
-    "mutation CreateArtifactFiles($input: CreateArtifactFilesInput!) {
-  createArtifactFiles(input: $input) {
-    files { edges { node { storagePath uploadUrl uploadHeaders
-      uploadMultipartUrls { uploadID uploadUrlParts { partNumber uploadUrl } } artifact { id } } } }
-  }
-}";
-
-/// [`CREATE_ARTIFACT_FILES`] asking also which parts the server already stores.
-const CREATE_ARTIFACT_FILES_RESUMABLE: &str = "mutation CreateArtifactFiles($input: CreateArtifactFilesInput!) {
-  createArtifactFiles(input: $input) {
-    files { edges { node { storagePath uploadUrl uploadHeaders
-      uploadMultipartUrls { uploadID uploadUrlParts { partNumber uploadUrl storedHexMD5 } } artifact { id } } } }
-  }
-}";
-
-const COMPLETE_MULTIPART: &str = "mutation CompleteMultipartUploadArtifact(\
-$completeMultipartAction: CompleteMultipartAction!, $completedParts: [UploadPartsInput!]!, \
-$artifactID: ID!, $storagePath: String!, $uploadID: String!) {
-  completeMultipartUploadArtifact(input: {completeMultipartAction: $completeMultipartAction, \
-completedParts: $completedParts, artifactID: $artifactID, storagePath: $storagePath, uploadID: $uploadID}) { digest }
-}";
-
-const COMMIT_ARTIFACT: &str = "mutation CommitArtifact($artifactID: ID!) {
-  commitArtifact(input: {artifactID: $artifactID}) { artifact { id digest versionIndex } }
-}";
 
 /// One file of a version to upload: its entry name, local path, digest and (for large
 /// files) parts.
@@ -157,7 +114,7 @@ pub fn save(
     let data = conn
         .graphql(
             "CreateArtifact",
-            CREATE_ARTIFACT,
+            documents::CREATE_ARTIFACT,
             json!({"input": input}),
             until,
         )
@@ -193,7 +150,7 @@ pub fn save(
     let data = conn
         .graphql(
             "CreateArtifactManifest",
-            CREATE_ARTIFACT_MANIFEST,
+            documents::CREATE_ARTIFACT_MANIFEST,
             manifest_vars("", false),
             until,
         )
@@ -249,7 +206,7 @@ pub fn save(
     let data = conn
         .graphql(
             "CreateArtifactManifest",
-            CREATE_ARTIFACT_MANIFEST,
+            documents::CREATE_ARTIFACT_MANIFEST,
             manifest_vars(&manifest_md5, true),
             until,
         )
@@ -268,7 +225,7 @@ pub fn save(
     let data = conn
         .graphql(
             "CommitArtifact",
-            COMMIT_ARTIFACT,
+            documents::COMMIT_ARTIFACT,
             json!({"artifactID": id}),
             until,
         )
@@ -341,9 +298,9 @@ fn upload_batch(
         })
         .collect();
     let document = if resumable {
-        CREATE_ARTIFACT_FILES_RESUMABLE
+        documents::CREATE_ARTIFACT_FILES_RESUMABLE
     } else {
-        CREATE_ARTIFACT_FILES
+        documents::CREATE_ARTIFACT_FILES
     };
     let data = conn
         .graphql(
@@ -465,7 +422,7 @@ fn upload_batch(
             .collect();
         conn.graphql(
             "CompleteMultipartUploadArtifact",
-            COMPLETE_MULTIPART,
+            documents::COMPLETE_MULTIPART_UPLOAD_ARTIFACT,
             json!({
                 "completeMultipartAction": "Complete",
                 "completedParts": parts,

@@ -9,6 +9,7 @@
 use serde_json::Value;
 
 use super::connection::Connection;
+use super::documents;
 use super::error::{HttpError, first_error, snippet};
 use super::until::Until;
 
@@ -53,12 +54,9 @@ impl Connection {
     /// The names of the features the server announces as enabled
     /// (`serverInfo { features { name isEnabled } }`, W&B's `ServerFeaturesQuery`).
     pub fn server_features(&self, until: &Until) -> Result<Vec<String>, HttpError> {
-        const QUERY: &str = "query ServerFeaturesQuery {
-  serverInfo { features { name isEnabled } }
-}";
         let data = self.graphql(
             "ServerFeaturesQuery",
-            QUERY,
+            documents::SERVER_FEATURES_QUERY,
             Value::Object(Default::default()),
             until,
         )?;

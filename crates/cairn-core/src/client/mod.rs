@@ -11,6 +11,9 @@
 //! * [`connection`] — [`Connection`]: the keep-alive pool, the credentials, the rate-limit
 //!   state and the retry loop every request runs through;
 //! * [`graphql`] — [`Connection::graphql`] and [`Connection::server_features`];
+//! * [`documents`] — every GraphQL document the client side sends, one constant per
+//!   operation (the core's, the service's and the Rust SDK's callers all take them from
+//!   here);
 //! * [`transfer`] — [`Connection::post_json`], [`Connection::put_file`],
 //!   [`Connection::put_file_part`], [`Connection::get_to_file`], and running transfers in
 //!   parallel;
@@ -34,6 +37,7 @@
 
 pub mod connection;
 pub mod credentials;
+pub mod documents;
 pub mod error;
 pub mod graphql;
 pub mod operations;

@@ -3,12 +3,13 @@
 //! and summary) and `line_counts` (asked by the uploader: where the run's filestream lines
 //! continue).
 //!
-//! One GraphQL call each, on the caller's thread, bounded by its `Until`.
+//! One GraphQL call each (both `RunResumeStatus`, the one [`documents::RUN_RESUME_STATUS`]),
+//! on the caller's thread, bounded by its `Until`.
 
 use serde_json::{Value as Json, json};
 
 use super::report::UploadError;
-use crate::client::{Connection, ConnectionConfig, HttpError, Policies, Until};
+use crate::client::{Connection, ConnectionConfig, HttpError, Policies, Until, documents};
 
 /// What the server holds of a run that is being resumed.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,13 +27,6 @@ pub struct ResumeStatus {
     pub summary: serde_json::Map<String, Json>,
 }
 
-const RESUME_QUERY: &str =
-    "query RunResumeStatus($project: String, $entity: String, $name: String!) {
-  model(name: $project, entityName: $entity) {
-    bucket(name: $name, missingOk: true) { id historyLineCount historyTail config summaryMetrics }
-  }
-}";
-
 /// Asks the server about run `name` before resuming it (W&B's `RunResumeStatus`):
 /// `None` when it does not exist.
 pub fn resume_status(
@@ -46,7 +40,7 @@ pub fn resume_status(
     let conn = Connection::with_policies(connection.clone(), policies);
     let data = conn.graphql(
         "RunResumeStatus",
-        RESUME_QUERY,
+        documents::RUN_RESUME_STATUS,
         json!({"project": project, "entity": entity, "name": name}),
         until,
     )?;
@@ -93,13 +87,6 @@ fn json_object(value: &Json) -> serde_json::Map<String, Json> {
     }
 }
 
-const RUN_RESUME_STATUS: &str =
-    "query RunResumeStatus($project: String, $entity: String, $name: String!) {
-  model(name: $project, entityName: $entity) {
-    bucket(name: $name, missingOk: true) { id historyLineCount eventsLineCount logLineCount }
-  }
-}";
-
 /// The history, events and console line counts the server holds of run
 /// `entity/project/name`: where a resumed run's filestream lines continue (0 for a run the
 /// server does not have).
@@ -112,7 +99,7 @@ pub(super) fn line_counts(
 ) -> Result<(u64, u64, u64), HttpError> {
     let data = conn.graphql(
         "RunResumeStatus",
-        RUN_RESUME_STATUS,
+        documents::RUN_RESUME_STATUS,
         json!({"project": project, "entity": entity, "name": name}),
         until,
     )?;

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use serde_json::json;
 
 use super::Uploader;
-use crate::client::{HttpError, Until, in_parallel, upload_headers};
+use crate::client::{HttpError, Until, documents, in_parallel, upload_headers};
 use crate::runfiles::model::RunFiles;
 use crate::upload::report::UploadError;
 
@@ -29,12 +29,6 @@ pub(super) const END_FILES: &[&str] = &[
     "wandb-summary.json",
     "output.log",
 ];
-
-const CREATE_RUN_FILES: &str = "mutation CreateRunFiles($entity: String!, $project: String!, $run: String!, $files: [String!]!) {
-  createRunFiles(input: {entityName: $entity, projectName: $project, runName: $run, files: $files}) {
-    runID uploadHeaders files { name uploadUrl }
-  }
-}";
 
 impl Uploader {
     /// Uploads run files (names relative to the files folder) that exist: one
@@ -66,7 +60,7 @@ impl Uploader {
         });
         let data = self.conn.graphql(
             "CreateRunFiles",
-            CREATE_RUN_FILES,
+            documents::CREATE_RUN_FILES,
             json!({"entity": run.entity, "project": run.project, "run": run.name, "files": present}),
             until,
         )?;

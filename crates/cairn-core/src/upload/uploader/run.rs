@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde_json::{Value as Json, json};
 
 use super::Uploader;
-use crate::client::Until;
+use crate::client::{Until, documents};
 use crate::upload::filestream::FileStream;
 use crate::upload::report::UploadError;
 use crate::upload::resume::line_counts;
@@ -43,25 +43,6 @@ pub(super) struct RemoteRun {
     pub(super) name: String,
 }
 
-const UPSERT_BUCKET: &str = "mutation UpsertBucket($id: String, $name: String, $project: String, \
-$entity: String, $groupName: String, $description: String, $displayName: String, $notes: String, \
-$commit: String, $config: JSONString, $host: String, $program: String, $repo: String, \
-$jobType: String, $state: String, $sweep: String, $tags: [String!], $summaryMetrics: JSONString) {
-  upsertBucket(input: {id: $id, name: $name, groupName: $groupName, modelName: $project, \
-entityName: $entity, description: $description, displayName: $displayName, notes: $notes, \
-config: $config, commit: $commit, host: $host, jobProgram: $program, jobRepo: $repo, \
-jobType: $jobType, state: $state, sweep: $sweep, tags: $tags, summaryMetrics: $summaryMetrics}) {
-    bucket { id name displayName project { name entity { name } } historyLineCount }
-    inserted
-  }
-}";
-
-const NOTIFY_ALERT: &str = "mutation NotifyScriptableRunAlert($entityName: String!, $projectName: String!, \
-$runName: String!, $title: String!, $text: String!, $severity: AlertSeverity = INFO, $waitDuration: Duration) {
-  notifyScriptableRunAlert(input: {entityName: $entityName, projectName: $projectName, runName: $runName, \
-title: $title, text: $text, severity: $severity, waitDuration: $waitDuration}) { success }
-}";
-
 impl Uploader {
     /// The first upsert: creates (or finds) the run, learns its entity and project, and
     /// where its lines continue when it is resumed.
@@ -88,7 +69,7 @@ impl Uploader {
         let shown = self.settings.operations.start("updating run metadata");
         let data = self
             .conn
-            .graphql("UpsertBucket", UPSERT_BUCKET, variables, until)?;
+            .graphql("UpsertBucket", documents::UPSERT_BUCKET, variables, until)?;
         drop(shown);
         // Asked once the server has answered the upsert (so a server that is down at the
         // start costs one retry budget, not two). One that cannot say gets plain JSON.
@@ -156,7 +137,7 @@ impl Uploader {
         }
         let _shown = self.settings.operations.start("updating run metadata");
         self.conn
-            .graphql("UpsertBucket", UPSERT_BUCKET, variables, until)?;
+            .graphql("UpsertBucket", documents::UPSERT_BUCKET, variables, until)?;
         self.config_dirty = false;
         self.last_upsert = Some(Instant::now());
         Ok(())
@@ -184,8 +165,12 @@ impl Uploader {
             "severity": severity,
             "waitDuration": (alert.wait_duration > 0).then_some(alert.wait_duration),
         });
-        self.conn
-            .graphql("NotifyScriptableRunAlert", NOTIFY_ALERT, variables, until)?;
+        self.conn.graphql(
+            "NotifyScriptableRunAlert",
+            documents::NOTIFY_SCRIPTABLE_RUN_ALERT,
+            variables,
+            until,
+        )?;
         Ok(())
     }
 }
