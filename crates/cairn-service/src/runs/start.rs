@@ -29,8 +29,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_core::artifact::ArtifactBoard;
-use cairn_core::client::Connection;
 use cairn_core::client::operations::Operations;
+use cairn_core::client::{Connection, documents};
 use cairn_core::input::Input;
 use cairn_core::launch::{self, Explicit, LaunchError, RunFolder, RunSettings};
 use cairn_core::pipeline::{Event, Pipeline};
@@ -282,15 +282,6 @@ struct RemoteRun {
     display_name: String,
 }
 
-const REGISTER_RUN: &str = "mutation UpsertBucket($name: String, $project: String, \
-$entity: String, $displayName: String, $groupName: String, $jobType: String, $notes: String, \
-$tags: [String!]) {
-  upsertBucket(input: {name: $name, modelName: $project, entityName: $entity, \
-displayName: $displayName, groupName: $groupName, jobType: $jobType, notes: $notes, tags: $tags}) {
-    bucket { name displayName project { name entity { name } } }
-  }
-}";
-
 /// Creates (or finds) the run on the server before `wandb.init` returns, as W&B's core
 /// does: the SDK's own GraphQL right after init (`use_artifact`, `wandb.Api()`) expects
 /// the run to exist. The uploader upserts everything else as it follows the log.
@@ -306,7 +297,7 @@ fn register_run(connection: &Connection, run: &RunRecord) -> Result<RemoteRun, S
     }
     let until = until();
     let data = connection
-        .graphql("UpsertBucket", REGISTER_RUN, variables, &until)
+        .graphql("UpsertBucket", documents::UPSERT_BUCKET, variables, &until)
         .map_err(|e| e.to_string())?;
     let bucket = &data["upsertBucket"]["bucket"];
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
