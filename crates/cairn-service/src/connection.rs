@@ -20,8 +20,8 @@ use cairn_proto::{ServerRequest, ServerResponse};
 
 use crate::frame;
 use crate::responder::Responder;
+use crate::shared::{Outcome, ServiceEvent, Shared};
 use crate::spin::SpinReader;
-use crate::{Outcome, ServiceEvent, Shared};
 
 /// A socket a connection can read and answer on (Unix or TCP).
 pub trait Stream: Read + Write + AsFd + Send + Sized + 'static {

@@ -44,65 +44,25 @@ mod reads;
 mod remote;
 mod responder;
 mod runs;
+mod shared;
 pub mod spin;
 mod sync;
 mod writes;
 
 use std::io;
-use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use launch::Flags;
 use listen::Listeners;
+use shared::Shared;
+pub use shared::{Outcome, Reporter, ServiceEvent};
 
 /// How often the parent and the idle timer are checked.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// How long connections may take to drain after the parent died.
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
-
-/// What the service tells its operator (the binary writes these to its log file).
-#[derive(Debug)]
-pub enum ServiceEvent {
-    /// Listening; the port file is written.
-    Listening { unix: String, tcp: Option<u16> },
-    /// A connection was opened (its number) or closed, with the reason when it broke.
-    Connected(u64),
-    /// A connection ended: cleanly (`None`) or because its stream broke.
-    Disconnected {
-        connection: u64,
-        error: Option<String>,
-    },
-    /// A request this service cannot answer yet, or does not know.
-    Unsupported { connection: u64, kind: &'static str },
-    /// A request without an id that nothing answers (logged, dropped).
-    Ignored { connection: u64, kind: &'static str },
-    /// A run the user never finished was finished by the service: what the SDK would
-    /// have printed at its end (where the run is, where its logs are), for the user's
-    /// terminal.
-    Footer { run: String, lines: Vec<String> },
-}
-
-/// Where [`ServiceEvent`]s go.
-pub trait Reporter: Send + Sync {
-    /// Records one event.
-    fn report(&self, event: ServiceEvent);
-}
-
-/// Why the service stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Its parent is not the `--pid` process: `wandb-core` exits at once then.
-    NotMyParent,
-    /// The owning SDK process tore it down, with its exit code.
-    TornDown { exit_code: i32 },
-    /// The parent process died.
-    ParentGone,
-    /// Detached, and no connection for the idle timeout.
-    Idle,
-}
 
 /// A failure to start serving.
 #[derive(Debug, thiserror::Error)]
@@ -120,66 +80,6 @@ pub enum ServiceError {
         #[source]
         source: io::Error,
     },
-}
-
-/// State every connection thread shares with the service loop.
-pub(crate) struct Shared {
-    stopping: AtomicBool,
-    outcome: Mutex<Option<Outcome>>,
-    open_connections: Mutex<(usize, Instant)>,
-    unix_path: std::path::PathBuf,
-    tcp_port: Option<u16>,
-    pub(crate) runs: runs::Runs,
-    pub(crate) apis: api::Apis,
-    pub(crate) syncs: sync::Syncs,
-    pub(crate) reporter: Arc<dyn Reporter>,
-}
-
-impl Shared {
-    /// Ends the service with `outcome` (the first one given wins) and wakes the accept
-    /// loop by connecting to it.
-    pub(crate) fn stop(&self, outcome: Outcome) {
-        {
-            let mut slot = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
-            slot.get_or_insert(outcome);
-        }
-        if !self.stopping.swap(true, Ordering::SeqCst) {
-            let _ = UnixStream::connect(&self.unix_path);
-            if let Some(port) = self.tcp_port {
-                let _ = std::net::TcpStream::connect(("127.0.0.1", port));
-            }
-        }
-    }
-
-    fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    fn connection_opened(&self) {
-        let mut open = self
-            .open_connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        open.0 += 1;
-    }
-
-    pub(crate) fn connection_closed(&self) {
-        let mut open = self
-            .open_connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        open.0 = open.0.saturating_sub(1);
-        open.1 = Instant::now();
-    }
-
-    /// How long no connection has been open (`None` while one is).
-    fn idle_for(&self) -> Option<Duration> {
-        let open = self
-            .open_connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        (open.0 == 0).then(|| open.1.elapsed())
-    }
 }
 
 /// Serves until torn down, orphaned or idle (see the module doc).
@@ -208,17 +108,7 @@ pub fn serve(flags: &Flags, reporter: Arc<dyn Reporter>) -> Result<Outcome, Serv
         .as_ref()
         .and_then(|t| t.local_addr().ok())
         .map(|a| a.port());
-    let shared = Arc::new(Shared {
-        stopping: AtomicBool::new(false),
-        outcome: Mutex::new(None),
-        open_connections: Mutex::new((0, Instant::now())),
-        unix_path: listeners.unix_path.clone(),
-        tcp_port,
-        runs: runs::Runs::default(),
-        apis: api::Apis::default(),
-        syncs: sync::Syncs::default(),
-        reporter,
-    });
+    let shared = Arc::new(Shared::new(listeners.unix_path.clone(), tcp_port, reporter));
     shared.reporter.report(ServiceEvent::Listening {
         unix: listeners.unix_path.display().to_string(),
         tcp: tcp_port,
@@ -255,11 +145,7 @@ pub fn serve(flags: &Flags, reporter: Arc<dyn Reporter>) -> Result<Outcome, Serv
     // Not joined: it sees `stopping` within one period and ends by itself; waiting for it
     // would add up to that period to every exit of the SDK's process.
     drop(watcher);
-    let outcome = shared
-        .outcome
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .unwrap_or(Outcome::TornDown { exit_code: 0 });
+    let outcome = shared.outcome();
     if matches!(outcome, Outcome::ParentGone | Outcome::Idle) {
         // Nobody will finish these runs: let the readers drain what the SDK already sent
         // (its sockets close with it), then finish every run so all of it is in the log.

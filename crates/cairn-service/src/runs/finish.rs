@@ -67,7 +67,7 @@ pub(super) fn exit<S>(
 pub(super) fn finish_unfinished(
     runs: Vec<Arc<Mutex<Run>>>,
     exit_code: i32,
-    reporter: &dyn crate::Reporter,
+    reporter: &dyn crate::shared::Reporter,
 ) {
     for run in runs {
         if complete(&run, exit_code).is_some() {
@@ -80,7 +80,7 @@ pub(super) fn finish_unfinished(
                 .unwrap_or_default();
             drop(guard);
             if !lines.is_empty() {
-                reporter.report(crate::ServiceEvent::Footer { run: id, lines });
+                reporter.report(crate::shared::ServiceEvent::Footer { run: id, lines });
             }
         }
         close_messages(&run);

@@ -98,7 +98,7 @@ impl Runs {
 
     /// `inform_teardown` (or a parent gone): finishes every run the user never finished
     /// with `exit_code`, waits, and reports each one's footer (the SDK prints none then).
-    pub(crate) fn finish_all(&self, exit_code: i32, reporter: &dyn crate::Reporter) {
+    pub(crate) fn finish_all(&self, exit_code: i32, reporter: &dyn crate::shared::Reporter) {
         let all: Vec<Arc<Mutex<Run>>> = self
             .runs
             .lock()
