@@ -1,7 +1,10 @@
 //! Test support (feature `test-support`, and this crate's own tests): a fake W&B server.
 //!
 //! [`FakeServer`] listens on `127.0.0.1:<free port>`, reads one HTTP/1.1 request per
-//! connection, answers it with what the test's function returns and hangs up. GraphQL
+//! connection, answers it with what the test's function returns and hangs up: a status
+//! and a JSON body ([`FakeServer::start`]), or any bytes, built with [`http_answer`]
+//! ([`FakeServer::start_raw`], for tests of the client's handling of statuses and
+//! headers). GraphQL
 //! requests are named by their `operationName`, so a test answers `RunResumeStatus` one
 //! way and everything else another; [`FakeServer::wandb`] is the usual such server. It
 //! stops when [`FakeServer::finish`] is called (it
@@ -19,11 +22,21 @@ use std::time::{Duration, Instant};
 pub struct FakeRequest {
     /// `POST /graphql HTTP/1.1`.
     pub line: String,
+    /// The headers, in order, names as sent.
+    pub headers: Vec<(String, String)>,
     /// The body (as sent: gzipped bodies stay gzipped).
     pub body: Vec<u8>,
 }
 
 impl FakeRequest {
+    /// The first header of this name (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
     /// The GraphQL operation's name, for a GraphQL request.
     pub fn operation(&self) -> Option<String> {
         let body: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
@@ -45,6 +58,17 @@ impl FakeServer {
     pub fn start(
         mut reply: impl FnMut(&FakeRequest) -> (u16, String) + Send + 'static,
     ) -> std::io::Result<FakeServer> {
+        FakeServer::start_raw(move |_, request| {
+            let (status, body) = reply(request);
+            http_answer(status, &[("Content-Type", "application/json")], &body)
+        })
+    }
+
+    /// Starts the server; `reply` gives the whole answer to the `n`th request (from 0),
+    /// e.g. [`http_answer`].
+    pub fn start_raw(
+        mut reply: impl FnMut(usize, &FakeRequest) -> Vec<u8> + Send + 'static,
+    ) -> std::io::Result<FakeServer> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let base_url = format!("http://{}", listener.local_addr()?);
@@ -60,7 +84,7 @@ impl FakeServer {
                 {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            if let Some(request) = serve(stream, &mut reply) {
+                            if let Some(request) = serve(stream, seen.len(), &mut reply) {
                                 seen.push(request);
                             }
                         }
@@ -115,17 +139,33 @@ impl FakeServer {
     }
 }
 
-/// Reads one request from `stream` and answers it.
+/// An HTTP/1.1 answer: the status, the headers given, the body's length, and
+/// `Connection: close`.
+pub fn http_answer(status: u16, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut text = format!(
+        "HTTP/1.1 {status} Fake\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    text.into_bytes()
+}
+
+/// Reads the `n`th request from `stream` and answers it.
 fn serve(
     mut stream: TcpStream,
-    reply: &mut impl FnMut(&FakeRequest) -> (u16, String),
+    n: usize,
+    reply: &mut impl FnMut(usize, &FakeRequest) -> Vec<u8>,
 ) -> Option<FakeRequest> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut reader = BufReader::new(&stream);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
-    let mut length = 0;
+    let mut headers = Vec::new();
     loop {
         let mut header = String::new();
         reader.read_line(&mut header).ok()?;
@@ -133,25 +173,22 @@ fn serve(
         if header.is_empty() {
             break;
         }
-        if let Some((name, value)) = header.split_once(':')
-            && name.trim().eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().ok()?;
-        }
+        let (name, value) = header.split_once(':')?;
+        headers.push((name.trim().to_owned(), value.trim().to_owned()));
     }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    let request = FakeRequest {
+    let mut request = FakeRequest {
         line: line.trim_end().to_owned(),
-        body,
+        headers,
+        body: Vec::new(),
     };
-    let (status, body) = reply(&request);
-    let answer = format!(
-        "HTTP/1.1 {status} Fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(answer.as_bytes());
+    let length: usize = request
+        .header("content-length")
+        .map_or(Ok(0), str::parse)
+        .ok()?;
+    request.body = vec![0; length];
+    reader.read_exact(&mut request.body).ok()?;
+    let answer = reply(n, &request);
+    let _ = stream.write_all(&answer);
     let _ = stream.flush();
     Some(request)
 }

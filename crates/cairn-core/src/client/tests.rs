@@ -1,12 +1,11 @@
 //! The client against a one-request-per-connection test server on 127.0.0.1: what goes on
 //! the wire, retries, `Retry-After`, rate limits, aborts and deadlines, and the errors.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
+use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use flate2::read::GzDecoder;
@@ -14,120 +13,11 @@ use serde_json::Value;
 
 use super::retry::{Jitter, RetryPolicy};
 use super::{Connection, ConnectionConfig, HttpError, Operations, Policies, Until};
+use crate::testing::{FakeRequest, FakeServer, http_answer as answer};
 
-/// One request as the test server saw it.
-#[derive(Debug)]
-struct Request {
-    line: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-}
-
-/// A one-request-per-connection HTTP/1.1 server on 127.0.0.1 that answers the nth request
-/// with `reply(n, &request)` (raw bytes) and then hangs up.
-struct Server {
-    base_url: String,
-    stop: Arc<AtomicBool>,
-    handle: JoinHandle<Vec<Request>>,
-}
-
-impl Server {
-    fn start(mut reply: impl FnMut(usize, &Request) -> Vec<u8> + Send + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let base_url = format!("http://{}", listener.local_addr().unwrap());
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        let handle = std::thread::spawn(move || {
-            let started = Instant::now();
-            let mut seen = Vec::new();
-            // Bounded in time, so a broken test cannot hang the suite.
-            while !stopped.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(30) {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        stream.set_nonblocking(false).unwrap();
-                        stream
-                            .set_read_timeout(Some(Duration::from_secs(5)))
-                            .unwrap();
-                        let Some(request) = read_request(&stream) else {
-                            continue;
-                        };
-                        let answer = reply(seen.len(), &request);
-                        seen.push(request);
-                        let _ = stream.write_all(&answer);
-                        let _ = stream.flush();
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    Err(_) => break,
-                }
-            }
-            seen
-        });
-        Self {
-            base_url,
-            stop,
-            handle,
-        }
-    }
-
-    /// Stops the server and returns the requests it saw.
-    fn finish(self) -> Vec<Request> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap()
-    }
-}
-
-fn read_request(stream: &TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut headers = Vec::new();
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        headers.push((name.trim().to_owned(), value.trim().to_owned()));
-    }
-    let mut request = Request {
-        line: line.trim_end().to_owned(),
-        headers,
-        body: Vec::new(),
-    };
-    let len: usize = request
-        .header("content-length")
-        .map_or(Ok(0), str::parse)
-        .ok()?;
-    request.body = vec![0; len];
-    reader.read_exact(&mut request.body).ok()?;
-    Some(request)
-}
-
-fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut text = format!(
-        "HTTP/1.1 {status} Test\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
-    }
-    text.push_str("\r\n");
-    text.push_str(body);
-    text.into_bytes()
+/// The test server: one request per connection, each answered with raw bytes.
+fn start(reply: impl FnMut(usize, &FakeRequest) -> Vec<u8> + Send + 'static) -> FakeServer {
+    FakeServer::start_raw(reply).unwrap()
 }
 
 fn ok_json(body: &str) -> Vec<u8> {
@@ -157,8 +47,8 @@ fn connect_with(base_url: &str, policy: RetryPolicy) -> Connection {
     Connection::with_policies(config, policies)
 }
 
-fn connect(server: &Server) -> Connection {
-    connect_with(&server.base_url, test_policy())
+fn connect(server: &FakeServer) -> Connection {
+    connect_with(&server.base_url(), test_policy())
 }
 
 fn viewer(connection: &Connection, until: &Until) -> Result<Value, HttpError> {
@@ -168,7 +58,7 @@ fn viewer(connection: &Connection, until: &Until) -> Result<Value, HttpError> {
 
 #[test]
 fn graphql_succeeds_after_two_server_errors() {
-    let server = Server::start(|n, _| match n {
+    let server = start(|n, _| match n {
         0 | 1 => answer(500, &[], "boom"),
         _ => ok_json(r#"{"data": {"viewer": {"id": "u1"}}}"#),
     });
@@ -202,7 +92,7 @@ fn a_retried_request_shows_on_its_operation() {
     let operations = Arc::new(Operations::default());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (ops, log) = (operations.clone(), seen.clone());
-    let server = Server::start(move |n, _| {
+    let server = start(move |n, _| {
         let status = ops.snapshot().first().map(|v| v.error_status.clone());
         log.lock().unwrap().push(status.unwrap_or_default());
         match n {
@@ -229,7 +119,7 @@ fn a_retried_request_shows_on_its_operation() {
 
 #[test]
 fn retry_after_overrides_backoff() {
-    let server = Server::start(|n, _| match n {
+    let server = start(|n, _| match n {
         0 => answer(429, &[("Retry-After", "1")], "slow down"),
         _ => ok_json(r#"{"data": {}}"#),
     });
@@ -243,8 +133,7 @@ fn retry_after_overrides_backoff() {
 
 #[test]
 fn unauthorized_fails_at_once_with_the_server_message() {
-    let server =
-        Server::start(|_, _| answer(401, &[], r#"{"errors": [{"message": "invalid api key"}]}"#));
+    let server = start(|_, _| answer(401, &[], r#"{"errors": [{"message": "invalid api key"}]}"#));
     let error = viewer(&connect(&server), &Until::forever()).unwrap_err();
     match &error {
         HttpError::Status {
@@ -252,7 +141,7 @@ fn unauthorized_fails_at_once_with_the_server_message() {
             status,
             message,
         } => {
-            assert_eq!(url, &format!("{}/graphql", server.base_url));
+            assert_eq!(url, &format!("{}/graphql", server.base_url()));
             assert_eq!(*status, 401);
             assert_eq!(message, "invalid api key");
         }
@@ -267,7 +156,7 @@ fn unauthorized_fails_at_once_with_the_server_message() {
 
 #[test]
 fn permanent_status_with_error_field() {
-    let server = Server::start(|_, _| answer(403, &[], r#"{"error": "run is locked"}"#));
+    let server = start(|_, _| answer(403, &[], r#"{"error": "run is locked"}"#));
     let error = connect(&server)
         .post_json("/files/e/p/r/file_stream", b"{}", false, &Until::forever())
         .unwrap_err();
@@ -280,7 +169,7 @@ fn permanent_status_with_error_field() {
 
 #[test]
 fn graphql_errors_become_graphql_error() {
-    let server = Server::start(|_, _| {
+    let server = start(|_, _| {
         ok_json(r#"{"data": null, "errors": [{"message": "project not found", "path": ["x"]}]}"#)
     });
     let error = viewer(&connect(&server), &Until::forever()).unwrap_err();
@@ -296,7 +185,7 @@ fn graphql_errors_become_graphql_error() {
 
 #[test]
 fn an_unnamed_operation_takes_the_documents_name_or_none() {
-    let server = Server::start(|n, _| match n {
+    let server = start(|n, _| match n {
         0 => ok_json(r#"{"data": {"x": 1}}"#),
         _ => ok_json(r#"{"errors": [{"message": "Unknown type \"X\""}]}"#),
     });
@@ -322,7 +211,7 @@ fn an_unnamed_operation_takes_the_documents_name_or_none() {
 
 #[test]
 fn graphql_answer_that_is_not_graphql() {
-    let server = Server::start(|n, _| match n {
+    let server = start(|n, _| match n {
         0 => ok_json("<html>proxy login</html>"),
         _ => ok_json(r#"{"errors": []}"#),
     });
@@ -342,7 +231,7 @@ fn graphql_answer_that_is_not_graphql() {
 
 #[test]
 fn post_json_gzips_the_body() {
-    let server = Server::start(|n, _| match n {
+    let server = start(|n, _| match n {
         0 => ok_json(r#"{"exitcode": null, "limits": {}}"#),
         _ => answer(200, &[], ""),
     });
@@ -386,10 +275,10 @@ fn put_file_streams_the_file_without_credentials() {
         .collect();
     std::fs::write(&path, &data).unwrap();
 
-    let server = Server::start(|_, _| answer(200, &[], ""));
+    let server = start(|_, _| answer(200, &[], ""));
     let url = format!(
         "{}/bucket/model.bin?X-Amz-Signature=secret",
-        server.base_url
+        server.base_url()
     );
     let headers = vec![
         (
@@ -427,9 +316,9 @@ fn put_file_streams_the_file_without_credentials() {
 
 #[test]
 fn put_file_of_a_missing_file_fails_without_a_request() {
-    let server = Server::start(|_, _| answer(200, &[], ""));
+    let server = start(|_, _| answer(200, &[], ""));
     let path = Path::new("/nonexistent/cairn/upload.bin");
-    let url = format!("{}/upload", server.base_url);
+    let url = format!("{}/upload", server.base_url());
     let error = connect(&server)
         .put_file(&url, path, &[], &Until::forever())
         .unwrap_err();
@@ -446,11 +335,11 @@ fn put_file_of_a_missing_file_fails_without_a_request() {
 
 #[test]
 fn errors_hide_the_signed_query() {
-    let server = Server::start(|_, _| answer(403, &[], "<Error>SignatureDoesNotMatch</Error>"));
+    let server = start(|_, _| answer(403, &[], "<Error>SignatureDoesNotMatch</Error>"));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.txt");
     std::fs::write(&path, "x").unwrap();
-    let url = format!("{}/b/f.txt?sig=secret", server.base_url);
+    let url = format!("{}/b/f.txt?sig=secret", server.base_url());
     let error = connect(&server)
         .put_file(&url, &path, &[], &Until::forever())
         .unwrap_err();
@@ -462,13 +351,13 @@ fn errors_hide_the_signed_query() {
 
 #[test]
 fn abort_stops_a_retry_loop_quickly() {
-    let server = Server::start(|_, _| answer(503, &[], "busy"));
+    let server = start(|_, _| answer(503, &[], "busy"));
     let policy = RetryPolicy {
         min_wait: Duration::from_secs(10),
         max_wait: Duration::from_secs(10),
         ..test_policy()
     };
-    let connection = connect_with(&server.base_url, policy);
+    let connection = connect_with(&server.base_url(), policy);
     let flag = Arc::new(AtomicBool::new(false));
     let until = Until {
         deadline: None,
@@ -495,7 +384,7 @@ fn abort_stops_a_retry_loop_quickly() {
 
 #[test]
 fn raised_abort_flag_makes_no_request() {
-    let server = Server::start(|_, _| ok_json(r#"{"data": {}}"#));
+    let server = start(|_, _| ok_json(r#"{"data": {}}"#));
     let until = Until {
         deadline: None,
         abort: Some(Arc::new(AtomicBool::new(true))),
@@ -510,13 +399,13 @@ fn raised_abort_flag_makes_no_request() {
 
 #[test]
 fn deadline_stops_before_a_wait_that_would_pass_it() {
-    let server = Server::start(|_, _| answer(500, &[], "down"));
+    let server = start(|_, _| answer(500, &[], "down"));
     let policy = RetryPolicy {
         min_wait: Duration::from_secs(1),
         max_wait: Duration::from_secs(1),
         ..test_policy()
     };
-    let connection = connect_with(&server.base_url, policy);
+    let connection = connect_with(&server.base_url(), policy);
     let started = Instant::now();
     let until = Until::deadline(started + Duration::from_millis(300));
     let error = viewer(&connection, &until).unwrap_err();
@@ -531,12 +420,12 @@ fn deadline_stops_before_a_wait_that_would_pass_it() {
 
 #[test]
 fn running_out_of_retries_returns_the_last_status() {
-    let server = Server::start(|n, _| answer(502, &[], &format!("bad gateway {n}")));
+    let server = start(|n, _| answer(502, &[], &format!("bad gateway {n}")));
     let policy = RetryPolicy {
         max_retries: 2,
         ..test_policy()
     };
-    let error = viewer(&connect_with(&server.base_url, policy), &Until::forever()).unwrap_err();
+    let error = viewer(&connect_with(&server.base_url(), policy), &Until::forever()).unwrap_err();
     match &error {
         HttpError::Status {
             status, message, ..
@@ -551,7 +440,7 @@ fn running_out_of_retries_returns_the_last_status() {
 
 #[test]
 fn a_permanent_answer_after_retries_counts_the_attempts() {
-    let server = Server::start(|n, _| match n {
+    let server = start(|n, _| match n {
         0 => answer(503, &[], "starting"),
         _ => answer(404, &[], r#"{"error": "no such run"}"#),
     });
@@ -574,7 +463,7 @@ fn connections_are_shareable() {
 
 #[test]
 fn a_connection_cut_mid_answer_is_retried() {
-    let server = Server::start(|n, _| match n {
+    let server = start(|n, _| match n {
         0 => {
             b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{\"data\"".to_vec()
         }
@@ -610,7 +499,7 @@ fn a_refused_connection_is_retried_then_reported() {
 
 #[test]
 fn a_spent_rate_limit_holds_back_the_next_request() {
-    let server = Server::start(|n, _| match n {
+    let server = start(|n, _| match n {
         0 => answer(
             200,
             &[("RateLimit-Remaining", "0"), ("RateLimit-Reset", "0.4")],
@@ -631,7 +520,7 @@ fn a_spent_rate_limit_holds_back_the_next_request() {
     assert!(elapsed >= Duration::from_millis(350), "{elapsed:?}");
     // A deadline before the limit resets gives up without a request.
     let server_requests = {
-        let limited = Server::start(|_, _| {
+        let limited = start(|_, _| {
             answer(
                 200,
                 &[("RateLimit-Remaining", "0"), ("RateLimit-Reset", "60")],
