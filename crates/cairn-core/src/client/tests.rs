@@ -48,7 +48,7 @@ fn connect_with(base_url: &str, policy: RetryPolicy) -> Connection {
 }
 
 fn connect(server: &FakeServer) -> Connection {
-    connect_with(&server.base_url(), test_policy())
+    connect_with(server.base_url(), test_policy())
 }
 
 fn viewer(connection: &Connection, until: &Until) -> Result<Value, HttpError> {
@@ -357,7 +357,7 @@ fn abort_stops_a_retry_loop_quickly() {
         max_wait: Duration::from_secs(10),
         ..test_policy()
     };
-    let connection = connect_with(&server.base_url(), policy);
+    let connection = connect_with(server.base_url(), policy);
     let flag = Arc::new(AtomicBool::new(false));
     let until = Until {
         deadline: None,
@@ -405,7 +405,7 @@ fn deadline_stops_before_a_wait_that_would_pass_it() {
         max_wait: Duration::from_secs(1),
         ..test_policy()
     };
-    let connection = connect_with(&server.base_url(), policy);
+    let connection = connect_with(server.base_url(), policy);
     let started = Instant::now();
     let until = Until::deadline(started + Duration::from_millis(300));
     let error = viewer(&connection, &until).unwrap_err();
@@ -425,7 +425,7 @@ fn running_out_of_retries_returns_the_last_status() {
         max_retries: 2,
         ..test_policy()
     };
-    let error = viewer(&connect_with(&server.base_url(), policy), &Until::forever()).unwrap_err();
+    let error = viewer(&connect_with(server.base_url(), policy), &Until::forever()).unwrap_err();
     match &error {
         HttpError::Status {
             status, message, ..
