@@ -1,7 +1,7 @@
 //! Workspace hygiene that no compiler checks: every Rust module opens with a `//!` doc
 //! saying what it does (STYLE.md, "Docs"), every crate is described in `crates/README.md`
-//! and `ARCHITECTURE.md`, a long source file says why it is long, and no comment cites a
-//! document the repository does not hold.
+//! and `ARCHITECTURE.md`, a long source file says why it is long, no comment cites a
+//! document the repository does not hold, and no two sibling modules name each other.
 
 use std::path::{Path, PathBuf};
 
@@ -141,5 +141,111 @@ fn no_references_to_documents_outside_the_repository() {
         dangling.is_empty(),
         "section references to documents outside the repository:\n{}",
         dangling.join("\n")
+    );
+}
+
+/// The module a source file is, as a path below its crate root (`src/a/b.rs` and
+/// `src/a/b/mod.rs` are `["a", "b"]`).
+fn module_path(src: &Path, file: &Path) -> Vec<String> {
+    let rel = file.strip_prefix(src).unwrap().with_extension("");
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts
+        .last()
+        .is_some_and(|p| p == "mod" || p == "lib" || p == "main")
+    {
+        parts.pop();
+    }
+    parts
+}
+
+/// The modules `text` (the file of module `me`) names: `crate::a::b…` and `super::x`
+/// paths in code, comments left out.
+fn named_modules(me: &[String], text: &str) -> Vec<Vec<String>> {
+    let ident = |s: &str| {
+        s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .next()
+            .unwrap_or("")
+            .split("::")
+            .filter(|p| !p.is_empty() && p.chars().next().is_some_and(|c| c.is_ascii_lowercase()))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let mut named = Vec::new();
+    for line in text.lines().map(str::trim_start) {
+        if line.starts_with("//") {
+            continue;
+        }
+        for (at, _) in line.match_indices("crate::") {
+            named.push(ident(&line[at + "crate::".len()..]));
+        }
+        for (at, _) in line.match_indices("super::") {
+            // `super` is the parent module (of `a/b.rs` and of `a/b/mod.rs` alike).
+            let mut path = me.to_vec();
+            path.pop();
+            path.extend(ident(&line[at + "super::".len()..]).into_iter().take(1));
+            named.push(path);
+        }
+    }
+    named
+}
+
+/// Modules depend one way: no two sibling modules name each other (STYLE.md, "Layers").
+/// The GraphQL schema's own cycles are the exception: W&B's `Run` has `Artifact`s whose
+/// `createdBy` is a `Run`, and a `Project` has runs that name their project.
+#[test]
+fn sibling_modules_do_not_name_each_other() {
+    const SCHEMA_CYCLES: [(&str, &str); 3] = [
+        ("cairn-server graphql::artifacts", "graphql::run"),
+        ("cairn-server graphql::artifacts", "graphql::types"),
+        ("cairn-server graphql::run", "graphql::types"),
+    ];
+    let mut cycles = Vec::new();
+    for krate in crates() {
+        let src = krate.join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        let mut edges = std::collections::BTreeSet::new();
+        for file in files {
+            let me = module_path(&src, &file);
+            if file.file_name().is_some_and(|n| n == "tests.rs") || me.iter().any(|p| p == "tests")
+            {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap();
+            // A file's inline test module comes last; it may use anything.
+            let code = text.split("#[cfg(test)]\nmod tests {").next().unwrap();
+            for named in named_modules(&me, code) {
+                for depth in 1..=2 {
+                    if me.len() >= depth
+                        && named.len() >= depth
+                        && me[..depth - 1] == named[..depth - 1]
+                        && me[..depth] != named[..depth]
+                    {
+                        edges.insert((me[..depth].join("::"), named[..depth].join("::")));
+                    }
+                }
+            }
+        }
+        let name = krate.file_name().unwrap().to_string_lossy().into_owned();
+        for (a, b) in &edges {
+            if a < b && edges.contains(&(b.clone(), a.clone())) {
+                let pair = (format!("{name} {a}"), b.clone());
+                if !SCHEMA_CYCLES
+                    .iter()
+                    .any(|(x, y)| pair.0 == *x && pair.1 == *y)
+                {
+                    cycles.push(format!("{name}: {a} <-> {b}"));
+                }
+            }
+        }
+    }
+    assert!(
+        cycles.is_empty(),
+        "sibling modules that name each other (move what both need into one of them, or \
+         below both):\n{}",
+        cycles.join("\n")
     );
 }

@@ -35,12 +35,14 @@ pub use layout::{
 };
 pub use resume::{RESUME_VALUES, Resume, decide, restored_summary, resume_into, starting_step};
 pub use settings::{
-    DEFAULT_FINISH_DEADLINE, DEFAULT_PROJECT, ENV_API_KEY, ENV_BASE_URL, ENV_CONFIG_DIR,
-    ENV_CONSOLE, ENV_DIR, ENV_DISABLE_STATS, ENV_ENTITY, ENV_FINISH_DEADLINE, ENV_JOB_TYPE,
-    ENV_MODE, ENV_NAME, ENV_NOTES, ENV_PROJECT, ENV_RESUME, ENV_RUN_GROUP, ENV_RUN_ID,
-    ENV_STATS_INTERVAL, ENV_TAGS, ENV_TRANSMIT_INTERVAL, Explicit, Mode, RunSettings, resolve,
+    DEFAULT_FINISH_DEADLINE, DEFAULT_PROJECT, ENV_API_KEY, ENV_BASE_URL, ENV_CONSOLE,
+    ENV_DISABLE_STATS, ENV_ENTITY, ENV_FINISH_DEADLINE, ENV_JOB_TYPE, ENV_MODE, ENV_NAME,
+    ENV_NOTES, ENV_PROJECT, ENV_RESUME, ENV_RUN_GROUP, ENV_RUN_ID, ENV_STATS_INTERVAL, ENV_TAGS,
+    ENV_TRANSMIT_INTERVAL, Mode, RunSettings, resolve,
 };
-pub use sources::{SettingsFile, Sources, default_section, gather, process_env};
+pub use sources::{
+    ENV_CONFIG_DIR, ENV_DIR, Explicit, SettingsFile, Sources, default_section, gather, process_env,
+};
 pub use start::{Launched, Prepared, RESUME_WAIT, launch, prepare};
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ use cairn_store::SyncPolicy;
 use super::error::{Origin, SettingsError};
 use super::layout::{RunFolder, generate_run_id, resume_file_id, valid_run_id};
 use super::resume::{RESUME_VALUES, Resume};
-use super::sources::{Sources, default_section};
+use super::sources::{Explicit, Sources, default_section, root_dir};
 use crate::client::ConnectionConfig;
 use crate::client::credentials::{self, DEFAULT_BASE_URL};
 use crate::system::{DEFAULT_INTERVAL, SystemConfig};
@@ -51,8 +51,6 @@ pub const ENV_API_KEY: &str = "WANDB_API_KEY";
 pub const ENV_PROJECT: &str = "WANDB_PROJECT";
 /// `WANDB_ENTITY`: the user or team that owns the project.
 pub const ENV_ENTITY: &str = "WANDB_ENTITY";
-/// `WANDB_DIR`: the folder under which `wandb/` run folders are made.
-pub const ENV_DIR: &str = "WANDB_DIR";
 /// `WANDB_RUN_ID`: the run's id.
 pub const ENV_RUN_ID: &str = "WANDB_RUN_ID";
 /// `WANDB_RESUME`: allow, must, never or auto.
@@ -79,9 +77,6 @@ pub const ENV_TRANSMIT_INTERVAL: &str = "WANDB__FILE_STREAM_TRANSMIT_INTERVAL";
 /// `CAIRN_FINISH_DEADLINE`: seconds `finish` waits for the run's files and uploads
 /// (default 60); past it the run folder is left for `cairn sync`.
 pub const ENV_FINISH_DEADLINE: &str = "CAIRN_FINISH_DEADLINE";
-/// `WANDB_CONFIG_DIR`: the folder of W&B's global settings file (default
-/// `~/.config/wandb`).
-pub const ENV_CONFIG_DIR: &str = "WANDB_CONFIG_DIR";
 
 /// Default project when none is given (W&B's).
 pub const DEFAULT_PROJECT: &str = "uncategorized";
@@ -110,63 +105,6 @@ impl Mode {
             "disabled" => Some(Mode::Disabled),
             _ => None,
         }
-    }
-}
-
-/// What the code asked for; `None` (or an empty string) leaves a setting to the
-/// environment, the settings files and the defaults.
-#[derive(Clone, Default)]
-pub struct Explicit {
-    /// `online`, `offline` or `disabled`.
-    pub mode: Option<String>,
-    /// The server.
-    pub base_url: Option<String>,
-    /// The API key.
-    pub api_key: Option<String>,
-    /// The user or team.
-    pub entity: Option<String>,
-    /// The project.
-    pub project: Option<String>,
-    /// The run id.
-    pub run_id: Option<String>,
-    /// `allow`, `must`, `never`, `auto`, `true` or `false`.
-    pub resume: Option<String>,
-    /// The display name.
-    pub name: Option<String>,
-    /// Notes.
-    pub notes: Option<String>,
-    /// The group.
-    pub group: Option<String>,
-    /// The job type.
-    pub job_type: Option<String>,
-    /// Tags.
-    pub tags: Option<Vec<String>>,
-    /// The folder runs go under.
-    pub dir: Option<PathBuf>,
-    /// Whether to capture stdout and stderr.
-    pub console: Option<bool>,
-    /// How often to sample system metrics; `Some(None)` for never.
-    pub system_metrics: Option<Option<Duration>>,
-    /// When the log is forced to disk.
-    pub sync: Option<SyncPolicy>,
-    /// How long `finish` waits for the run's files and uploads.
-    pub finish_deadline: Option<Duration>,
-    /// Time between filestream requests.
-    pub transmit_interval: Option<Duration>,
-}
-
-impl std::fmt::Debug for Explicit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Explicit")
-            .field("mode", &self.mode)
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("entity", &self.entity)
-            .field("project", &self.project)
-            .field("run_id", &self.run_id)
-            .field("resume", &self.resume)
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
     }
 }
 
@@ -382,23 +320,6 @@ impl Layers<'_> {
             None => self.get(None, setting, parse),
         }
     }
-}
-
-/// The folder runs go under: the code's, else `WANDB_DIR`, else the current directory
-/// (W&B refuses `root_dir` in a settings file).
-pub(crate) fn root_dir(
-    explicit: Option<&PathBuf>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> PathBuf {
-    explicit
-        .filter(|d| !d.as_os_str().is_empty())
-        .cloned()
-        .or_else(|| {
-            env(ENV_DIR)
-                .filter(|d| !d.trim().is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Resolves every setting from `sources` (see the module docs).

@@ -1,5 +1,7 @@
-//! Where run settings come from, gathered for the resolver: the code's values, the
-//! environment, W&B's settings files, the netrc file and the `resume="auto"` file.
+//! Where run settings come from, gathered for the resolver: the code's values
+//! ([`Explicit`]), the environment, W&B's settings files, the netrc file and the
+//! `resume="auto"` file, and where the workspace is (`WANDB_DIR`), which says where the
+//! workspace's settings file is.
 //!
 //! W&B reads two settings files, INI text whose `[default]` section holds settings by
 //! name (`base_url`, `mode`, `project`, …): the global `$WANDB_CONFIG_DIR/settings`
@@ -10,9 +12,91 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cairn_store::SyncPolicy;
 
 use super::layout::RESUME_FILE;
-use super::settings::{ENV_CONFIG_DIR, Explicit, root_dir};
+
+/// `WANDB_DIR`: the folder under which `wandb/` run folders are made.
+pub const ENV_DIR: &str = "WANDB_DIR";
+/// `WANDB_CONFIG_DIR`: the folder of W&B's global settings file (default
+/// `~/.config/wandb`).
+pub const ENV_CONFIG_DIR: &str = "WANDB_CONFIG_DIR";
+
+/// What the code asked for; `None` (or an empty string) leaves a setting to the
+/// environment, the settings files and the defaults.
+#[derive(Clone, Default)]
+pub struct Explicit {
+    /// `online`, `offline` or `disabled`.
+    pub mode: Option<String>,
+    /// The server.
+    pub base_url: Option<String>,
+    /// The API key.
+    pub api_key: Option<String>,
+    /// The user or team.
+    pub entity: Option<String>,
+    /// The project.
+    pub project: Option<String>,
+    /// The run id.
+    pub run_id: Option<String>,
+    /// `allow`, `must`, `never`, `auto`, `true` or `false`.
+    pub resume: Option<String>,
+    /// The display name.
+    pub name: Option<String>,
+    /// Notes.
+    pub notes: Option<String>,
+    /// The group.
+    pub group: Option<String>,
+    /// The job type.
+    pub job_type: Option<String>,
+    /// Tags.
+    pub tags: Option<Vec<String>>,
+    /// The folder runs go under.
+    pub dir: Option<PathBuf>,
+    /// Whether to capture stdout and stderr.
+    pub console: Option<bool>,
+    /// How often to sample system metrics; `Some(None)` for never.
+    pub system_metrics: Option<Option<Duration>>,
+    /// When the log is forced to disk.
+    pub sync: Option<SyncPolicy>,
+    /// How long `finish` waits for the run's files and uploads.
+    pub finish_deadline: Option<Duration>,
+    /// Time between filestream requests.
+    pub transmit_interval: Option<Duration>,
+}
+
+impl std::fmt::Debug for Explicit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Explicit")
+            .field("mode", &self.mode)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("entity", &self.entity)
+            .field("project", &self.project)
+            .field("run_id", &self.run_id)
+            .field("resume", &self.resume)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The folder runs go under: the code's, else `WANDB_DIR`, else the current directory
+/// (W&B refuses `root_dir` in a settings file).
+pub(crate) fn root_dir(
+    explicit: Option<&PathBuf>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> PathBuf {
+    explicit
+        .filter(|d| !d.as_os_str().is_empty())
+        .cloned()
+        .or_else(|| {
+            env(ENV_DIR)
+                .filter(|d| !d.trim().is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("."))
+}
 
 /// A file's path and text.
 #[derive(Clone, Debug, PartialEq, Eq)]

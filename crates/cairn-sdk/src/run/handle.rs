@@ -14,7 +14,6 @@ use cairn_proto::record::RecordType;
 use cairn_proto::{AlertRecord, Record, RunPreemptingRecord};
 
 use super::error::{MAX_KEY_LEN, RunError};
-use super::metric::MetricDef;
 use crate::artifact::{Artifact, ArtifactError, ArtifactHandle, RunArtifacts, UsedArtifact};
 use crate::settings::RunLayout;
 
@@ -229,12 +228,6 @@ impl Run {
             update,
             remove: Vec::new(),
         }))
-    }
-
-    /// Starts a metric definition (`define_metric`); finish it with [`MetricDef::apply`].
-    pub fn define_metric(&self, name: impl Into<String>) -> MetricDef<'_> {
-        let record = cairn_core::input::metric_definition(&name.into());
-        MetricDef { run: self, record }
     }
 
     /// Raises an alert (`level`: INFO, WARN or ERROR).

@@ -7,6 +7,14 @@ use cairn_proto::{MetricOptions, MetricRecord, MetricSummary};
 use super::error::RunError;
 use super::handle::Run;
 
+impl Run {
+    /// Starts a metric definition (`define_metric`); finish it with [`MetricDef::apply`].
+    pub fn define_metric(&self, name: impl Into<String>) -> MetricDef<'_> {
+        let record = cairn_core::input::metric_definition(&name.into());
+        MetricDef { run: self, record }
+    }
+}
+
 /// A metric definition being built; see [`Run::define_metric`].
 #[derive(Debug)]
 #[must_use = "call apply() to define the metric"]
