@@ -78,9 +78,11 @@ pub(crate) async fn authenticate(
     headers: &HeaderMap,
 ) -> Result<UserRow, ApiError> {
     let key = basic_key(headers).ok_or_else(|| ApiError::Unauthorized(INVALID_KEY.to_owned()))?;
-    db::accounts::user_by_key_hash(conn, &hash_key(&key))
+    let user = db::accounts::user_by_key_hash(conn, &hash_key(&key))
         .await?
-        .ok_or_else(|| ApiError::Unauthorized(INVALID_KEY.to_owned()))
+        .ok_or_else(|| ApiError::Unauthorized(INVALID_KEY.to_owned()))?;
+    crate::trace::record_user(&user.name);
+    Ok(user)
 }
 
 /// Whether `user` may read and write `entity`.

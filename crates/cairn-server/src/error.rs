@@ -87,10 +87,10 @@ impl From<axum::extract::rejection::BytesRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-        }
+        crate::trace::log_error(status, &self);
         let body = serde_json::json!({ "errors": [{ "message": self.public_message() }] });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        response.extensions_mut().insert(crate::trace::Logged);
+        response
     }
 }

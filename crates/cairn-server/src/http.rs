@@ -7,10 +7,12 @@
 //! | `PUT /storage/{key}?exp&sig` | upload to a signed URL (no credentials) |
 //! | `GET /storage/{key}?exp&sig` | download from a signed URL (one `Range` honoured) |
 //! | `GET /healthz` | liveness |
+//! | `POST /sdk/otel/v1/{metrics,logs,traces}` | the SDK's own telemetry: 200, dropped |
 //! | `/api/…`, `/assets/…`, the pages' paths | the web UI, see `ui` |
 //! | anything else | 404, a JSON error |
 //!
-//! Oversized bodies are answered 413, malformed ones 400, both as JSON errors.
+//! Oversized bodies are answered 413, malformed ones 400, both as JSON errors. Every
+//! request runs in a span with an id (`trace`), and every failure is logged.
 
 use std::collections::HashMap;
 
@@ -57,6 +59,9 @@ pub fn router(app: App) -> Router {
                 .layer(DefaultBodyLimit::disable()),
         )
         .route("/healthz", get(|| async { "ok" }))
+        // wandb-core 0.28+ exports its own telemetry here: acknowledged and dropped (an
+        // empty OTLP answer is a valid one), so the SDK's log does not fill with errors.
+        .route("/sdk/otel/v1/{signal}", post(otel_discard))
         .merge(ui::router())
         .fallback(ui::fallback)
         .layer(
@@ -64,7 +69,19 @@ pub fn router(app: App) -> Router {
                 .gzip(true)
                 .compress_when(Compressible),
         )
+        .layer(axum::middleware::from_fn(crate::trace::requests))
         .with_state(app)
+}
+
+/// The SDK's own telemetry (`/sdk/otel/v1/metrics`, `/sdk/otel/v1/logs`): not the user's
+/// data, and not kept.
+async fn otel_discard(Path(signal): Path<String>) -> Response {
+    match signal.as_str() {
+        "metrics" | "logs" | "traces" => StatusCode::OK.into_response(),
+        _ => {
+            ApiError::NotFound(format!("no such route: POST /sdk/otel/v1/{signal}")).into_response()
+        }
+    }
 }
 
 /// Compresses JSON and the UI's assets, not file transfers (already compressed, ranged,
@@ -128,12 +145,31 @@ async fn graphql_inner(
     let mut request: async_graphql::Request = serde_json::from_value(value)
         .map_err(|err| ApiError::BadRequest(format!("GraphQL request is malformed: {err}")))?;
     crate::graphql::fill_variable_defaults(&mut request);
+    let operation = request.operation_name.clone();
     let session = Session {
         base_url: app.base_url(&headers),
         app: app.clone(),
         viewer,
     };
     let response = app.schema.execute(request.data(session)).await;
+    // Answered with status 200, as GraphQL's errors are: logged here, each with its
+    // operation and path (the span adds the request id and the user).
+    for error in &response.errors {
+        let path: Vec<String> = error
+            .path
+            .iter()
+            .map(|segment| match segment {
+                async_graphql::PathSegment::Field(name) => name.clone(),
+                async_graphql::PathSegment::Index(index) => index.to_string(),
+            })
+            .collect();
+        tracing::warn!(
+            operation = operation.as_deref().unwrap_or("(unnamed)"),
+            path = %path.join("."),
+            error = %error.message,
+            "GraphQL error"
+        );
+    }
     Ok(Json(response).into_response())
 }
 

@@ -20,6 +20,7 @@ mod graphql;
 mod http;
 mod ids;
 mod names;
+mod trace;
 mod ui;
 
 use std::future::Future;

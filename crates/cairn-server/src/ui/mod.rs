@@ -77,7 +77,6 @@ pub(crate) async fn fallback(method: Method, uri: axum::http::Uri) -> Response {
     if (method == Method::GET || method == Method::HEAD) && is_page_path(uri.path()) {
         return assets::index();
     }
-    tracing::info!(%method, path = uri.path(), "no such route");
     ApiError::NotFound(format!("no such route: {method} {}", uri.path())).into_response()
 }
 
@@ -115,11 +114,11 @@ impl<E: Into<ApiError>> From<E> for UiError {
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
         let status = self.0.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self.0, "UI request failed");
-        }
+        crate::trace::log_error(status, &self.0);
         let body = serde_json::json!({ "error": self.0.public_message() });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        response.extensions_mut().insert(crate::trace::Logged);
+        response
     }
 }
 
@@ -152,6 +151,7 @@ impl FromRequestParts<App> for Viewer {
                 "the session has ended: sign in again".to_owned(),
             )));
         };
+        crate::trace::record_user(&user.name);
         if parts.method != Method::GET && parts.method != Method::HEAD {
             let sent = parts
                 .headers

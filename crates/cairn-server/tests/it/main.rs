@@ -5,5 +5,6 @@
 mod artifacts;
 mod auth;
 mod filestream;
+mod logging;
 mod routes;
 mod support;
