@@ -76,13 +76,17 @@ pub fn metric_definition(name: &str) -> MetricRecord {
     record
 }
 
-/// Config keys set and removed by the user.
+/// Config keys set and removed by the user, each by its path: `["lr"]` for a top-level key,
+/// `["_wandb", "visualize", "chart"]` for a nested one (W&B's `ConfigItem.nested_key`).
+///
+/// Applied as W&B's core applies them (`crate::runfiles`): a map value is merged into what
+/// the path holds, any other value replaces it; a removal drops only that path.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigChange {
-    /// Top-level keys set, with their values (maps stay whole).
-    pub update: Vec<(String, Value)>,
-    /// Top-level keys removed.
-    pub remove: Vec<String>,
+    /// Keys set, with their values.
+    pub update: Vec<(Path, Value)>,
+    /// Keys removed.
+    pub remove: Vec<Path>,
 }
 
 /// Questions answered from the handler's state; each carries its reply channel.

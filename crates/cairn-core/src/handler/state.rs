@@ -434,23 +434,18 @@ impl Handler {
         out.push(summary_record(change.update, change.remove, self.info()));
     }
 
+    /// The user's config change as W&B writes one: a one-part path as `key`, a longer one
+    /// as `nested_key` (the form W&B's core reads back either way).
     fn config_record(&self, change: ConfigChange) -> Record {
         let update = change
             .update
             .into_iter()
-            .map(|(key, value)| ConfigItem {
-                key,
-                value_json: value.to_json(),
-                ..Default::default()
-            })
+            .map(|(path, value)| config_item(path, value.to_json()))
             .collect();
         let remove = change
             .remove
             .into_iter()
-            .map(|key| ConfigItem {
-                key,
-                ..Default::default()
-            })
+            .map(|path| config_item(path, String::new()))
             .collect();
         Record {
             record_type: Some(RecordType::Config(ConfigRecord {
@@ -534,6 +529,22 @@ pub fn summary_item(path: Path, value_json: String) -> SummaryItem {
             value_json,
             ..Default::default()
         }
+    }
+}
+
+/// A config item at `path`: a one-part path as `key`, a longer one as `nested_key`.
+fn config_item(path: Path, value_json: String) -> ConfigItem {
+    match <[String; 1]>::try_from(path) {
+        Ok([key]) => ConfigItem {
+            key,
+            value_json,
+            ..Default::default()
+        },
+        Err(nested_key) => ConfigItem {
+            nested_key,
+            value_json,
+            ..Default::default()
+        },
     }
 }
 

@@ -8,7 +8,7 @@
 //!   run, `never` on an existing one. `allow` and `auto` resume a run the server has.
 //! * [`resume_into`] makes the init's run record the resumed run's: marked resumed, its
 //!   steps and runtime continuing, the stored config merged under the new one (keys the
-//!   new init sets win).
+//!   new init sets win; the stored `_wandb` charts and class labels are kept).
 //! * [`restored_summary`] is the stored summary as the change that carries it on (keys
 //!   this session logs replace it).
 //!
@@ -80,25 +80,59 @@ pub fn decide(
     }
 }
 
+/// The `_wandb` entries a resumed run keeps from its stored config even when the new init
+/// sets `_wandb` (as the SDK always does): its charts and image class labels (W&B's core,
+/// `RunConfig.MergeResumedConfig`).
+const KEPT_WANDB_ENTRIES: [&str; 3] = ["viz", "visualize", "mask/class_labels"];
+
 /// The init's run record made the resumed run's: marked resumed, its steps continuing
 /// after the last stored step, its runtime after the stored runtime, and the stored
-/// config under every key the new init does not set.
+/// config under every key the new init does not set, plus each stored chart and class
+/// label set under `_wandb` ([`KEPT_WANDB_ENTRIES`]) the new init does not set.
 pub fn resume_into(record: &mut RunRecord, status: &ResumeStatus) {
     record.resumed = true;
     record.starting_step = starting_step(status);
     record.runtime = status.runtime.max(0.0).min(f64::from(i32::MAX)) as i32;
     let config = record.config.get_or_insert_with(Default::default);
-    let set: HashSet<&str> = config.update.iter().map(|i| i.key.as_str()).collect();
-    let stored: Vec<ConfigItem> = status
+    let path = |i: &ConfigItem| {
+        if i.nested_key.is_empty() {
+            vec![i.key.clone()]
+        } else {
+            i.nested_key.clone()
+        }
+    };
+    let set: HashSet<Vec<String>> = config.update.iter().map(path).collect();
+    let mut stored: Vec<ConfigItem> = status
         .config
         .iter()
-        .filter(|(key, _)| !set.contains(key.as_str()))
+        .filter(|(key, _)| !set.contains(std::slice::from_ref(*key)))
         .map(|(key, value)| ConfigItem {
             key: key.clone(),
             value_json: value.to_string(),
             ..Default::default()
         })
         .collect();
+    // A `_wandb` restored whole carries them already.
+    let wandb = ["_wandb".to_owned()];
+    if set.contains(wandb.as_slice())
+        && let Some(serde_json::Value::Object(old)) = status.config.get("_wandb")
+    {
+        for entry in KEPT_WANDB_ENTRIES {
+            let Some(serde_json::Value::Object(items)) = old.get(entry) else {
+                continue;
+            };
+            for (key, value) in items {
+                let nested_key = vec![wandb[0].clone(), entry.to_owned(), key.clone()];
+                if !set.contains(&nested_key) {
+                    stored.push(ConfigItem {
+                        nested_key,
+                        value_json: value.to_string(),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
     config.update.extend(stored);
 }
 
@@ -231,6 +265,59 @@ mod tests {
                 ("lr", "0.5"),
                 ("_wandb", r#"{"t":{"1":[1]}}"#),
                 ("layers", "3")
+            ]
+        );
+    }
+
+    /// The SDK's init always sets `_wandb`; the stored charts and class labels come back
+    /// under it as nested keys, and merge into it (`crate::runfiles`).
+    #[test]
+    fn a_resumed_record_keeps_its_charts_and_class_labels() {
+        let mut record = RunRecord {
+            config: Some(ConfigRecord {
+                update: vec![ConfigItem {
+                    key: "_wandb".into(),
+                    value_json: "{}".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut stored = status(Some(9));
+        stored.config.insert(
+            "_wandb".into(),
+            json!({
+                "t": {"1": [1]},
+                "visualize": {"roc": {"panel_type": "Vega2"}},
+                "mask/class_labels": {"img": {"value": {"1": "cat"}}},
+            }),
+        );
+        resume_into(&mut record, &stored);
+        let config: Vec<(String, &str)> = record
+            .config
+            .as_ref()
+            .unwrap()
+            .update
+            .iter()
+            .map(|i| {
+                let key = if i.nested_key.is_empty() {
+                    i.key.clone()
+                } else {
+                    format!("[{}]", i.nested_key.join("."))
+                };
+                (key, i.value_json.as_str())
+            })
+            .collect();
+        let config: Vec<(&str, &str)> = config.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            config,
+            [
+                ("_wandb", "{}"),
+                ("layers", "3"),
+                ("lr", "0.1"),
+                ("[_wandb.visualize.roc]", r#"{"panel_type":"Vega2"}"#),
+                ("[_wandb.mask/class_labels.img]", r#"{"value":{"1":"cat"}}"#),
             ]
         );
     }

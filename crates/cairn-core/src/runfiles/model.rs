@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use cairn_proto::record::RecordType;
 use cairn_proto::{ConfigRecord, Record, SummaryRecord};
 
+use super::tree::{Config, apply_config, key_path, remove_path, set_path};
 use crate::value::Value;
 
 /// Config, summary and metadata as the records so far define them.
 #[derive(Debug, Default)]
 pub(crate) struct RunFiles {
     /// Top-level config keys and values, in first-set order.
-    config: indexmap::IndexMap<String, Value>,
+    config: Config,
     /// The summary as a nested map.
     summary: Vec<(String, Value)>,
     /// Every environment record merged, as JSON (the protocol's JSON names, as W&B
@@ -49,9 +50,9 @@ impl RunFiles {
     }
 
     /// The config as it is uploaded and written: with the metric definitions (`m`, perhaps
-    /// none) and the environments (`e`) in `_wandb` — derived state, so a config update
-    /// from the SDK that replaces `_wandb` does not lose them.
-    fn config_view(&self) -> std::borrow::Cow<'_, indexmap::IndexMap<String, Value>> {
+    /// none) and the environments (`e`) in `_wandb` — derived state, so they are the
+    /// current ones whatever the SDK sends under `_wandb`.
+    fn config_view(&self) -> std::borrow::Cow<'_, Config> {
         if !self.config.contains_key("_wandb")
             && self.metrics.is_empty()
             && self.glob_metrics.is_empty()
@@ -172,31 +173,11 @@ impl RunFiles {
         }
     }
 
+    /// A config change, applied as W&B's core applies it (`super::tree`): map values merge
+    /// into what their path holds, so `_wandb` updates keep the charts and class labels
+    /// sent under nested keys before them.
     fn apply_config(&mut self, config: &ConfigRecord) {
-        for item in &config.update {
-            let path = key_path(&item.key, &item.nested_key);
-            let value = Value::from_json(&item.value_json)
-                .unwrap_or_else(|| Value::Str(item.value_json.clone()));
-            match path.split_first() {
-                Some((top, [])) => {
-                    self.config.insert(top.clone(), value);
-                }
-                Some((top, rest)) => {
-                    let entry = self
-                        .config
-                        .entry(top.clone())
-                        .or_insert(Value::Map(Vec::new()));
-                    set_path(entry, rest, value);
-                }
-                None => {}
-            }
-        }
-        for item in &config.remove {
-            let path = key_path(&item.key, &item.nested_key);
-            if let [top] = path.as_slice() {
-                self.config.shift_remove(top);
-            }
-        }
+        apply_config(&mut self.config, config);
     }
 
     fn apply_summary(&mut self, summary: &SummaryRecord) {
@@ -271,7 +252,7 @@ impl RunFiles {
 }
 
 /// `config["_wandb"]`, made a map if it is missing or is not one.
-fn wandb_entry(config: &mut indexmap::IndexMap<String, Value>) -> &mut Value {
+fn wandb_entry(config: &mut Config) -> &mut Value {
     let entry = config
         .entry("_wandb".to_owned())
         .or_insert(Value::Map(Vec::new()));
@@ -279,46 +260,6 @@ fn wandb_entry(config: &mut indexmap::IndexMap<String, Value>) -> &mut Value {
         *entry = Value::Map(Vec::new());
     }
     entry
-}
-
-fn key_path(key: &str, nested: &[String]) -> Vec<String> {
-    if nested.is_empty() {
-        vec![key.to_owned()]
-    } else {
-        nested.to_vec()
-    }
-}
-
-fn set_path(root: &mut Value, path: &[String], value: Value) {
-    let Some((first, rest)) = path.split_first() else {
-        *root = value;
-        return;
-    };
-    if !matches!(root, Value::Map(_)) {
-        *root = Value::Map(Vec::new());
-    }
-    let Value::Map(entries) = root else { return };
-    let index = match entries.iter().position(|(k, _)| k == first) {
-        Some(i) => i,
-        None => {
-            entries.push((first.clone(), Value::Map(Vec::new())));
-            entries.len() - 1
-        }
-    };
-    set_path(&mut entries[index].1, rest, value);
-}
-
-fn remove_path(root: &mut Value, path: &[String]) {
-    let Value::Map(entries) = root else { return };
-    match path {
-        [] => {}
-        [last] => entries.retain(|(k, _)| k != last),
-        [first, rest @ ..] => {
-            if let Some((_, child)) = entries.iter_mut().find(|(k, _)| k == first) {
-                remove_path(child, rest);
-            }
-        }
-    }
 }
 
 /// Writes `bytes` to `path` through a hidden temporary file beside it that is renamed into
@@ -493,6 +434,84 @@ mod tests {
         assert_eq!(e["w1"]["cpu_count"], 2);
         assert_eq!(files.metadata["program"], "/b/child.py");
         assert_eq!(files.metadata["codePath"], "train.py");
+    }
+
+    /// What the Python SDK sends for two `wandb.plot` charts and an image with class
+    /// labels: both charts and the labels reach the upserted config and `config.yaml`.
+    #[test]
+    fn charts_and_class_labels_reach_the_config() {
+        let config = |items: Vec<ConfigItem>| Record {
+            record_type: Some(RecordType::Config(ConfigRecord {
+                update: items,
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let nested = |path: &[&str], json: &str| ConfigItem {
+            nested_key: path.iter().map(|s| (*s).to_owned()).collect(),
+            value_json: json.into(),
+            ..Default::default()
+        };
+        let top = |key: &str, json: &str| ConfigItem {
+            key: key.into(),
+            value_json: json.into(),
+            ..Default::default()
+        };
+        let mut files = RunFiles::default();
+        files.observe(&config(vec![top("lr", "0.1"), top("_wandb", "{}")]));
+        files.observe(&Record {
+            record_type: Some(RecordType::Telemetry(cairn_proto::TelemetryRecord {
+                cli_version: "0.31.0".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        });
+        files.observe(&config(vec![nested(
+            &["_wandb", "visualize", "line"],
+            r#"{"panel_type":"Vega2"}"#,
+        )]));
+        files.observe(&config(vec![nested(
+            &["_wandb", "visualize", "bar"],
+            r#"{"panel_type":"Vega2"}"#,
+        )]));
+        // `config.persist()` after the image: the whole `_wandb` the SDK knows.
+        files.observe(&config(vec![
+            top("lr", "0.1"),
+            top(
+                "_wandb",
+                r#"{"mask/class_labels":{"img":{"value":{"1":"cat"}}}}"#,
+            ),
+        ]));
+        let wandb = wandb_json(&files);
+        assert_eq!(wandb["visualize"]["line"]["panel_type"], "Vega2");
+        assert_eq!(wandb["visualize"]["bar"]["panel_type"], "Vega2");
+        assert_eq!(wandb["mask/class_labels"]["img"]["value"]["1"], "cat");
+        assert_eq!(wandb["cli_version"], "0.31.0");
+        let dir = tempfile::tempdir().unwrap();
+        files.write_all(dir.path()).unwrap();
+        let yaml = std::fs::read_to_string(dir.path().join("config.yaml")).unwrap();
+        let wandb_yaml: String = yaml
+            .lines()
+            .take_while(|l| !l.starts_with("lr:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        insta::assert_snapshot!(wandb_yaml, @r#"
+        _wandb:
+          value:
+            cli_version: "0.31.0"
+            m: []
+            mask/class_labels:
+              img:
+                value:
+                  "1": "cat"
+            t:
+              "5": "0.31.0"
+            visualize:
+              bar:
+                panel_type: "Vega2"
+              line:
+                panel_type: "Vega2"
+        "#);
     }
 
     #[test]

@@ -211,7 +211,8 @@ impl Run {
         rx.recv().map_err(|_| RunError::Finished)
     }
 
-    /// Updates config values.
+    /// Updates config values. A map value is merged into the map the key holds (its
+    /// entries replace those of the same name, the others stay), as W&B's core merges it.
     pub fn config_update<K, V>(
         &self,
         items: impl IntoIterator<Item = (K, V)>,
@@ -222,7 +223,7 @@ impl Run {
     {
         let update = items
             .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
+            .map(|(k, v)| (vec![k.into()], v.into()))
             .collect();
         self.send(Input::Config(ConfigChange {
             update,

@@ -34,15 +34,26 @@ pub(super) fn summary_change(summary: &SummaryRecord) -> SummaryChange {
     }
 }
 
-/// A `config` record: updated and removed keys.
+/// A `config` record: updated and removed keys, each as its path (the nested key when it
+/// has one, as W&B's core reads a config item: `run._set_config_wandb` and the charts of
+/// `wandb.plot` send `("_wandb", "visualize", key)` with no `key`).
 pub(super) fn config_change(config: &ConfigRecord) -> ConfigChange {
     ConfigChange {
         update: config
             .update
             .iter()
-            .filter_map(|i| Some((i.key.clone(), Value::from_json(&i.value_json)?)))
+            .filter_map(|i| {
+                Some((
+                    path(&i.key, &i.nested_key),
+                    Value::from_json(&i.value_json)?,
+                ))
+            })
             .collect(),
-        remove: config.remove.iter().map(|i| i.key.clone()).collect(),
+        remove: config
+            .remove
+            .iter()
+            .map(|i| path(&i.key, &i.nested_key))
+            .collect(),
     }
 }
 
@@ -93,7 +104,7 @@ pub(super) fn persisted(kind: RecordType, info: Option<RecordInfo>) -> Record {
     }
 }
 
-/// A summary item's key path: the nested key when it has one, else the key.
+/// A summary or config item's key path: the nested key when it has one, else the key.
 fn path(key: &str, nested: &[String]) -> Vec<String> {
     if nested.is_empty() {
         vec![key.to_owned()]
@@ -105,6 +116,33 @@ fn path(key: &str, nested: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_change_keeps_nested_keys() {
+        let item = |key: &str, nested: &[&str], json: &str| cairn_proto::ConfigItem {
+            key: key.to_owned(),
+            nested_key: nested.iter().map(|s| (*s).to_owned()).collect(),
+            value_json: json.to_owned(),
+        };
+        let config = ConfigRecord {
+            update: vec![
+                item("lr", &[], "0.1"),
+                item(
+                    "",
+                    &["_wandb", "visualize", "roc"],
+                    r#"{"panel_type":"Vega2"}"#,
+                ),
+                item("bad", &[], "{not json"),
+            ],
+            remove: vec![item("", &["model", "layers"], ""), item("old", &[], "")],
+            ..Default::default()
+        };
+        let change = config_change(&config);
+        let paths: Vec<String> = change.update.iter().map(|(p, _)| p.join(".")).collect();
+        assert_eq!(paths, ["lr", "_wandb.visualize.roc"]);
+        let removed: Vec<String> = change.remove.iter().map(|p| p.join(".")).collect();
+        assert_eq!(removed, ["model.layers", "old"]);
+    }
 
     #[test]
     fn a_log_call_takes_its_time_and_joins_nested_keys() {

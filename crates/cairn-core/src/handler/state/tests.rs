@@ -73,10 +73,19 @@ fn render(r: &Record) -> String {
         ),
         RecordType::Exit(e) => format!("exit code={} runtime={}", e.exit_code, e.runtime),
         RecordType::Config(c) => {
+            // A nested key shown as `[a.b]`, so a test sees which field carries the path.
+            let key = |i: &cairn_proto::ConfigItem| {
+                if i.nested_key.is_empty() {
+                    i.key.clone()
+                } else {
+                    format!("[{}]", i.nested_key.join("."))
+                }
+            };
             let items: Vec<String> = c
                 .update
                 .iter()
-                .map(|i| format!("{}={}", i.key, i.value_json))
+                .map(|i| format!("{}={}", key(i), i.value_json))
+                .chain(c.remove.iter().map(|i| format!("-{}", key(i))))
                 .collect();
             format!("config {}", items.join(" "))
         }
@@ -266,6 +275,22 @@ fn user_summary_replaces_derived_values() {
     summary _step=0 _timestamp=1000.5 _wandb.runtime=0 _runtime=0
     exit code=0 runtime=0
     "#);
+}
+
+/// A config change keeps its paths: a top-level key as `key`, a longer path as
+/// `nested_key` (as the SDK sends `_wandb.visualize.<chart>`), removals likewise.
+#[test]
+fn config_changes_keep_nested_keys() {
+    let path = |p: &str| p.split('.').map(str::to_owned).collect::<Vec<_>>();
+    insta::assert_snapshot!(run(vec![
+        Input::Config(ConfigChange {
+            update: vec![
+                (path("lr"), 0.1.into()),
+                (path("_wandb.visualize.roc"), Value::Map(vec![("panel_type".into(), "Vega2".into())])),
+            ],
+            remove: vec![path("old"), path("model.layers")],
+        }),
+    ]), @r#"config lr=0.1 [_wandb.visualize.roc]={"panel_type":"Vega2"} -old -[model.layers]"#);
 }
 
 /// `run.summary["k"] = None` removes `k`, as under W&B's core; a null inside a value stays.
