@@ -5,5 +5,6 @@
 mod artifacts;
 mod auth;
 mod filestream;
+mod old_clients;
 mod routes;
 mod support;
