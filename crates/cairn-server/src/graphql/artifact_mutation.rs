@@ -14,7 +14,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use serde_json::Value;
 
 use super::args::{artifact_arg, encode_id, named_run};
-use super::artifacts::Artifact;
+use super::artifacts::{Artifact, ArtifactDigestAlgorithm};
 use super::error::Result;
 use super::request::session;
 use super::scalars::{Int64, JsonString};
@@ -38,10 +38,13 @@ pub(super) struct CreateArtifactInput {
     project_name: Option<String>,
     run_name: Option<String>,
     artifact_type_name: String,
-    artifact_collection_name: String,
+    /// Absent from clients before 0.19's core, which name the collection only in
+    /// `artifactCollectionNames` (the first is the version's collection; W&B links the
+    /// version into the others, cairn has only the first).
+    artifact_collection_name: Option<String>,
     artifact_collection_names: Option<Vec<String>>,
     digest: String,
-    digest_algorithm: Option<String>,
+    digest_algorithm: Option<ArtifactDigestAlgorithm>,
     description: Option<String>,
     metadata: Option<JsonString>,
     aliases: Option<Vec<ArtifactAliasInput>>,
@@ -58,6 +61,14 @@ pub(super) struct CreateArtifactInput {
     sequence_client_id: Option<ID>,
     storage_region: Option<String>,
     client_mutation_id: Option<String>,
+}
+
+/// Where uploaded artifact files are stored in W&B's buckets; cairn addresses content
+/// by MD5 either way.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ArtifactStorageLayout {
+    V1,
+    V2,
 }
 
 #[derive(SimpleObject)]
@@ -92,6 +103,9 @@ pub(super) struct CreateArtifactManifestInput {
 #[derive(SimpleObject)]
 pub(super) struct ManifestUpload {
     id: ID,
+    /// The manifest's file name (`wandb_manifest.json`).
+    name: String,
+    display_name: String,
     upload_url: Option<String>,
     upload_headers: Vec<String>,
 }
@@ -131,7 +145,7 @@ pub(super) struct CreateArtifactFileSpecInput {
 #[derive(InputObject)]
 pub(super) struct CreateArtifactFilesInput {
     artifact_files: Vec<CreateArtifactFileSpecInput>,
-    storage_layout: Option<String>,
+    storage_layout: Option<ArtifactStorageLayout>,
     #[graphql(name = "cloudRegionID")]
     cloud_region_id: Option<String>,
     digest_algorithm: Option<String>,
@@ -164,6 +178,8 @@ pub(super) struct ArtifactIdOnly {
 pub(super) struct FileUpload {
     id: ID,
     name: String,
+    /// The file's base name.
+    display_name: String,
     storage_path: String,
     upload_url: Option<String>,
     upload_headers: Vec<String>,
@@ -375,6 +391,7 @@ fn file_upload(
             id: encode_id("Artifact", plan.birth_artifact_id),
         },
         storage_path: plan.key,
+        display_name: name.rsplit('/').next().unwrap_or(&name).to_owned(),
         name,
     }
 }
@@ -388,8 +405,21 @@ impl ArtifactMutation {
         ctx: &Context<'_>,
         input: CreateArtifactInput,
     ) -> Result<CreateArtifactPayload> {
-        let _ = (
+        let collection = match (
+            input.artifact_collection_name,
             input.artifact_collection_names,
+        ) {
+            (Some(name), _) => name,
+            (None, Some(names)) if !names.is_empty() => names[0].clone(),
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "createArtifact needs artifactCollectionName or artifactCollectionNames"
+                        .to_owned(),
+                )
+                .into());
+            }
+        };
+        let _ = (
             input.digest_algorithm,
             input.labels,
             input.distributed_id,
@@ -402,7 +432,7 @@ impl ArtifactMutation {
             project: input.project_name,
             run: input.run_name,
             type_name: input.artifact_type_name,
-            collection: input.artifact_collection_name,
+            collection,
             collection_client_id: input.sequence_client_id.map(|id| id.0),
             digest: input.digest,
             description: input.description,
@@ -452,6 +482,8 @@ impl ArtifactMutation {
                 id: id.clone(),
                 file: ManifestUpload {
                     id,
+                    display_name: input.name.clone(),
+                    name: input.name,
                     upload_url: Some(s.app.signed_url(&s.base_url, "PUT", &key)),
                     upload_headers: Vec::new(),
                 },

@@ -9,10 +9,10 @@
 //! Only COMMITTED versions are visible by name; a PENDING one is reachable by id only
 //! (its creator's `wait()` polls it).
 
-use async_graphql::{Context, ID, Interface, Object, SimpleObject, Union};
+use async_graphql::{Context, Enum, ID, Interface, Object, SimpleObject, Union};
 use sqlx::AnyConnection;
 
-use super::args::encode_id;
+use super::args::{self, encode_id};
 use super::error::Result;
 use super::files::{FileConnection, FileEdge, StoredFile};
 use super::paging::{PageInfo, cursor, decode_cursor, page};
@@ -20,6 +20,7 @@ use super::request::session;
 use super::run::Run;
 use super::scalars::JsonString;
 use super::types::{Project, User};
+use super::version_pages::VersionedArtifactConnection;
 use crate::blob;
 use crate::db::{self, ArtifactRow, CollectionRow, EntryRow, FileRow};
 use crate::error::ApiError;
@@ -30,6 +31,16 @@ const DEFAULT_FILE_PAGE: i64 = 50;
 const MAX_FILE_PAGE: i64 = 10_000;
 /// Names one `files(names:)` may look up.
 const MAX_NAMED_FILES: usize = 10_000;
+
+/// How a version's content digest is computed: cairn stores MD5 manifests
+/// (`MANIFEST_XXH128` is W&B's newer algorithm, accepted and not used).
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ArtifactDigestAlgorithm {
+    #[graphql(name = "MANIFEST_MD5")]
+    ManifestMd5,
+    #[graphql(name = "MANIFEST_XXH128")]
+    ManifestXxh128,
+}
 
 /// A version of an artifact.
 pub(super) struct Artifact(pub ArtifactRow);
@@ -83,8 +94,8 @@ impl Artifact {
     async fn digest(&self) -> &str {
         &self.0.digest
     }
-    async fn digest_algorithm(&self) -> &'static str {
-        "MANIFEST_MD5"
+    async fn digest_algorithm(&self) -> ArtifactDigestAlgorithm {
+        ArtifactDigestAlgorithm::ManifestMd5
     }
     async fn commit_hash(&self) -> Option<String> {
         (self.0.state == "COMMITTED").then(|| self.0.digest.chars().take(12).collect())
@@ -222,7 +233,13 @@ impl ManifestFile {
     field(name = "updated_at", ty = "Option<&str>"),
     field(name = "project", ty = "Result<Option<Project>>"),
     field(name = "default_artifact_type", ty = "ArtifactType"),
-    field(name = "tags", ty = "TagConnection")
+    field(name = "tags", ty = "TagConnection"),
+    field(
+        name = "aliases",
+        ty = "Result<AliasConnection>",
+        arg(name = "after", ty = "Option<String>"),
+        arg(name = "first", ty = "Option<i32>")
+    )
 )]
 pub(super) enum ArtifactCollection {
     ArtifactSequence(ArtifactSequence),
@@ -292,11 +309,15 @@ impl ArtifactSequence {
         first: Option<i32>,
         order: Option<String>,
         filters: Option<JsonString>,
-    ) -> Result<VersionConnection> {
+    ) -> Result<VersionedArtifactConnection> {
         let _ = (order, filters);
         let mut conn = session(ctx).app.db.conn().await?;
         let versions = db::artifacts::versions::committed(&mut conn, self.0.id).await?;
-        Ok(version_page(versions, after.as_deref(), first))
+        Ok(VersionedArtifactConnection::page(
+            versions,
+            after.as_deref(),
+            first,
+        ))
     }
     async fn aliases(
         &self,
@@ -394,10 +415,15 @@ pub(super) struct AliasConnection {
     page_info: PageInfo,
 }
 
+/// A version's aliases, its `vN` among them once it is numbered: W&B's server lists the
+/// version alias too, and clients before 0.19 take the version from it (exactly one).
 async fn aliases(ctx: &Context<'_>, artifact: &ArtifactRow) -> Result<Vec<ArtifactAlias>> {
     let mut conn = session(ctx).app.db.conn().await?;
-    Ok(db::artifacts::aliases::aliases_of(&mut conn, artifact.id)
-        .await?
+    let mut names = db::artifacts::aliases::aliases_of(&mut conn, artifact.id).await?;
+    if let Some(index) = artifact.version_index {
+        names.push(format!("v{index}"));
+    }
+    Ok(names
         .into_iter()
         .map(|alias| ArtifactAlias::new(&artifact.collection, artifact.id, alias))
         .collect())
@@ -473,6 +499,26 @@ impl ArtifactType {
             .find(|c| c.name == name)
             .map(ArtifactSequence))
     }
+    /// The collection `name` under W&B's older field name.
+    async fn artifact_sequence(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> Result<Option<ArtifactSequence>> {
+        self.artifact_collection(ctx, name).await
+    }
+    /// The committed version `name` (`collection:alias` or `collection:vN`) of this type.
+    async fn artifact(&self, ctx: &Context<'_>, name: String) -> Result<Option<Artifact>> {
+        let mut conn = session(ctx).app.db.conn().await?;
+        let Some(project) = db::runs::project_by_id(&mut conn, self.project).await? else {
+            return Ok(None);
+        };
+        drop(conn);
+        let found = args::project_artifact(ctx, &project, &name).await?;
+        Ok(found
+            .filter(|a| a.collection.type_name == self.name)
+            .map(Artifact))
+    }
     async fn artifact_collections(
         &self,
         ctx: &Context<'_>,
@@ -534,40 +580,6 @@ pub(super) fn collection_page(
         cursor,
     });
     CollectionConnection {
-        edges,
-        page_info,
-        total_count,
-    }
-}
-
-#[derive(SimpleObject)]
-pub(super) struct VersionEdge {
-    node: Artifact,
-    cursor: String,
-    /// `vN`.
-    version: String,
-}
-
-#[derive(SimpleObject)]
-pub(super) struct VersionConnection {
-    edges: Vec<VersionEdge>,
-    page_info: PageInfo,
-    total_count: i64,
-}
-
-/// One page of `versions` (a run's inputs or outputs, a collection's versions).
-pub(super) fn version_page(
-    versions: Vec<ArtifactRow>,
-    after: Option<&str>,
-    first: Option<i32>,
-) -> VersionConnection {
-    let (edges, page_info, total_count) =
-        page(versions, after, first, |(row, cursor)| VersionEdge {
-            version: format!("v{}", row.version_index.unwrap_or(0)),
-            node: Artifact(row),
-            cursor,
-        });
-    VersionConnection {
         edges,
         page_info,
         total_count,

@@ -17,7 +17,8 @@
 //!   live in `crate::artifacts`;
 //! - the object types, which refer to each other as W&B's schema does: `types` (users,
 //!   entities, projects, server info), `run`, `artifacts`, `files`; and what they read
-//!   through: `history`, `listing` (run selection).
+//!   through: `history`, `listing` (run selection), `version_pages` (W&B's three
+//!   connections of artifact versions).
 
 mod args;
 mod artifact_mutation;
@@ -33,6 +34,7 @@ mod request;
 mod run;
 mod scalars;
 mod types;
+mod version_pages;
 
 use async_graphql::{EmptySubscription, Schema};
 

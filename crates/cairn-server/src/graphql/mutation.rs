@@ -8,6 +8,7 @@ use super::error::Result;
 use super::request::session;
 use super::run::Run;
 use super::scalars::{Duration, JsonString};
+use super::types::ServerSettings;
 use crate::auth;
 use crate::blob;
 use crate::checks;
@@ -53,6 +54,7 @@ pub(super) struct UpsertBucketInput {
 pub(super) struct UpsertBucketPayload {
     bucket: Option<Run>,
     inserted: Option<bool>,
+    server_settings: ServerSettings,
     client_mutation_id: Option<String>,
 }
 
@@ -329,6 +331,7 @@ async fn upsert_bucket(ctx: &Context<'_>, input: UpsertBucketInput) -> Result<Up
     Ok(UpsertBucketPayload {
         bucket: Some(Run(run)),
         inserted: Some(inserted),
+        server_settings: ServerSettings::default(),
         client_mutation_id: input.client_mutation_id,
     })
 }

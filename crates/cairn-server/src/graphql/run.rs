@@ -9,7 +9,6 @@
 use async_graphql::{Context, ID, Json, Object, SimpleObject};
 
 use super::args::encode_id;
-use super::artifacts;
 use super::error::Result;
 use super::files::{self, FileConnection, LogLineConnection};
 use super::history;
@@ -17,6 +16,7 @@ use super::paging::{PageInfo, page};
 use super::request::session;
 use super::scalars::{Int64, JsonString};
 use super::types::{Project, User};
+use super::version_pages::{ArtifactConnection, InputArtifactConnection};
 use crate::db::{self, LineKind, RunRow};
 
 /// How many lines `historyTail` / `eventsTail` carry (the SDK reads the last one).
@@ -313,10 +313,10 @@ impl Run {
         ctx: &Context<'_>,
         after: Option<String>,
         first: Option<i32>,
-    ) -> Result<artifacts::VersionConnection> {
+    ) -> Result<ArtifactConnection> {
         let mut conn = session(ctx).app.db.conn().await?;
         let versions = db::artifacts::lineage::outputs_of(&mut conn, self.0.id).await?;
-        Ok(artifacts::version_page(versions, after.as_deref(), first))
+        Ok(ArtifactConnection::page(versions, after.as_deref(), first))
     }
     /// The artifact versions this run used.
     async fn input_artifacts(
@@ -324,10 +324,14 @@ impl Run {
         ctx: &Context<'_>,
         after: Option<String>,
         first: Option<i32>,
-    ) -> Result<artifacts::VersionConnection> {
+    ) -> Result<InputArtifactConnection> {
         let mut conn = session(ctx).app.db.conn().await?;
         let versions = db::artifacts::lineage::inputs_of(&mut conn, self.0.id).await?;
-        Ok(artifacts::version_page(versions, after.as_deref(), first))
+        Ok(InputArtifactConnection::page(
+            versions,
+            after.as_deref(),
+            first,
+        ))
     }
 }
 

@@ -115,3 +115,23 @@ async fn captured_documents_validate() {
     );
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// The schema's SDL, checked in for `tools/graphql_check.py` (which validates every
+/// document of released `wandb` clients against it, with no server running).
+#[test]
+fn checked_in_sdl_is_current() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/graphql-corpus/cairn-schema.graphql"
+    );
+    let sdl = super::schema().sdl();
+    if std::env::var_os("CAIRN_UPDATE_SCHEMA").is_some_and(|v| v == "1") {
+        std::fs::write(path, &sdl).unwrap();
+        return;
+    }
+    let stored = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        stored == sdl,
+        "{path} is not the schema's SDL: rerun with CAIRN_UPDATE_SCHEMA=1 to rewrite it"
+    );
+}

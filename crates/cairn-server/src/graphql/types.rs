@@ -164,12 +164,48 @@ impl ServerInfo {
             })
             .collect()
     }
+    /// `max_cli_version`: the newest `wandb` cairn is tested with. Clients from before
+    /// 0.12.10 compare it to decide what uploads the server takes; `wandb verify` warns
+    /// a newer client.
     async fn cli_version_info(&self) -> async_graphql::Json<serde_json::Value> {
-        async_graphql::Json(serde_json::json!({}))
+        async_graphql::Json(serde_json::json!({ "max_cli_version": MAX_CLI_VERSION }))
     }
-    async fn latest_local_version_info(&self) -> Option<async_graphql::Json<serde_json::Value>> {
-        None
+    /// Never out of date: the version on this instance is cairn's own.
+    async fn latest_local_version_info(&self) -> LocalVersionInfo {
+        LocalVersionInfo {
+            out_of_date: false,
+            latest_version_string: env!("CARGO_PKG_VERSION").to_owned(),
+            version_on_this_instance_string: env!("CARGO_PKG_VERSION").to_owned(),
+        }
     }
+}
+
+/// The newest `wandb` release cairn's tests run (`cliVersionInfo.max_cli_version`).
+const MAX_CLI_VERSION: &str = "0.31.0";
+
+/// Whether a self-hosted server is behind its newest release (W&B Local's update notice).
+#[derive(SimpleObject)]
+pub(super) struct LocalVersionInfo {
+    out_of_date: bool,
+    latest_version_string: String,
+    version_on_this_instance_string: String,
+}
+
+/// What the server tells clients at run start (`upsertBucket`'s `serverSettings`, which
+/// the legacy Python sender asks for once the type exists): cairn has no messages.
+#[derive(SimpleObject, Default)]
+pub(super) struct ServerSettings {
+    server_messages: Vec<ServerMessage>,
+}
+
+/// One notice for the user (never made by cairn; the type is W&B's).
+#[derive(SimpleObject)]
+pub(super) struct ServerMessage {
+    utf_text: String,
+    plain_text: String,
+    html_text: String,
+    message_type: String,
+    message_level: String,
 }
 
 pub(super) struct Project(pub ProjectRow);
@@ -259,10 +295,12 @@ impl Project {
             .map(Run))
     }
     /// The committed artifact version `name` (`collection:alias` or `collection:vN`).
+    /// `enableTracking` (0.25) only feeds W&B's usage analytics: accepted and ignored.
     async fn artifact(
         &self,
         ctx: &Context<'_>,
         name: String,
+        #[graphql(name = "enableTracking")] _enable_tracking: Option<bool>,
     ) -> Result<Option<artifacts::Artifact>> {
         Ok(args::project_artifact(ctx, &self.0, &name)
             .await?

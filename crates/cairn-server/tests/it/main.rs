@@ -6,5 +6,6 @@ mod artifacts;
 mod auth;
 mod filestream;
 mod logging;
+mod old_clients;
 mod routes;
 mod support;

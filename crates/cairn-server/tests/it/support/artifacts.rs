@@ -258,14 +258,25 @@ pub(crate) async fn version(app: &TestApp, key: &str, id: &str) -> Value {
     data["artifact"].clone()
 }
 
-/// The sorted alias names of an `ArtifactByID` answer.
+/// The sorted alias names of an `ArtifactByID` answer, without the version's own `vN`
+/// (W&B lists it among the aliases, and its clients set it apart the same way); a
+/// numbered version must list exactly its own.
 pub(crate) fn alias_names(version: &Value) -> Vec<String> {
-    let mut names: Vec<String> = version["aliases"]
+    let (versions, mut names): (Vec<String>, Vec<String>) = version["aliases"]
         .as_array()
         .expect("aliases")
         .iter()
         .map(|a| a["alias"].as_str().expect("an alias").to_owned())
-        .collect();
+        .partition(|a| {
+            a.len() >= 2 && a.starts_with('v') && a[1..].bytes().all(|b| b.is_ascii_digit())
+        });
+    if let Some(index) = version["versionIndex"].as_i64() {
+        assert_eq!(
+            versions,
+            [format!("v{index}")],
+            "the version alias is listed once"
+        );
+    }
     names.sort();
     names
 }
