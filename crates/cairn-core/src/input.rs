@@ -13,6 +13,16 @@ use crate::value::Value;
 /// A key path: `["train", "loss"]` for a value logged as `{"train": {"loss": ..}}`.
 pub type Path = Vec<String>;
 
+/// A protocol item's key path (history, summary and config items alike): its `nested_key`
+/// when it has one, else its `key` alone — as W&B's core reads every item.
+pub fn key_path(key: &str, nested: &[String]) -> Path {
+    if nested.is_empty() {
+        vec![key.to_owned()]
+    } else {
+        nested.to_vec()
+    }
+}
+
 /// One user call, in the order the user made them.
 #[derive(Debug)]
 pub enum Input {

@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use cairn_proto::{ConfigItem, RunRecord};
 
 use super::error::LaunchError;
-use crate::input::SummaryChange;
+use crate::input::{SummaryChange, key_path};
 use crate::upload::ResumeStatus;
 use crate::value::Value;
 
@@ -94,13 +94,7 @@ pub fn resume_into(record: &mut RunRecord, status: &ResumeStatus) {
     record.starting_step = starting_step(status);
     record.runtime = status.runtime.max(0.0).min(f64::from(i32::MAX)) as i32;
     let config = record.config.get_or_insert_with(Default::default);
-    let path = |i: &ConfigItem| {
-        if i.nested_key.is_empty() {
-            vec![i.key.clone()]
-        } else {
-            i.nested_key.clone()
-        }
-    };
+    let path = |i: &ConfigItem| key_path(&i.key, &i.nested_key);
     let set: HashSet<Vec<String>> = config.update.iter().map(path).collect();
     let mut stored: Vec<ConfigItem> = status
         .config

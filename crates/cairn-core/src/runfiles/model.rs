@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use cairn_proto::record::RecordType;
 use cairn_proto::{ConfigRecord, Record, SummaryRecord};
 
-use super::tree::{Config, apply_config, key_path, remove_path, set_path};
+use super::tree::{Config, apply_config, remove_path, set_path};
+use crate::input::key_path;
 use crate::value::Value;
 
 /// Config, summary and metadata as the records so far define them.

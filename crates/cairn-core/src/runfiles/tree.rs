@@ -17,19 +17,11 @@
 
 use cairn_proto::ConfigRecord;
 
+use crate::input::key_path;
 use crate::value::Value;
 
 /// The config's top-level keys and values, in first-set order.
 pub(super) type Config = indexmap::IndexMap<String, Value>;
-
-/// An item's key path: the nested key when it has one, else the key.
-pub(super) fn key_path(key: &str, nested: &[String]) -> Vec<String> {
-    if nested.is_empty() {
-        vec![key.to_owned()]
-    } else {
-        nested.to_vec()
-    }
-}
 
 /// Applies one config record to `config`: its updates in order, then its removals. A value
 /// that is not JSON is kept as its text.

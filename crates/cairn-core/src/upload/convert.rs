@@ -96,11 +96,7 @@ pub(crate) fn history_line(record: &HistoryRecord) -> String {
     }
     let mut tree = Tree::default();
     for item in &record.item {
-        let path: Vec<String> = if item.nested_key.is_empty() {
-            vec![item.key.clone()]
-        } else {
-            item.nested_key.clone()
-        };
+        let path = crate::input::key_path(&item.key, &item.nested_key);
         tree.set(&path, raw_or_null(&item.value_json));
     }
     tree.write(&mut out);

@@ -169,12 +169,8 @@ impl Run {
         K: Into<String>,
         V: Into<Value>,
     {
-        let update = items
-            .into_iter()
-            .map(|(k, v)| (vec![k.into()], v.into()))
-            .collect();
         self.send(Input::Summary(SummaryChange {
-            update,
+            update: top_level(items),
             remove: Vec::new(),
         }))
     }
@@ -221,12 +217,8 @@ impl Run {
         K: Into<String>,
         V: Into<Value>,
     {
-        let update = items
-            .into_iter()
-            .map(|(k, v)| (vec![k.into()], v.into()))
-            .collect();
         self.send(Input::Config(ConfigChange {
-            update,
+            update: top_level(items),
             remove: Vec::new(),
         }))
     }
@@ -355,4 +347,14 @@ fn now_secs() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
+}
+
+/// Top-level keys with their values, as the paths summary and config changes take.
+fn top_level<K: Into<String>, V: Into<Value>>(
+    items: impl IntoIterator<Item = (K, V)>,
+) -> Vec<(Vec<String>, Value)> {
+    items
+        .into_iter()
+        .map(|(k, v)| (vec![k.into()], v.into()))
+        .collect()
 }

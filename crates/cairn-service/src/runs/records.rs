@@ -8,53 +8,60 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cairn_core::input::{ConfigChange, LogCall, SummaryChange};
+use cairn_core::input::{ConfigChange, LogCall, Path, SummaryChange, key_path};
 use cairn_core::value::Value;
 use cairn_proto::record::RecordType;
 use cairn_proto::{ConfigRecord, PartialHistoryRequest, Record, RecordInfo, SummaryRecord};
 
 /// A `summary` record: updated and removed keys, each as its path.
 pub(super) fn summary_change(summary: &SummaryRecord) -> SummaryChange {
-    SummaryChange {
-        update: summary
-            .update
-            .iter()
-            .filter_map(|i| {
-                Some((
-                    path(&i.key, &i.nested_key),
-                    Value::from_json(&i.value_json)?,
-                ))
-            })
-            .collect(),
-        remove: summary
+    let (update, remove) = item_changes(
+        summary.update.iter().map(|i| {
+            (
+                i.key.as_str(),
+                i.nested_key.as_slice(),
+                i.value_json.as_str(),
+            )
+        }),
+        summary
             .remove
             .iter()
-            .map(|i| path(&i.key, &i.nested_key))
-            .collect(),
-    }
+            .map(|i| (i.key.as_str(), i.nested_key.as_slice())),
+    );
+    SummaryChange { update, remove }
 }
 
 /// A `config` record: updated and removed keys, each as its path (the nested key when it
 /// has one, as W&B's core reads a config item: `run._set_config_wandb` and the charts of
 /// `wandb.plot` send `("_wandb", "visualize", key)` with no `key`).
 pub(super) fn config_change(config: &ConfigRecord) -> ConfigChange {
-    ConfigChange {
-        update: config
-            .update
-            .iter()
-            .filter_map(|i| {
-                Some((
-                    path(&i.key, &i.nested_key),
-                    Value::from_json(&i.value_json)?,
-                ))
-            })
-            .collect(),
-        remove: config
+    let (update, remove) = item_changes(
+        config.update.iter().map(|i| {
+            (
+                i.key.as_str(),
+                i.nested_key.as_slice(),
+                i.value_json.as_str(),
+            )
+        }),
+        config
             .remove
             .iter()
-            .map(|i| path(&i.key, &i.nested_key))
-            .collect(),
-    }
+            .map(|i| (i.key.as_str(), i.nested_key.as_slice())),
+    );
+    ConfigChange { update, remove }
+}
+
+/// Updated items (`key`, `nested_key`, `value_json`) as paths with their values — an item
+/// whose value is not JSON is left out — and removed items as paths.
+fn item_changes<'a>(
+    update: impl Iterator<Item = (&'a str, &'a [String], &'a str)>,
+    remove: impl Iterator<Item = (&'a str, &'a [String])>,
+) -> (Vec<(Path, Value)>, Vec<Path>) {
+    let update = update
+        .filter_map(|(key, nested, json)| Some((key_path(key, nested), Value::from_json(json)?)))
+        .collect();
+    let remove = remove.map(|(key, nested)| key_path(key, nested)).collect();
+    (update, remove)
 }
 
 /// A `partial_history` request (`run.log`): its items by key (a nested key joined with
@@ -101,15 +108,6 @@ pub(super) fn persisted(kind: RecordType, info: Option<RecordInfo>) -> Record {
         control: None,
         info,
         ..Default::default()
-    }
-}
-
-/// A summary or config item's key path: the nested key when it has one, else the key.
-fn path(key: &str, nested: &[String]) -> Vec<String> {
-    if nested.is_empty() {
-        vec![key.to_owned()]
-    } else {
-        nested.to_vec()
     }
 }
 
