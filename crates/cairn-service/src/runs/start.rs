@@ -234,8 +234,10 @@ fn run_settings(settings: &Settings, record: &RunRecord) -> Result<RunSettings, 
     let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     let mut run = RunSettings::from_explicit(Explicit {
         mode: Some(if online { "online" } else { "offline" }.to_owned()),
-        base_url: Some(connection.base_url.clone()),
-        api_key: text(&connection.api_key),
+        // Offline, the server and key are not used: a base URL the resolver would refuse
+        // must not stop an offline run (the service never checked it).
+        base_url: online.then(|| connection.base_url.clone()),
+        api_key: text(&connection.api_key).filter(|_| online),
         entity: text(&record.entity),
         project: text(&record.project),
         run_id: text(&record.run_id),
